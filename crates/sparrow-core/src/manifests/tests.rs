@@ -1,0 +1,390 @@
+use super::*;
+use crate::auth::RegistryAuth;
+use crate::config::{ImageOverrides, Images, InjectionScope, PullPolicy};
+use crate::registry::RegistryServer;
+
+/// Fixed TLS material so the rendering is deterministic.
+fn fake_tls() -> WebhookTls {
+    WebhookTls {
+        ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".to_owned(),
+        cert_pem: "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n".to_owned(),
+        key_pem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".to_owned(),
+    }
+}
+
+fn config(auth: Option<RegistryAuth>) -> MeshConfig {
+    let registry = RegistryServer::parse("registry.example.com:5000/mesh").expect("valid");
+    let images = Images::resolve(&registry, "1.2.3", &ImageOverrides::default());
+    MeshConfig {
+        namespace: "sparrow-mesh".to_owned(),
+        registry,
+        auth,
+        images,
+        pull_policy: PullPolicy::IfNotPresent,
+        injection: InjectionScope::default(),
+    }
+}
+
+fn robot() -> Option<RegistryAuth> {
+    Some(RegistryAuth::user_password("robot", "s3cret").expect("valid"))
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "rendering differs from {}",
+        path.display()
+    );
+}
+
+#[test]
+fn golden_yaml_with_credentials() {
+    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    golden("deploy-credentials.yaml", &plane.to_yaml().expect("yaml"));
+}
+
+#[test]
+fn golden_yaml_without_credentials_disable_auto_inject() {
+    let mut config = config(None);
+    config.injection = InjectionScope {
+        disable_auto_inject: true,
+        enabled_namespaces: vec!["shop".to_owned(), "payments".to_owned()],
+    };
+    config.pull_policy = PullPolicy::Always;
+    let plane = ControlPlane::render(&config, &fake_tls());
+    golden(
+        "deploy-no-credentials.yaml",
+        &plane.to_yaml().expect("yaml"),
+    );
+}
+
+#[test]
+fn apply_order_and_pull_secret_only_with_credentials() {
+    let kinds = |plane: &ControlPlane| {
+        plane
+            .objects
+            .iter()
+            .map(|o| o.describe())
+            .collect::<Vec<_>>()
+    };
+    let with = ControlPlane::render(&config(robot()), &fake_tls());
+    assert_eq!(
+        kinds(&with),
+        [
+            "Namespace sparrow-mesh",
+            "Secret sparrow-mesh/sparrow-registry-key",
+            "Secret sparrow-mesh/sparrow-controller-tls",
+            "ServiceAccount sparrow-mesh/sparrow-controller",
+            "ClusterRole sparrow-controller",
+            "ClusterRoleBinding sparrow-controller",
+            "Role sparrow-mesh/sparrow-controller",
+            "RoleBinding sparrow-mesh/sparrow-controller",
+            "Deployment sparrow-mesh/sparrow-controller",
+            "Service sparrow-mesh/sparrow-controller",
+            "MutatingWebhookConfiguration sparrow-sidecar-injector",
+        ]
+    );
+    let without = ControlPlane::render(&config(None), &fake_tls());
+    assert!(
+        !kinds(&without)
+            .iter()
+            .any(|k| k.contains("sparrow-registry-key"))
+    );
+    let pod_spec = |plane: &ControlPlane| {
+        plane.objects.iter().find_map(|o| match o {
+            Object::Deployment(d) => d.spec.as_ref()?.template.spec.clone(),
+            _ => None,
+        })
+    };
+    let secrets = pod_spec(&with)
+        .and_then(|s| s.image_pull_secrets)
+        .expect("imagePullSecrets");
+    assert_eq!(secrets[0].name, "sparrow-registry-key");
+    assert_eq!(pod_spec(&without).and_then(|s| s.image_pull_secrets), None);
+}
+
+#[test]
+fn every_object_carries_our_labels_and_the_pull_secret_its_usage() {
+    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    for object in &plane.objects {
+        let labels = object.meta().labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("app.kubernetes.io/part-of").map(String::as_str),
+            Some("sparrow-mesh"),
+            "{}",
+            object.describe()
+        );
+        assert_eq!(
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("sparrowctl"),
+            "{}",
+            object.describe()
+        );
+        let is_pull_secret = object.name() == "sparrow-registry-key";
+        assert_eq!(
+            labels.get("usage").map(String::as_str) == Some("sparrow-registry-key"),
+            is_pull_secret,
+            "{}",
+            object.describe()
+        );
+    }
+    let Object::Secret(secret) = &plane.objects[1] else {
+        panic!("pull secret second")
+    };
+    assert_eq!(
+        secret.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    let data = secret.data.as_ref().expect("data");
+    assert_eq!(
+        data[".dockerconfigjson"].0,
+        br#"{"auths":{"registry.example.com:5000":{"username":"robot","password":"s3cret","auth":"cm9ib3Q6czNjcmV0"}}}"#
+    );
+}
+
+#[test]
+fn images_come_from_the_registry_server_or_overrides() {
+    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let Some(Object::Deployment(deployment)) =
+        plane.objects.iter().find(|o| o.kind() == "Deployment")
+    else {
+        panic!("deployment")
+    };
+    let container = &deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("spec")
+        .containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com:5000/mesh/sparrow-controller:1.2.3")
+    );
+    let args = container.args.clone().unwrap_or_default();
+    assert!(args.contains(
+        &"--sidecar-image=registry.example.com:5000/mesh/sparrow-proxy:1.2.3".to_owned()
+    ));
+    assert!(
+        args.contains(&"--init-image=registry.example.com:5000/mesh/sparrow-init:1.2.3".to_owned())
+    );
+
+    let registry = RegistryServer::parse("r.example.com").expect("valid");
+    let overrides = ImageOverrides {
+        proxy: Some("mirror.example.com/proxy@sha256:00".to_owned()),
+        ..ImageOverrides::default()
+    };
+    let images = Images::resolve(&registry, "9", &overrides);
+    assert_eq!(images.controller, "r.example.com/sparrow-controller:9");
+    assert_eq!(images.proxy, "mirror.example.com/proxy@sha256:00");
+    assert_eq!(images.init, "r.example.com/sparrow-init:9");
+}
+
+#[test]
+fn rbac_can_never_read_another_secret() {
+    let role = cluster_role();
+    for rule in role.rules.expect("rules") {
+        if rule.resources.as_deref() != Some(&["secrets".to_owned()]) {
+            continue;
+        }
+        let names = rule.resource_names.clone().unwrap_or_default();
+        if rule.verbs == ["create"] {
+            continue; // create cannot be restricted by name, and returns only what was sent
+        }
+        assert_eq!(
+            names,
+            ["sparrow-registry-key"],
+            "verbs {:?} must be limited by resourceNames",
+            rule.verbs
+        );
+    }
+}
+
+/// Which webhooks select a namespace with `ns_label` and a pod with `pod_label`.
+fn matching(
+    config: &MeshConfig,
+    ns: &str,
+    ns_label: Option<&str>,
+    pod_label: Option<&str>,
+) -> Vec<String> {
+    let matches = |selector: &LabelSelector, labels: &BTreeMap<String, String>| {
+        selector.match_expressions.iter().flatten().all(|req| {
+            let values = req.values.clone().unwrap_or_default();
+            let value = labels.get(&req.key);
+            match req.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                other => panic!("unexpected operator {other}"),
+            }
+        })
+    };
+    let mut ns_labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]);
+    if let Some(v) = ns_label {
+        ns_labels.insert(AUTO_INJECT_LABEL.to_owned(), v.to_owned());
+    }
+    let pod_labels: BTreeMap<_, _> = pod_label
+        .map(|v| (AUTO_INJECT_LABEL.to_owned(), v.to_owned()))
+        .into_iter()
+        .collect();
+    injector_webhooks(config, "ca")
+        .into_iter()
+        .filter(|w| {
+            matches(
+                w.namespace_selector.as_ref().expect("ns selector"),
+                &ns_labels,
+            ) && matches(
+                w.object_selector.as_ref().expect("object selector"),
+                &pod_labels,
+            )
+        })
+        .map(|w| w.name)
+        .collect()
+}
+
+#[test]
+fn webhook_selectors_call_once_exactly_for_pods_to_inject() {
+    let auto = config(None);
+    let mut opt_in = config(None);
+    opt_in.injection = InjectionScope {
+        disable_auto_inject: true,
+        enabled_namespaces: vec!["listed".to_owned()],
+    };
+    let labels = [None, Some("enabled"), Some("disabled")];
+    for (config, mode) in [(&auto, "auto"), (&opt_in, "opt-in")] {
+        for ns in ["shop", "listed", "kube-system", "sparrow-mesh"] {
+            for ns_label in labels {
+                for pod_label in labels {
+                    let system = ns == "kube-system" || ns == "sparrow-mesh";
+                    let ns_on = if config.injection.disable_auto_inject {
+                        ns_label == Some("enabled")
+                            || config.injection.enabled_namespaces.iter().any(|n| n == ns)
+                    } else {
+                        ns_label != Some("disabled")
+                    };
+                    let want = !system
+                        && match pod_label {
+                            Some("enabled") => true,
+                            Some("disabled") => false,
+                            _ => ns_on,
+                        };
+                    let got = matching(config, ns, ns_label, pod_label);
+                    assert_eq!(
+                        got.len(),
+                        usize::from(want),
+                        "{mode} ns={ns} {ns_label:?} pod={pod_label:?}: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn webhook_settings() {
+    let plane = ControlPlane::render(&config(None), &fake_tls());
+    let Some(Object::MutatingWebhookConfiguration(config)) = plane.objects.last() else {
+        panic!("webhook last")
+    };
+    assert_eq!(
+        config.metadata.name.as_deref(),
+        Some("sparrow-sidecar-injector")
+    );
+    for hook in config.webhooks.as_ref().expect("webhooks") {
+        assert_eq!(hook.side_effects, "NoneOnDryRun");
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(hook.timeout_seconds, Some(10));
+        assert_eq!(hook.admission_review_versions, ["v1"]);
+        assert_eq!(
+            hook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()),
+            Some(fake_tls().ca_pem.into_bytes())
+        );
+        let service = hook.client_config.service.as_ref().expect("service");
+        assert_eq!(
+            (
+                service.name.as_str(),
+                service.namespace.as_str(),
+                service.path.as_deref(),
+                service.port
+            ),
+            (
+                "sparrow-controller",
+                "sparrow-mesh",
+                Some("/inject"),
+                Some(443)
+            )
+        );
+        let rule = &hook.rules.as_ref().expect("rules")[0];
+        assert_eq!(rule.operations.as_deref(), Some(&["CREATE".to_owned()][..]));
+        assert_eq!(rule.resources.as_deref(), Some(&["pods".to_owned()][..]));
+    }
+}
+
+/// Every rendered object survives YAML and JSON and comes back as the same typed value.
+#[test]
+fn objects_round_trip_through_k8s_openapi() {
+    fn check<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        original: &T,
+        object: &Object,
+    ) {
+        let yaml = serde_saphyr::to_string(&object.to_json()).expect("yaml");
+        let from_yaml: T =
+            serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{}: {e}", object.describe()));
+        assert_eq!(&from_yaml, original, "{} via YAML", object.describe());
+        let from_json: T = serde_json::from_value(object.to_json()).expect("json");
+        assert_eq!(&from_json, original, "{} via JSON", object.describe());
+    }
+    let mut config = config(Some(
+        RegistryAuth::json_key("{\"k\": \"v\\n\"}").expect("valid"),
+    ));
+    config.injection.disable_auto_inject = true;
+    config.injection.enabled_namespaces = vec!["shop".to_owned()];
+    let tls = WebhookTls::generate("sparrow-mesh", time::OffsetDateTime::UNIX_EPOCH).expect("tls");
+    for object in &ControlPlane::render(&config, &tls).objects {
+        match object {
+            Object::Namespace(o) => check(o, object),
+            Object::Secret(o) => check(o, object),
+            Object::ServiceAccount(o) => check(o, object),
+            Object::ClusterRole(o) => check(o, object),
+            Object::ClusterRoleBinding(o) => check(o, object),
+            Object::Role(o) => check(o, object),
+            Object::RoleBinding(o) => check(o, object),
+            Object::Deployment(o) => check(o, object),
+            Object::Service(o) => check(o, object),
+            Object::MutatingWebhookConfiguration(o) => check(o, object),
+        }
+        let json = object.to_json();
+        assert!(
+            json["apiVersion"].is_string() && json["kind"] == object.kind(),
+            "{}",
+            object.describe()
+        );
+    }
+}
+
+#[test]
+fn json_list_holds_every_object_in_order() {
+    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let list = plane.to_json_list();
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), plane.objects.len());
+    assert_eq!(items[0]["kind"], "Namespace");
+    assert_eq!(
+        items[items.len() - 1]["kind"],
+        "MutatingWebhookConfiguration"
+    );
+}

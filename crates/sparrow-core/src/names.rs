@@ -1,0 +1,77 @@
+//! Names fixed by the design: tests, docs and users rely on every one of them.
+
+/// The CLI binary.
+pub const CLI_NAME: &str = "sparrowctl";
+/// The controller binary, Deployment, ServiceAccount and Service.
+pub const CONTROLLER_NAME: &str = "sparrow-controller";
+/// Default namespace of the control plane.
+pub const DEFAULT_NAMESPACE: &str = "sparrow-mesh";
+/// Default registry server when none is given.
+pub const DEFAULT_REGISTRY_SERVER: &str = "ghcr.io/sparrow-mesh";
+/// Default image tag: the version of this crate, which every Sparrow crate shares.
+pub const DEFAULT_IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
+
+/// Name of the registry pull secret, in the mesh namespace and in every copy.
+pub const PULL_SECRET_NAME: &str = "sparrow-registry-key";
+/// Label key that finds every pull secret (source and copies).
+pub const USAGE_LABEL: &str = "usage";
+/// Value of [`USAGE_LABEL`].
+pub const USAGE_LABEL_VALUE: &str = PULL_SECRET_NAME;
+
+/// `app.kubernetes.io/part-of`, on everything we create.
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+/// Value of [`PART_OF_LABEL`].
+pub const PART_OF_VALUE: &str = "sparrow-mesh";
+/// `app.kubernetes.io/managed-by`, on everything we create.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = CLI_NAME;
+/// `app.kubernetes.io/name`, naming the component.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+
+/// Annotation on a copy: `<namespace>/<name>` of its source.
+pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
+/// Annotation on a copy: hex sha256 of the source data it holds.
+pub const SOURCE_HASH_ANNOTATION: &str = "sparrow-mesh.io/source-hash";
+
+/// Injection switch on a namespace or a pod (`enabled` / `disabled`; the pod wins).
+pub const AUTO_INJECT_LABEL: &str = "injector.sparrow-mesh.io/auto-inject";
+/// Annotation set on every injected pod.
+pub const INJECT_STATUS_ANNOTATION: &str = "injector.sparrow-mesh.io/status";
+/// Value of [`INJECT_STATUS_ANNOTATION`].
+pub const INJECT_STATUS_INJECTED: &str = "injected";
+
+/// Sidecar container name.
+pub const PROXY_CONTAINER: &str = "sparrow-proxy";
+/// Init container name.
+pub const INIT_CONTAINER: &str = "sparrow-init";
+/// Image name of the controller.
+pub const CONTROLLER_IMAGE_NAME: &str = "sparrow-controller";
+/// Image name of the sidecar proxy.
+pub const PROXY_IMAGE_NAME: &str = "sparrow-proxy";
+/// Image name of the init container.
+pub const INIT_IMAGE_NAME: &str = "sparrow-init";
+
+/// The MutatingWebhookConfiguration.
+pub const WEBHOOK_CONFIG_NAME: &str = "sparrow-sidecar-injector";
+/// Suffix of the webhooks' names inside the configuration (`namespaces.`, `listed.`, `pods.`).
+pub const WEBHOOK_NAME: &str = "injector.sparrow-mesh.io";
+/// Path the controller serves admission reviews on.
+pub const WEBHOOK_PATH: &str = "/inject";
+/// Port of the controller Service.
+pub const SERVICE_PORT: i32 = 443;
+/// Port the controller listens on.
+pub const CONTAINER_PORT: i32 = 8443;
+/// The webhook serving certificate Secret.
+pub const TLS_SECRET_NAME: &str = "sparrow-controller-tls";
+/// The leader-election Lease of the copy sync loop.
+pub const LEASE_NAME: &str = "sparrow-controller";
+
+/// Field manager for server-side apply from the CLI.
+pub const FIELD_MANAGER: &str = CLI_NAME;
+
+/// Namespaces the mesh never injects into, besides its own.
+pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+/// The label Kubernetes puts on every namespace with the namespace's own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

@@ -1,0 +1,325 @@
+//! `--registry-server HOST[:PORT][/PATH]`: where images are pulled from, and the key
+//! under which credentials are stored ("only the domain is used for authentication").
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::str::FromStr;
+
+/// The key every client (kubelet, containerd, docker, skopeo) uses for Docker Hub.
+pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+const DOCKER_HUB_HOSTS: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// Why a `--registry-server` value was refused. Every message names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryServerError {
+    /// Nothing was given.
+    #[error(
+        "--registry-server is empty: give HOST[:PORT][/PATH], for example registry.example.com:5000/mesh"
+    )]
+    Empty,
+    /// Spaces, tabs or newlines anywhere in the value.
+    #[error("--registry-server {0:?} contains whitespace: give HOST[:PORT][/PATH] without spaces")]
+    Whitespace(String),
+    /// `user@host`: credentials belong in --registry-username/--registry-key.
+    /// The value is shown with the user information masked.
+    #[error(
+        "--registry-server {0:?} contains user information (user@host): pass credentials with --registry-username or --registry-key instead"
+    )]
+    UserInfo(String),
+    /// `host/path:tag`.
+    #[error(
+        "--registry-server {0:?} contains an image tag: give only HOST[:PORT][/PATH]; the tag is --image-tag"
+    )]
+    Tag(String),
+    /// `host/path@sha256:...`.
+    #[error("--registry-server {0:?} contains a digest: give only HOST[:PORT][/PATH]")]
+    Digest(String),
+    /// A URL scheme other than http(s).
+    #[error(
+        "--registry-server {0:?} has an unsupported scheme: give HOST[:PORT][/PATH], optionally prefixed with https://"
+    )]
+    Scheme(String),
+    /// The host is not a DNS name, IPv4 address or bracketed IPv6 address.
+    #[error(
+        "--registry-server {value:?} has an invalid host {host:?}: use a DNS name, an IPv4 address or a bracketed IPv6 address such as [::1]"
+    )]
+    Host {
+        /// The whole value as given.
+        value: String,
+        /// The host part that failed.
+        host: String,
+    },
+    /// A port that is not a number in 1..=65535.
+    #[error(
+        "--registry-server {value:?} has an invalid port {port:?}: the port must be a number from 1 to 65535"
+    )]
+    Port {
+        /// The whole value as given.
+        value: String,
+        /// The port text that failed.
+        port: String,
+    },
+    /// `host//path` or `host/a//b`.
+    #[error("--registry-server {0:?} has an empty path segment (\"//\"): remove the extra slash")]
+    EmptyPathSegment(String),
+    /// Path segments must be lowercase alphanumerics with `.`, `_`, `__` or `-` separators.
+    #[error(
+        "--registry-server {value:?} has an invalid path segment {segment:?}: path segments use lowercase letters, digits and the separators . _ __ -"
+    )]
+    Path {
+        /// The whole value as given.
+        value: String,
+        /// The segment that failed.
+        segment: String,
+    },
+}
+
+/// A validated registry server: `HOST[:PORT][/PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegistryServer {
+    host: String,
+    port: Option<u16>,
+    path: Vec<String>,
+}
+
+impl RegistryServer {
+    /// Parses `HOST[:PORT][/PATH]`, tolerating an `https://`/`http://` prefix and a trailing slash.
+    pub fn parse(input: &str) -> Result<Self, RegistryServerError> {
+        use RegistryServerError as E;
+        if input.is_empty() {
+            return Err(E::Empty);
+        }
+        if input.chars().any(char::is_whitespace) {
+            return Err(E::Whitespace(input.to_owned()));
+        }
+        let without_scheme = match input.split_once("://") {
+            Some((scheme, rest))
+                if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
+            {
+                rest
+            }
+            Some(_) => return Err(E::Scheme(input.to_owned())),
+            None => input,
+        };
+        let trimmed = without_scheme.strip_suffix('/').unwrap_or(without_scheme);
+        if trimmed.is_empty() {
+            return Err(E::Empty);
+        }
+        let (authority, path) = match trimmed.split_once('/') {
+            Some((authority, path)) => (authority, Some(path)),
+            None => (trimmed, None),
+        };
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            // Never echo what stood before the `@`: it may be a password.
+            let scheme = input.len() - without_scheme.len();
+            let rest = &without_scheme[authority.len()..];
+            return Err(E::UserInfo(format!("{}***@{host}{rest}", &input[..scheme])));
+        }
+        if let Some(path) = path {
+            if path.contains('@') {
+                return Err(E::Digest(input.to_owned()));
+            }
+            if path.contains(':') {
+                return Err(E::Tag(input.to_owned()));
+            }
+        }
+        let (host, port) = split_host_port(authority).map_err(|bad| match bad {
+            HostPortError::Host(host) => E::Host {
+                value: input.to_owned(),
+                host,
+            },
+            HostPortError::Port(port) => E::Port {
+                value: input.to_owned(),
+                port,
+            },
+        })?;
+        let mut segments = Vec::new();
+        if let Some(path) = path {
+            for segment in path.split('/') {
+                if segment.is_empty() {
+                    return Err(E::EmptyPathSegment(input.to_owned()));
+                }
+                if !is_path_component(segment) {
+                    return Err(E::Path {
+                        value: input.to_owned(),
+                        segment: segment.to_owned(),
+                    });
+                }
+                segments.push(segment.to_owned());
+            }
+        }
+        Ok(Self {
+            host,
+            port,
+            path: segments,
+        })
+    }
+
+    /// The host as given (IPv6 with brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, when one was given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The path below the host (`team/mesh`), empty when none.
+    pub fn path(&self) -> String {
+        self.path.join("/")
+    }
+
+    /// `HOST[:PORT]`: the part clients authenticate against.
+    pub fn authority(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
+    /// True for Docker Hub under any of its names.
+    pub fn is_docker_hub(&self) -> bool {
+        self.port.is_none() && DOCKER_HUB_HOSTS.contains(&self.host.as_str())
+    }
+
+    /// The key under `auths` in a `.dockerconfigjson`.
+    pub fn auth_key(&self) -> String {
+        if self.is_docker_hub() {
+            DOCKER_HUB_AUTH_KEY.to_owned()
+        } else {
+            self.authority()
+        }
+    }
+
+    /// `HOST[:PORT][/PATH]/name:tag`.
+    pub fn image(&self, name: &str, tag: &str) -> String {
+        format!("{self}/{name}:{tag}")
+    }
+}
+
+impl fmt::Display for RegistryServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.authority())?;
+        for segment in &self.path {
+            write!(f, "/{segment}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for RegistryServer {
+    type Err = RegistryServerError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Default for RegistryServer {
+    fn default() -> Self {
+        Self {
+            host: "ghcr.io".to_owned(),
+            port: None,
+            path: vec!["sparrow-mesh".to_owned()],
+        }
+    }
+}
+
+enum HostPortError {
+    Host(String),
+    Port(String),
+}
+
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), HostPortError> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| HostPortError::Host(authority.to_owned()))?;
+        if inside.parse::<Ipv6Addr>().is_err() {
+            return Err(HostPortError::Host(authority.to_owned()));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| HostPortError::Host(authority.to_owned()))?,
+            ),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        if !is_dns_name(host) {
+            return Err(HostPortError::Host(host.to_owned()));
+        }
+        (host.to_owned(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port != 0 && text.bytes().all(|b| b.is_ascii_digit()) => Some(port),
+            _ => return Err(HostPortError::Port(text.to_owned())),
+        },
+    };
+    Ok((host, port))
+}
+
+/// DNS names, `localhost` and IPv4 addresses (which are valid label sequences).
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The distribution reference grammar:
+/// `[a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*`.
+fn is_path_component(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut i = 0;
+    let run = |i: &mut usize| {
+        let start = *i;
+        while *i < bytes.len() && alnum(bytes[*i]) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !run(&mut i) {
+        return false;
+    }
+    while i < bytes.len() {
+        match bytes[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if bytes.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while bytes.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if !run(&mut i) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;
