@@ -1,0 +1,5 @@
+//! One module per verb.
+
+pub mod completion;
+pub mod deploy;
+pub mod version;

@@ -1,0 +1,127 @@
+//! The `sparrowctl` command line. Each verb lives in `cmd/<verb>.rs`; the doc comments of
+//! the clap types below are the `--help` text.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod credentials;
+mod usage;
+
+pub use usage::UsageError;
+
+/// Deploy Sparrow Mesh from a private registry, and remove it again.
+///
+/// Sparrow stores your registry credentials as a `kubernetes.io/dockerconfigjson` Secret
+/// named `sparrow-registry-key` (label `usage=sparrow-registry-key`), copies it into every
+/// namespace whose pods get the sidecar, and deletes every copy when the mesh is removed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sparrowctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every verb accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace of the control plane.
+    #[arg(short = 'n', long, global = true, default_value = sparrow_core::names::DEFAULT_NAMESPACE, value_name = "NS")]
+    pub namespace: String,
+    /// How long to wait for the cluster and the registry, for example 30s, 2m or 1m30s.
+    #[arg(long, global = true, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deploy (or update) the control plane, with credentials for a private registry.
+    ///
+    /// Examples:
+    ///   sparrowctl deploy --registry-server registry.example.com:5000/mesh \
+    ///       --registry-username robot --registry-password-stdin < password.txt
+    ///   sparrowctl deploy --registry-server europe-docker.pkg.dev/acme/mesh --registry-key key.json
+    ///   sparrowctl deploy --registry-server harbor.example.com/mesh --dry-run > sparrow.yaml
+    #[command(verbatim_doc_comment)]
+    Deploy(Box<cmd::deploy::DeployArgs>),
+    /// Print the version of sparrowctl and of the images it deploys by default.
+    Version,
+    /// Print a shell completion script: `sparrowctl completion bash > /etc/bash_completion.d/sparrowctl`.
+    Completion {
+        /// The shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// Parses `std::env::args`, runs the verb, prints any error as one line on stderr, and
+    /// returns 0 on success, 2 for a usage error, 1 for anything else.
+    pub fn parse_and_run() -> ExitCode {
+        let cli = match Self::try_parse() {
+            Ok(cli) => cli,
+            Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+            Err(error) => {
+                // clap's first line names the problem; its usage block would make it many lines.
+                let rendered = error.render().to_string();
+                let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+                let mut message = lines
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+                    .to_owned();
+                if message.ends_with(':') {
+                    // "the following required arguments were not provided:" names them below.
+                    message = format!("{message} {}", lines.next().unwrap_or_default());
+                }
+                let _ = writeln!(std::io::stderr(), "{message} (see --help)");
+                return ExitCode::from(2);
+            }
+        };
+        match cli.run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                let code = if error.downcast_ref::<UsageError>().is_some() {
+                    2
+                } else {
+                    1
+                };
+                // `{:#}` joins the context chain on one line; no Debug output ever reaches users.
+                let line = format!("{error:#}").replace('\n', " ");
+                let _ = writeln!(std::io::stderr(), "error: {line}");
+                ExitCode::from(code)
+            }
+        }
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Deploy(args) => cmd::deploy::run(&self.global, *args),
+            Command::Version => cmd::version::run(),
+            Command::Completion { shell } => cmd::completion::run::<Self>(shell),
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: use a duration such as 30s, 2m or 1m30s"))?;
+    if duration.is_zero() {
+        return Err("the timeout must be greater than zero".to_owned());
+    }
+    Ok(duration)
+}

@@ -1,0 +1,594 @@
+//! `sparrowctl deploy --dry-run`, `version`, `completion` and every bad-input case, through
+//! the real binary: exit code, the one-line message, and nothing on stdout.
+
+use assert_cmd::Command;
+use base64::Engine as _;
+use predicates::prelude::*;
+
+fn sparrowctl() -> Command {
+    let mut cmd = Command::cargo_bin("sparrowctl").expect("binary");
+    cmd.env_remove("SPARROW_REGISTRY_PASSWORD")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig");
+    cmd
+}
+
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("\n---\n")
+        .map(|doc| doc.trim_start_matches("---\n"))
+        .filter(|doc| !doc.trim().is_empty())
+        .map(|doc| serde_saphyr::from_str(doc).expect("valid YAML document"))
+        .collect()
+}
+
+fn decoded_dockerconfigjson(items: &[serde_json::Value]) -> String {
+    let secret = items
+        .iter()
+        .find(|o| o["metadata"]["name"] == "sparrow-registry-key")
+        .expect("pull secret rendered");
+    let data = secret["data"][".dockerconfigjson"].as_str().expect("data");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64"),
+    )
+    .expect("utf8")
+}
+
+#[test]
+fn dry_run_with_password_from_stdin_renders_everything() {
+    let output = sparrowctl()
+        .args([
+            "deploy",
+            "--dry-run",
+            "--registry-server",
+            "127.0.0.1:5000/team/mesh",
+            "--registry-username",
+            "robot",
+            "--registry-password-stdin",
+            "--image-tag",
+            "1.2.3",
+        ])
+        .write_stdin("s3cret\n")
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "no warning without --registry-password: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = documents(&String::from_utf8(output.stdout).expect("utf8"));
+    let kinds: Vec<_> = docs
+        .iter()
+        .map(|d| d["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "Secret",
+            "Secret",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "MutatingWebhookConfiguration"
+        ]
+    );
+    assert_eq!(
+        decoded_dockerconfigjson(&docs),
+        r#"{"auths":{"127.0.0.1:5000":{"username":"robot","password":"s3cret","auth":"cm9ib3Q6czNjcmV0"}}}"#
+    );
+    let deployment = &docs[8];
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "127.0.0.1:5000/team/mesh/sparrow-controller:1.2.3"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+        "sparrow-registry-key"
+    );
+    let tls = &docs[2];
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(tls["data"]["ca.crt"].as_str().expect("ca"))
+        .expect("b64");
+    let webhook_ca = base64::engine::general_purpose::STANDARD
+        .decode(
+            docs[10]["webhooks"][0]["clientConfig"]["caBundle"]
+                .as_str()
+                .expect("caBundle"),
+        )
+        .expect("b64");
+    assert_eq!(ca, webhook_ca, "caBundle is the CA of the TLS secret");
+}
+
+#[test]
+fn dry_run_json_key_as_one_json_list_in_another_namespace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("key.json"),
+        "{\"type\":\"service_account\"}\n",
+    )
+    .expect("write");
+    let output = sparrowctl()
+        .current_dir(dir.path())
+        .args([
+            "deploy",
+            "--dry-run",
+            "-o",
+            "json",
+            "-n",
+            "mesh-system",
+            "--registry-server",
+            "europe-docker.pkg.dev/acme/mesh",
+            "--registry-key",
+            "key.json",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().expect("items");
+    assert!(
+        items
+            .iter()
+            .skip(1)
+            .filter(|o| o["metadata"]["namespace"].is_string())
+            .all(|o| o["metadata"]["namespace"] == "mesh-system")
+    );
+    assert_eq!(
+        decoded_dockerconfigjson(items),
+        r#"{"auths":{"europe-docker.pkg.dev":{"username":"_json_key","password":"{\"type\":\"service_account\"}","auth":"X2pzb25fa2V5OnsidHlwZSI6InNlcnZpY2VfYWNjb3VudCJ9"}}}"#
+    );
+}
+
+#[test]
+fn password_from_env_and_the_command_line_warning() {
+    let output = sparrowctl()
+        .env("SPARROW_REGISTRY_PASSWORD", "from-env")
+        .args([
+            "deploy",
+            "--dry-run",
+            "-o",
+            "json",
+            "--registry-server",
+            "r.example.com",
+            "--registry-username",
+            "robot",
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    assert!(output.stderr.is_empty());
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(
+        decoded_dockerconfigjson(list["items"].as_array().expect("items"))
+            .contains(r#""password":"from-env""#)
+    );
+
+    sparrowctl()
+        .args([
+            "deploy",
+            "--dry-run",
+            "--registry-server",
+            "r.example.com",
+            "--registry-username",
+            "robot",
+            "--registry-password",
+            "hunter2",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: --registry-password exposes the password on the console and in shell history",
+        ))
+        .stderr(predicate::str::contains("hunter2").not());
+}
+
+#[test]
+fn server_alone_renders_no_pull_secret() {
+    let output = sparrowctl()
+        .args([
+            "deploy",
+            "--dry-run",
+            "--registry-server",
+            "harbor.example.com/mesh",
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf8");
+    let docs = documents(&text);
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "sparrow-registry-key"),
+        "no pull secret"
+    );
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("deployment");
+    assert!(
+        deployment["spec"]["template"]["spec"]["imagePullSecrets"].is_null(),
+        "no imagePullSecrets"
+    );
+    assert!(text.contains("image: harbor.example.com/mesh/sparrow-controller:"));
+}
+
+/// (args, stdin, exit code, text the single stderr line must contain)
+#[test]
+fn bad_input_is_one_line_with_the_right_exit_code_and_no_stdout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notjson.json"), "secret-key-text").expect("write");
+    std::fs::create_dir(dir.path().join("keydir")).expect("mkdir");
+    let cases: &[(&[&str], &str, i32, &str)] = &[
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-key",
+                "k.json",
+                "--registry-username",
+                "u",
+            ],
+            "",
+            2,
+            "--registry-key cannot be used with --registry-username or --registry-password",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-key",
+                "k.json",
+                "--registry-password",
+                "p",
+            ],
+            "",
+            2,
+            "--registry-key cannot be used with --registry-username or --registry-password",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-username",
+                "u",
+            ],
+            "",
+            2,
+            "--registry-username must be used with a password",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-password",
+                "p",
+            ],
+            "",
+            2,
+            "--registry-password must be used with --registry-username",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-password-stdin",
+            ],
+            "pw",
+            2,
+            "--registry-password must be used with --registry-username",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-username",
+                "u",
+                "--registry-password",
+                "p",
+            ],
+            "",
+            2,
+            "credentials need --registry-server",
+        ),
+        (
+            &["deploy", "--dry-run", "--registry-key", "k.json"],
+            "",
+            2,
+            "credentials need --registry-server",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-username",
+                "u",
+                "--registry-password",
+                "p",
+                "--registry-password-stdin",
+            ],
+            "",
+            2,
+            "cannot be used with",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-username",
+                "u",
+                "--registry-password-stdin",
+            ],
+            "",
+            2,
+            "the registry password is empty",
+        ),
+        (
+            &["deploy", "--dry-run", "--registry-server", ""],
+            "",
+            2,
+            "--registry-server is empty",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com:99999",
+            ],
+            "",
+            2,
+            "invalid port \"99999\"",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com/Mesh",
+            ],
+            "",
+            2,
+            "invalid path segment \"Mesh\"",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com/mesh:1.0",
+            ],
+            "",
+            2,
+            "contains an image tag",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "robot:pw@r.example.com",
+            ],
+            "",
+            2,
+            "contains user information",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-key",
+                "missing.json",
+            ],
+            "",
+            1,
+            "--registry-key missing.json: cannot read the key file",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-key",
+                "keydir",
+            ],
+            "",
+            1,
+            "--registry-key keydir: is a directory",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-key",
+                "notjson.json",
+            ],
+            "",
+            1,
+            "--registry-key notjson.json: the registry key is not a JSON object",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--registry-server",
+                "r.example.com",
+                "--registry-username",
+                "a:b",
+                "--registry-password",
+                "p",
+            ],
+            "",
+            2,
+            "contains ':'",
+        ),
+        (
+            &["deploy", "--dry-run", "--pull-policy", "Sometimes"],
+            "",
+            2,
+            "invalid value 'Sometimes' for '--pull-policy",
+        ),
+        (
+            &["deploy", "--dry-run", "-o", "xml"],
+            "",
+            2,
+            "invalid value 'xml'",
+        ),
+        (&["deploy", "-o", "json"], "", 2, "--dry-run"),
+        (
+            &["deploy", "--dry-run", "--enabled-namespaces", "shop"],
+            "",
+            2,
+            "--disable-auto-inject",
+        ),
+        (
+            &[
+                "deploy",
+                "--dry-run",
+                "--disable-auto-inject",
+                "--enabled-namespaces",
+                "Shop",
+            ],
+            "",
+            2,
+            "--enabled-namespaces: invalid namespace \"Shop\"",
+        ),
+        (
+            &["deploy", "--dry-run", "-n", "Bad_NS"],
+            "",
+            2,
+            "-n/--namespace: invalid namespace \"Bad_NS\"",
+        ),
+        (
+            &["deploy", "--dry-run", "--timeout", "soon"],
+            "",
+            2,
+            "invalid value 'soon' for '--timeout",
+        ),
+        (
+            &["deploy", "--dry-run", "--image-tag", "v1:2"],
+            "",
+            2,
+            "invalid --image-tag",
+        ),
+        (
+            &["deploy", "--bogus"],
+            "",
+            2,
+            "unexpected argument '--bogus'",
+        ),
+        (&["completion", "tcsh"], "", 2, "invalid value 'tcsh'"),
+    ];
+    for (args, stdin, code, needle) in cases {
+        let output = sparrowctl()
+            .current_dir(dir.path())
+            .args(*args)
+            .write_stdin(*stdin)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(*code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {stderr:?}"
+        );
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr:?}");
+        assert!(
+            !stderr.contains("secret-key-text") && !stderr.contains("Error {"),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
+    }
+}
+
+#[test]
+fn version_and_completion() {
+    sparrowctl()
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "sparrowctl {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+    for shell in ["bash", "zsh", "fish"] {
+        sparrowctl()
+            .args(["completion", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("registry-server"));
+    }
+}
+
+#[test]
+fn help_teaches_every_flag() {
+    let help = sparrowctl()
+        .args(["deploy", "--help"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8(help.stdout).expect("utf8");
+    for flag in [
+        "--registry-server",
+        "--registry-key",
+        "--registry-username",
+        "--registry-password",
+        "--registry-password-stdin",
+        "SPARROW_REGISTRY_PASSWORD",
+        "--image-tag",
+        "--pull-policy",
+        "--controller-image",
+        "--sidecar-image",
+        "--init-image",
+        "--disable-auto-inject",
+        "--enabled-namespaces",
+        "--dry-run",
+        "--output",
+        "--kubeconfig",
+        "--context",
+        "--namespace",
+        "--timeout",
+    ] {
+        assert!(text.contains(flag), "deploy --help lacks {flag}");
+    }
+}
