@@ -1,0 +1,427 @@
+//! Fidelity checks with the real kubectl binary.
+
+mod common;
+
+use common::Kubectl;
+use serde_json::Value;
+use testkube::TestCluster;
+
+const SECRET_AND_DEPLOYMENT: &str = r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: sparrow-registry-key
+  namespace: shop
+  labels:
+    usage: sparrow-registry-key
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"registry.example.com":{"auth":"dTpw"}}}'
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: REPLICAS
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1
+"#;
+
+fn manifest(replicas: u32) -> String {
+    SECRET_AND_DEPLOYMENT.replace("REPLICAS", &replicas.to_string())
+}
+
+fn replicas(cluster: &TestCluster) -> Option<i64> {
+    cluster
+        .object("deployments", "shop", "web")
+        .and_then(|d| d.pointer("/spec/replicas").and_then(Value::as_i64))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_namespace_and_get_it_by_short_name() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    let out = kubectl.ok(&["create", "namespace", "shop"]).await;
+    assert_eq!(out.trim(), "namespace/shop created");
+    let ns = cluster.object("namespaces", "", "shop").expect("stored");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "shop"
+    );
+    let out = kubectl
+        .ok(&["get", "ns", "shop", "-o", "jsonpath={.status.phase}"])
+        .await;
+    assert_eq!(out, "Active");
+    let again = kubectl.run(&["create", "namespace", "shop"]).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_creates_then_patches() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    let out = kubectl.ok_stdin(&["apply", "-f", "-"], &manifest(1)).await;
+    assert!(out.contains("secret/sparrow-registry-key created"), "{out}");
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    assert_eq!(replicas(&cluster), Some(1));
+    let secret = cluster
+        .object("secrets", "shop", "sparrow-registry-key")
+        .expect("secret");
+    assert!(
+        secret.get("stringData").is_none(),
+        "stringData folded into data"
+    );
+    assert!(secret["data"][".dockerconfigjson"].is_string());
+    let out = kubectl.ok_stdin(&["apply", "-f", "-"], &manifest(3)).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert_eq!(replicas(&cluster), Some(3));
+    assert!(cluster.request_count("patch", "deployments") >= 1);
+    let deploy = cluster
+        .object("deployments", "shop", "web")
+        .expect("deployment");
+    assert!(
+        deploy["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_creates_then_updates() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    let out = kubectl
+        .ok_stdin(&["apply", "--server-side", "-f", "-"], &manifest(2))
+        .await;
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("secret/sparrow-registry-key serverside-applied"),
+        "{out}"
+    );
+    assert_eq!(replicas(&cluster), Some(2));
+    kubectl
+        .ok_stdin(&["apply", "--server-side", "-f", "-"], &manifest(5))
+        .await;
+    assert_eq!(replicas(&cluster), Some(5));
+    assert!(cluster.request_count("patch", "deployments") >= 2);
+    assert_eq!(
+        cluster.request_count("create", "deployments"),
+        0,
+        "SSA creates through PATCH"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_selected_secrets_across_namespaces() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    for ns in ["a", "b", "c"] {
+        kubectl.ok(&["create", "namespace", ns]).await;
+    }
+    for ns in ["a", "b"] {
+        kubectl
+            .ok(&[
+                "create",
+                "secret",
+                "generic",
+                "sparrow-registry-key",
+                "-n",
+                ns,
+                "--from-literal=k=v",
+            ])
+            .await;
+        kubectl
+            .ok(&[
+                "label",
+                "secret",
+                "sparrow-registry-key",
+                "-n",
+                ns,
+                "usage=sparrow-registry-key",
+            ])
+            .await;
+    }
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "other",
+            "-n",
+            "c",
+            "--from-literal=k=v",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "sparrow-registry-key",
+            "-n",
+            "c",
+            "--from-literal=k=v",
+        ])
+        .await;
+    let out = kubectl
+        .ok(&[
+            "get",
+            "secrets",
+            "-l",
+            "usage=sparrow-registry-key",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}",
+        ])
+        .await;
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, ["a/sparrow-registry-key", "b/sparrow-registry-key"]);
+    let table = kubectl
+        .ok(&["get", "secrets", "-l", "usage=sparrow-registry-key", "-A"])
+        .await;
+    assert!(table.starts_with("NAMESPACE"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pods_as_json_and_delete() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    let empty = kubectl
+        .ok(&["get", "pods", "-n", "shop", "-o", "json"])
+        .await;
+    let empty: Value = serde_json::from_str(&empty).expect("json");
+    assert_eq!(empty["items"].as_array().map(Vec::len), Some(0));
+    kubectl
+        .ok(&[
+            "run",
+            "web",
+            "-n",
+            "shop",
+            "--image=nginx:1",
+            "--labels=app=web",
+        ])
+        .await;
+    let pods = kubectl
+        .ok(&["get", "pods", "-n", "shop", "-o", "json"])
+        .await;
+    let pods: Value = serde_json::from_str(&pods).expect("json");
+    assert_eq!(pods["items"][0]["metadata"]["name"], "web");
+    assert_eq!(
+        pods["items"][0]["spec"]["containers"][0]["image"],
+        "nginx:1"
+    );
+    let out = kubectl.ok(&["delete", "pod", "web", "-n", "shop"]).await;
+    assert_eq!(out.trim(), "pod \"web\" deleted");
+    assert!(cluster.object("pods", "shop", "web").is_none());
+    let out = kubectl.ok(&["delete", "namespace", "shop"]).await;
+    assert_eq!(out.trim(), "namespace \"shop\" deleted");
+    let missing = kubectl.run(&["get", "ns", "shop"]).await;
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_registry_secret_round_trip() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "docker-registry",
+            "sparrow-registry-key",
+            "-n",
+            "shop",
+            "--docker-server=registry.example.com:5000",
+            "--docker-username=robot",
+            "--docker-password=s3cret",
+        ])
+        .await;
+    let data = kubectl
+        .ok(&[
+            "get",
+            "secret",
+            "sparrow-registry-key",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.\\.dockerconfigjson}",
+        ])
+        .await;
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .expect("base64");
+    assert_eq!(
+        String::from_utf8(decoded).expect("utf8"),
+        r#"{"auths":{"registry.example.com:5000":{"username":"robot","password":"s3cret","auth":"cm9ib3Q6czNjcmV0"}}}"#
+    );
+    let ty = kubectl
+        .ok(&[
+            "get",
+            "secret",
+            "sparrow-registry-key",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.type}",
+        ])
+        .await;
+    assert_eq!(ty, "kubernetes.io/dockerconfigjson");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_dockerconfigjson_is_refused() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    let bad = "apiVersion: v1\nkind: Secret\nmetadata: {name: bad, namespace: shop}\ntype: kubernetes.io/dockerconfigjson\nstringData: {.dockerconfigjson: 'not json'}\n";
+    let out = kubectl
+        .run_with_stdin(&["apply", "-f", "-"], Some(bad))
+        .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("The Secret \"bad\" is invalid: data[.dockerconfigjson]"),
+        "{stderr}"
+    );
+    let missing = "apiVersion: v1\nkind: Secret\nmetadata: {name: bad, namespace: shop}\ntype: kubernetes.io/dockerconfigjson\n";
+    let out = kubectl
+        .run_with_stdin(&["create", "-f", "-"], Some(missing))
+        .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Required value"));
+    assert!(cluster.object("secrets", "shop", "bad").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_family_sends_protobuf_bodies_we_decode() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    kubectl
+        .ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "shop",
+            "--from-literal=a=b",
+        ])
+        .await;
+    kubectl
+        .ok(&["create", "serviceaccount", "robot", "-n", "shop"])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--image=nginx:1",
+            "--replicas=2",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "shop",
+            "--tcp=80:8080",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "clusterrole",
+            "reader",
+            "--verb=get,list",
+            "--resource=secrets",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "rolebinding",
+            "read",
+            "-n",
+            "shop",
+            "--clusterrole=reader",
+            "--serviceaccount=shop:robot",
+        ])
+        .await;
+    assert_eq!(
+        cluster.object("configmaps", "shop", "cfg").expect("cm")["data"]["a"],
+        "b"
+    );
+    assert!(cluster.object("serviceaccounts", "shop", "robot").is_some());
+    assert_eq!(replicas(&cluster), Some(2));
+    let svc = cluster.object("services", "shop", "web").expect("svc");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    let role = cluster
+        .object("clusterroles", "", "reader")
+        .expect("clusterrole");
+    assert_eq!(role["rules"][0]["resources"][0], "secrets");
+    let rb = cluster
+        .object("rolebindings", "shop", "read")
+        .expect("rolebinding");
+    assert_eq!(rb["subjects"][0]["name"], "robot");
+    assert_eq!(rb["roleRef"]["name"], "reader");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_and_label_go_through_put_and_merge_patch() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    kubectl
+        .ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "shop",
+            "--from-literal=a=b",
+        ])
+        .await;
+    let yaml = kubectl
+        .ok(&["get", "configmap", "cfg", "-n", "shop", "-o", "yaml"])
+        .await;
+    let replaced = yaml.replace("a: b", "a: c");
+    kubectl.ok_stdin(&["replace", "-f", "-"], &replaced).await;
+    assert_eq!(
+        cluster.object("configmaps", "shop", "cfg").expect("cm")["data"]["a"],
+        "c"
+    );
+    let stale = kubectl
+        .run_with_stdin(&["replace", "-f", "-"], Some(&replaced))
+        .await;
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("the object has been modified"));
+    kubectl
+        .ok(&["label", "configmap", "cfg", "-n", "shop", "tier=web"])
+        .await;
+    assert_eq!(
+        cluster.object("configmaps", "shop", "cfg").expect("cm")["metadata"]["labels"]["tier"],
+        "web"
+    );
+    assert_eq!(cluster.request_count("update", "configmaps"), 2);
+}
