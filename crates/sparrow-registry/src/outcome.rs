@@ -1,0 +1,264 @@
+//! What the check found for each image, and the one line a person reads for it.
+
+use std::fmt;
+
+/// What the registry said about one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The manifest exists; `digest` is what a pull by tag resolves to today.
+    Found {
+        /// `sha256:…`, from `Docker-Content-Digest` or computed over the manifest.
+        digest: String,
+    },
+    /// No such repository, or no such tag in it.
+    NotFound {
+        /// Which of the two, as far as the registry said.
+        detail: String,
+    },
+    /// The registry wants (other) credentials.
+    Unauthorized {
+        /// `HOST[:PORT]` that refused.
+        registry: String,
+        /// Whether credentials were sent to it (they go only to the `--registry-server` host).
+        credentials_sent: bool,
+    },
+    /// The credentials are accepted, but may not pull this image.
+    Forbidden {
+        /// `HOST[:PORT]` that refused.
+        registry: String,
+    },
+    /// The TLS handshake failed, typically a certificate from an unknown authority.
+    Tls {
+        /// What was wrong with the handshake or certificate.
+        detail: String,
+    },
+    /// No answer: DNS failure, connection refused, or nothing within the timeout.
+    Unreachable {
+        /// Which of these, and where.
+        detail: String,
+    },
+    /// The image reference itself cannot be parsed (an override flag's value).
+    InvalidReference {
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// Anything else the registry answered (5xx, a protocol violation).
+    Other {
+        /// What happened.
+        detail: String,
+    },
+}
+
+impl Outcome {
+    /// True only for [`Outcome::Found`].
+    pub fn passed(&self) -> bool {
+        matches!(self, Self::Found { .. })
+    }
+
+    /// The manifest digest, when found.
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            Self::Found { digest } => Some(digest),
+            _ => None,
+        }
+    }
+
+    /// Replaces every occurrence of `secret` in the free-text details: the registry's own
+    /// messages are echoed and must never carry the credential to a terminal or a log.
+    pub(crate) fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let clean = |detail: String| detail.replace(secret, "<redacted>");
+        match self {
+            Self::NotFound { detail } => Self::NotFound {
+                detail: clean(detail),
+            },
+            Self::Tls { detail } => Self::Tls {
+                detail: clean(detail),
+            },
+            Self::Unreachable { detail } => Self::Unreachable {
+                detail: clean(detail),
+            },
+            Self::InvalidReference { detail } => Self::InvalidReference {
+                detail: clean(detail),
+            },
+            Self::Other { detail } => Self::Other {
+                detail: clean(detail),
+            },
+            kept @ (Self::Found { .. } | Self::Unauthorized { .. } | Self::Forbidden { .. }) => {
+                kept
+            }
+        }
+    }
+}
+
+/// The hint printed with every TLS failure.
+pub const REGISTRY_CA_HINT: &str = "pass --registry-ca FILE with the registry's CA certificate";
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Found { digest } => write!(f, "found {digest}"),
+            Self::NotFound { detail } => write!(f, "not found: {detail}"),
+            Self::Unauthorized {
+                registry,
+                credentials_sent: true,
+            } => write!(
+                f,
+                "unauthorized: the registry refused the credentials for {registry}"
+            ),
+            Self::Unauthorized {
+                registry,
+                credentials_sent: false,
+            } => write!(
+                f,
+                "unauthorized: {registry} requires credentials and none were sent to it (credentials go only to the --registry-server host)"
+            ),
+            Self::Forbidden { registry } => write!(
+                f,
+                "forbidden: {registry} accepted the credentials but does not allow pulling this image"
+            ),
+            Self::Tls { detail } => write!(f, "TLS failure: {detail}; {REGISTRY_CA_HINT}"),
+            Self::Unreachable { detail } => write!(f, "unreachable: {detail}"),
+            Self::InvalidReference { detail } => write!(f, "invalid image reference: {detail}"),
+            Self::Other { detail } => write!(f, "error: {detail}"),
+        }
+    }
+}
+
+/// One image's result: `label` is `controller`, `proxy` or `init`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCheck {
+    /// Which of the mesh's images.
+    pub label: String,
+    /// The full reference that was checked.
+    pub image: String,
+    /// What the registry said.
+    pub outcome: Outcome,
+}
+
+impl ImageCheck {
+    /// True when the image was found.
+    pub fn passed(&self) -> bool {
+        self.outcome.passed()
+    }
+}
+
+/// `✓ controller  127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0  found sha256:…`
+impl fmt::Display for ImageCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.passed() { '✓' } else { '✗' };
+        write!(
+            f,
+            "{mark} {label:<10}  {image}  {outcome}",
+            label = self.label,
+            image = self.image,
+            outcome = self.outcome
+        )
+    }
+}
+
+/// True when every image was found (and there was at least one to check).
+pub fn all_passed(checks: &[ImageCheck]) -> bool {
+    !checks.is_empty() && checks.iter().all(ImageCheck::passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(label: &str, outcome: Outcome) -> ImageCheck {
+        ImageCheck {
+            label: label.to_owned(),
+            image: "127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0".to_owned(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn found_line() {
+        let line = check(
+            "controller",
+            Outcome::Found {
+                digest: "sha256:abc".to_owned(),
+            },
+        )
+        .to_string();
+        assert_eq!(
+            line,
+            "✓ controller  127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0  found sha256:abc"
+        );
+    }
+
+    #[test]
+    fn labels_are_aligned() {
+        let line = check(
+            "proxy",
+            Outcome::Unauthorized {
+                registry: "127.0.0.1:5000".to_owned(),
+                credentials_sent: true,
+            },
+        )
+        .to_string();
+        assert_eq!(
+            line,
+            "✗ proxy       127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0  unauthorized: the registry refused the credentials for 127.0.0.1:5000"
+        );
+    }
+
+    #[test]
+    fn tls_line_carries_the_hint() {
+        let line = check(
+            "init",
+            Outcome::Tls {
+                detail: "unknown authority".to_owned(),
+            },
+        )
+        .to_string();
+        assert!(line.ends_with(REGISTRY_CA_HINT), "{line}");
+        assert!(line.starts_with('✗'));
+    }
+
+    #[test]
+    fn anonymous_refusal_says_no_credentials_were_sent() {
+        let outcome = Outcome::Unauthorized {
+            registry: "other.example".to_owned(),
+            credentials_sent: false,
+        };
+        assert!(outcome.to_string().contains("none were sent"));
+    }
+
+    #[test]
+    fn all_passed_needs_every_image_and_at_least_one() {
+        let found = check(
+            "controller",
+            Outcome::Found {
+                digest: "sha256:1".to_owned(),
+            },
+        );
+        let missing = check(
+            "proxy",
+            Outcome::NotFound {
+                detail: "no tag".to_owned(),
+            },
+        );
+        assert!(all_passed(std::slice::from_ref(&found)));
+        assert!(!all_passed(&[found, missing]));
+        assert!(!all_passed(&[]));
+    }
+
+    #[test]
+    fn redact_scrubs_every_detail() {
+        let outcome = Outcome::Other {
+            detail: "server said: bad password hunter2 for user".to_owned(),
+        }
+        .redact("hunter2");
+        assert_eq!(
+            outcome,
+            Outcome::Other {
+                detail: "server said: bad password <redacted> for user".to_owned()
+            }
+        );
+    }
+}
