@@ -19,7 +19,11 @@ const TAG: &str = "0.1.0";
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20).max(1);
+    let runs: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20)
+        .max(1);
     let budget = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(300));
     match bench(runs, budget).await {
         Ok(code) => code,
