@@ -79,10 +79,9 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         .as_ref()
         .and_then(|d| d.get("retryAfterSeconds"))
         .and_then(Value::as_u64)
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }
@@ -169,20 +168,17 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
             _ => None,
         }
     };
-    if let [first, ns, plural, tail @ ..] = rest {
-        if first == "namespaces" {
-            if let Some(resource) =
-                find(group, version, plural).filter(|r| RESOURCES[*r].namespaced)
-            {
-                let (name, subresource) = split_tail(tail)?;
-                return Some(Target {
-                    resource,
-                    namespace: Some(ns.clone()),
-                    name,
-                    subresource,
-                });
-            }
-        }
+    if let [first, ns, plural, tail @ ..] = rest
+        && first == "namespaces"
+        && let Some(resource) = find(group, version, plural).filter(|r| RESOURCES[*r].namespaced)
+    {
+        let (name, subresource) = split_tail(tail)?;
+        return Some(Target {
+            resource,
+            namespace: Some(ns.clone()),
+            name,
+            subresource,
+        });
     }
     let (plural, tail) = rest.split_first()?;
     let resource = find(group, version, plural)?;
@@ -198,7 +194,7 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
     })
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -750,15 +746,15 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
             }
             return Err(ctx.not_found(&name));
         };
-        if let Some(rv) = user_rv {
-            if Some(rv) != object_rv(&old) {
-                return Err(ApiError::conflict(
-                    ctx.def.group,
-                    ctx.def.plural,
-                    &ctx.def.qualified(),
-                    &name,
-                ));
-            }
+        if let Some(rv) = user_rv
+            && Some(rv) != object_rv(&old)
+        {
+            return Err(ApiError::conflict(
+                ctx.def.group,
+                ctx.def.plural,
+                &ctx.def.qualified(),
+                &name,
+            ));
         }
         let mut new = (*old).clone();
         apply_patch(kind, &mut new, &doc)?;

@@ -32,6 +32,8 @@ pub enum NameRule {
     PathSegment,
 }
 
+// A table row reads best as one positional call per resource.
+#[allow(clippy::too_many_arguments)]
 const fn def(
     group: &'static str,
     version: &'static str,

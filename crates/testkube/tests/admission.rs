@@ -1,0 +1,356 @@
+//! Mutating admission webhooks called over TLS.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Kubectl, Webhook, encode_patch, raw};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use testkube::TestCluster;
+
+fn webhook_config(name: &str, client_config: Value, extra: Value) -> Value {
+    let mut hook = json!({
+        "name": name,
+        "clientConfig": client_config,
+        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+        "namespaceSelector": {"matchExpressions": [
+            {"key": "injector.sparrow-mesh.io/auto-inject", "operator": "In", "values": ["enabled"]}
+        ]},
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "timeoutSeconds": 5
+    });
+    if let (Some(h), Some(e)) = (hook.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            h.insert(k.clone(), v.clone());
+        }
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [hook]
+    })
+}
+
+async fn install(cluster: &TestCluster, config: &Value) {
+    let (code, body, _) = raw(
+        cluster,
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        "application/json",
+        config.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+}
+
+fn service_ref(ca_bundle: &str) -> Value {
+    json!({"service": {"namespace": "sparrow-mesh", "name": "sparrow-controller", "path": "/inject", "port": 443}, "caBundle": ca_bundle})
+}
+
+/// The injection the real webhook performs, reduced: add a sidecar and an annotation.
+fn inject(request: &Value) -> Value {
+    let patch = json!([
+        {"op": "add", "path": "/spec/containers/-", "value": {"name": "sparrow-proxy", "image": "ghcr.io/sparrow-mesh/sparrow-proxy:0.1.0"}},
+        {"op": "add", "path": "/metadata/annotations", "value": {"injector.sparrow-mesh.io/status": "injected"}}
+    ]);
+    assert_eq!(request["kind"]["kind"], "Pod");
+    json!({"allowed": true, "patchType": "JSONPatch", "patch": encode_patch(&patch), "warnings": ["pod was injected"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_pod_in_selected_namespace_comes_back_mutated() {
+    let cluster = TestCluster::start().await.expect("start");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let hook = Webhook::start("sparrow-controller.sparrow-mesh.svc", move |req| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        inject(req)
+    })
+    .await;
+    cluster.set_service_endpoint("sparrow-mesh", "sparrow-controller", hook.addr);
+    install(
+        &cluster,
+        &webhook_config(
+            "sparrow-sidecar-injector",
+            service_ref(&hook.ca_bundle),
+            json!({}),
+        ),
+    )
+    .await;
+    let kubectl = Kubectl::new(&cluster);
+    for ns in ["shop", "plain"] {
+        kubectl.ok(&["create", "namespace", ns]).await;
+    }
+    kubectl
+        .ok(&[
+            "label",
+            "namespace",
+            "shop",
+            "injector.sparrow-mesh.io/auto-inject=enabled",
+        ])
+        .await;
+    let out = kubectl
+        .run(&["run", "web", "-n", "shop", "--image=nginx:1"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Warning: pod was injected"));
+    let pod: Value = serde_json::from_str(
+        &kubectl
+            .ok(&["get", "pod", "web", "-n", "shop", "-o", "json"])
+            .await,
+    )
+    .expect("json");
+    assert_eq!(pod["spec"]["containers"][1]["name"], "sparrow-proxy");
+    assert_eq!(
+        pod["metadata"]["annotations"]["injector.sparrow-mesh.io/status"],
+        "injected"
+    );
+    kubectl
+        .ok(&["run", "web", "-n", "plain", "--image=nginx:1"])
+        .await;
+    let plain = cluster.object("pods", "plain", "web").expect("pod");
+    assert_eq!(
+        plain["spec"]["containers"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "only the selected namespace reaches the webhook"
+    );
+}
+
+#[tokio::test]
+async fn denial_becomes_the_real_api_error() {
+    let cluster = TestCluster::start().await.expect("start");
+    let hook = Webhook::start("localhost", |_| {
+        json!({"allowed": false, "status": {"code": 403, "reason": "Forbidden", "message": "no pods today"}})
+    })
+    .await;
+    let url = json!({"url": format!("https://localhost:{}/deny", hook.addr.port()), "caBundle": hook.ca_bundle});
+    install(
+        &cluster,
+        &webhook_config(
+            "deny.sparrow-mesh.io",
+            url,
+            json!({"namespaceSelector": {}}),
+        ),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .expect("pod");
+    match pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect_err("denied")
+    {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 403);
+            assert_eq!(
+                s.message,
+                "admission webhook \"deny.sparrow-mesh.io\" denied the request: no pods today"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(cluster.object("pods", "default", "p").is_none());
+}
+
+#[tokio::test]
+async fn wrong_ca_bundle_fails_closed_or_is_ignored() {
+    let cluster = TestCluster::start().await.expect("start");
+    let hook = Webhook::start("sparrow-controller.sparrow-mesh.svc", inject).await;
+    let other = Webhook::start("elsewhere", inject).await;
+    cluster.set_service_endpoint("sparrow-mesh", "sparrow-controller", hook.addr);
+    // caBundle of another CA: the server certificate must not verify.
+    install(
+        &cluster,
+        &webhook_config(
+            "strict",
+            service_ref(&other.ca_bundle),
+            json!({"namespaceSelector": {}}),
+        ),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .expect("pod");
+    match pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect_err("fails closed")
+    {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 500);
+            assert!(
+                s.message.contains("failed calling webhook \"strict\""),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let (code, _, _) = raw(
+        &cluster,
+        "DELETE",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/strict",
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    install(
+        &cluster,
+        &webhook_config(
+            "lenient",
+            service_ref(&other.ca_bundle),
+            json!({"namespaceSelector": {}, "failurePolicy": "Ignore"}),
+        ),
+    )
+    .await;
+    let created = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("ignored failure admits");
+    assert_eq!(
+        created.spec.map(|s| s.containers.len()),
+        Some(1),
+        "not mutated"
+    );
+}
+
+#[tokio::test]
+async fn timeout_is_honoured() {
+    let cluster = TestCluster::start().await.expect("start");
+    // A listener that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let _keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let hook = Webhook::start("sparrow-controller.sparrow-mesh.svc", inject).await;
+    cluster.set_service_endpoint("sparrow-mesh", "sparrow-controller", addr);
+    install(
+        &cluster,
+        &webhook_config(
+            "slow",
+            service_ref(&hook.ca_bundle),
+            json!({"namespaceSelector": {}, "timeoutSeconds": 1}),
+        ),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .expect("pod");
+    let started = std::time::Instant::now();
+    let err = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect_err("times out");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        err.to_string().contains("context deadline exceeded"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_reaches_side_effect_free_webhooks_and_stores_nothing() {
+    let cluster = TestCluster::start().await.expect("start");
+    let saw_dry_run = Arc::new(AtomicUsize::new(0));
+    let flag = saw_dry_run.clone();
+    let hook = Webhook::start("sparrow-controller.sparrow-mesh.svc", move |req| {
+        if req["dryRun"] == true {
+            flag.fetch_add(1, Ordering::SeqCst);
+        }
+        inject(req)
+    })
+    .await;
+    cluster.set_service_endpoint("sparrow-mesh", "sparrow-controller", hook.addr);
+    install(
+        &cluster,
+        &webhook_config(
+            "inject",
+            service_ref(&hook.ca_bundle),
+            json!({"namespaceSelector": {}}),
+        ),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .expect("pod");
+    let dry = pods
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &pod,
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(
+        dry.spec.map(|s| s.containers.len()),
+        Some(2),
+        "mutated in the dry-run answer"
+    );
+    assert_eq!(saw_dry_run.load(Ordering::SeqCst), 1);
+    assert!(cluster.object("pods", "default", "p").is_none());
+    // A webhook with side effects makes dry-run requests fail, as in the real API.
+    let (code, _, _) = raw(
+        &cluster,
+        "DELETE",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/inject",
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    install(
+        &cluster,
+        &webhook_config(
+            "effects",
+            service_ref(&hook.ca_bundle),
+            json!({"namespaceSelector": {}, "sideEffects": "Some"}),
+        ),
+    )
+    .await;
+    let err = pods
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &pod,
+        )
+        .await
+        .expect_err("unsupported");
+    assert!(
+        err.to_string().contains("does not support dry run"),
+        "{err}"
+    );
+}
