@@ -1,0 +1,162 @@
+//! Flags (those `sparrow_core::manifests::controller_args` renders) and the wiring of a run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use kube::Client;
+use prometheus_client::registry::Registry;
+use sparrow_core::PullPolicy;
+use sparrow_core::names::DEFAULT_NAMESPACE;
+use sparrow_inject::InjectConfig;
+use tokio::net::TcpListener;
+
+use crate::admission::Webhook;
+use crate::http::{AppState, router};
+use crate::metrics::AdmissionMetrics;
+use crate::namespaces::{NamespaceCache, NamespaceLabels};
+use crate::readiness::Readiness;
+use crate::server::serve;
+use crate::tls::{ReloadingCert, server_config};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The Sparrow Mesh controller: injects the sidecar into pods of meshed namespaces.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sparrow-controller", version)]
+pub struct Args {
+    /// Address to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// PEM certificate (chain) to serve; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the certificate; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// The control plane's namespace (never injected).
+    #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE)]
+    pub mesh_namespace: String,
+    /// Image of the injected sidecar proxy [default: the release's image on ghcr.io/sparrow-mesh].
+    #[arg(long, value_name = "IMG")]
+    pub sidecar_image: Option<String>,
+    /// Image of the injected init container [default: the release's image on ghcr.io/sparrow-mesh].
+    #[arg(long, value_name = "IMG")]
+    pub init_image: Option<String>,
+    /// `imagePullPolicy` of the injected containers (Always, IfNotPresent, Never).
+    #[arg(long, value_name = "POLICY")]
+    pub pull_policy: Option<PullPolicy>,
+    /// Namespaces injected even with --disable-auto-inject, whatever their label.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub enabled_namespaces: Vec<String>,
+    /// Inject only namespaces or pods labelled `injector.sparrow-mesh.io/auto-inject=enabled`
+    /// and the --enabled-namespaces.
+    #[arg(long)]
+    pub disable_auto_inject: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+impl Args {
+    /// Parses the command line and runs the controller until SIGTERM or Ctrl-C.
+    pub fn parse_and_run() -> anyhow::Result<()> {
+        let args = Self::parse();
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime")?
+            .block_on(args.run())
+    }
+
+    /// The injection settings these flags describe.
+    pub fn inject_config(&self) -> InjectConfig {
+        let defaults = InjectConfig::default();
+        InjectConfig {
+            mesh_namespace: self.mesh_namespace.clone(),
+            proxy_image: self.sidecar_image.clone().unwrap_or(defaults.proxy_image),
+            init_image: self.init_image.clone().unwrap_or(defaults.init_image),
+            pull_policy: self.pull_policy.or(defaults.pull_policy),
+            disable_auto_inject: self.disable_auto_inject,
+            enabled_namespaces: self
+                .enabled_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Runs the controller: certificate, API client, namespace cache, HTTPS server.
+    pub async fn run(self) -> anyhow::Result<()> {
+        crate::logging::init_logging(self.log_format)?;
+        let config = self.inject_config();
+        let cert = ReloadingCert::load(&self.tls_cert, &self.tls_key)
+            .context("cannot load the serving certificate")?;
+        let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
+        let client = Client::try_default()
+            .await
+            .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
+        let (namespaces, _watch) = NamespaceCache::spawn(client);
+        let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
+
+        let mut registry = Registry::default();
+        let metrics = AdmissionMetrics::register(&mut registry);
+        let ready = namespaces.clone();
+        let readiness = Readiness::new().with("namespaces", move || ready.is_synced());
+        // The pull-secret copies (next issue) are wired here when they exist.
+        let webhook = Webhook::new(config.clone(), namespaces, None, metrics);
+        let state = Arc::new(AppState {
+            webhook,
+            registry,
+            readiness,
+        });
+
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.addr))?;
+        tracing::info!(
+            addr = %self.addr,
+            mesh_namespace = %config.mesh_namespace,
+            disable_auto_inject = config.disable_auto_inject,
+            enabled_namespaces = ?config.enabled_namespaces,
+            "serving the injection webhook"
+        );
+        serve(listener, Arc::new(tls), router(state), shutdown_signal()).await;
+        Ok(())
+    }
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,32 @@
+//! The Sparrow Mesh controller: serves the sidecar-injection webhook over TLS (`POST /inject`),
+//! `/healthz`, `/readyz` and `/metrics`.
+//!
+//! The pieces are public so tests (and the next issues) can assemble them without a cluster:
+//! [`Webhook`] answers AdmissionReviews from a [`NamespaceLabels`] cache and an optional
+//! [`PullSecretCopies`]; [`router`] puts it behind HTTP; [`serve`] runs that over TLS with a
+//! certificate re-read from disk when it changes ([`ReloadingCert`]).
+
+#![deny(missing_docs)]
+
+mod admission;
+mod args;
+mod http;
+mod logging;
+mod metrics;
+mod namespaces;
+mod pull_secrets;
+mod readiness;
+mod review;
+mod server;
+mod tls;
+
+pub use admission::{AdmissionOutcome, BadReview, Webhook};
+pub use args::{Args, LogFormat};
+pub use http::{AppState, MAX_REVIEW_BYTES, router};
+pub use logging::init_logging;
+pub use metrics::AdmissionMetrics;
+pub use namespaces::{NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
+pub use pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
+pub use readiness::Readiness;
+pub use server::{DRAIN_TIMEOUT, serve};
+pub use tls::{ReloadingCert, TlsError, server_config};
