@@ -80,9 +80,10 @@ pub struct PasswordSources<'a> {
 }
 
 impl RegistryArgs {
-    /// Applies the flag rules (exactly as the seed page states them), then reads the key
-    /// file or password. Usage errors come before any file or stdin is read.
-    pub fn resolve(&self, sources: PasswordSources<'_>) -> anyhow::Result<Registry> {
+    /// The flag rules, exactly as the seed page states them; reads nothing. `server_known`
+    /// is true where the server can come from the cluster (`registry update`).
+    /// `env_password` says whether $SPARROW_REGISTRY_PASSWORD is set.
+    pub fn check_rules(&self, server_known: bool, env_password: bool) -> anyhow::Result<()> {
         let has_password_flag = self.registry_password.is_some() || self.registry_password_stdin;
         if self.registry_key.is_some() && (self.registry_username.is_some() || has_password_flag) {
             usage_bail!(
@@ -92,22 +93,45 @@ impl RegistryArgs {
         if has_password_flag && self.registry_username.is_none() {
             usage_bail!("--registry-password must be used with --registry-username");
         }
-        // The env var is ambient: it counts as a password only next to --registry-username.
-        let env_password = sources
-            .env
-            .filter(|_| self.registry_username.is_some() && !has_password_flag);
-        if self.registry_username.is_some() && !has_password_flag && env_password.is_none() {
+        if self.registry_username.is_some() && !has_password_flag && !env_password {
             usage_bail!(
                 "--registry-username must be used with a password: --registry-password-stdin, ${PASSWORD_ENV} or --registry-password"
             );
         }
         let has_credentials = self.registry_key.is_some() || self.registry_username.is_some();
-        let server = match &self.registry_server {
-            Some(text) => RegistryServer::parse(text).map_err(UsageError::from_display)?,
-            None if has_credentials => usage_bail!(
+        if let Some(text) = &self.registry_server {
+            RegistryServer::parse(text).map_err(UsageError::from_display)?;
+        } else if has_credentials && !server_known {
+            usage_bail!(
                 "credentials need --registry-server: name the registry they are for, for example --registry-server registry.example.com:5000"
-            ),
-            None => RegistryServer::default(),
+            );
+        }
+        Ok(())
+    }
+
+    /// True when a key or a username was given.
+    pub fn has_credentials(&self) -> bool {
+        self.registry_key.is_some() || self.registry_username.is_some()
+    }
+
+    /// Applies [`RegistryArgs::check_rules`], then reads the key file or password. Usage
+    /// errors come before any file or stdin is read. `stored_server` stands in for a missing
+    /// `--registry-server` (the server the cluster already uses).
+    pub fn resolve(
+        &self,
+        sources: PasswordSources<'_>,
+        stored_server: Option<RegistryServer>,
+    ) -> anyhow::Result<Registry> {
+        self.check_rules(stored_server.is_some(), sources.env.is_some())?;
+        let has_password_flag = self.registry_password.is_some() || self.registry_password_stdin;
+        // The env var is ambient: it counts as a password only next to --registry-username.
+        let env_password = sources
+            .env
+            .filter(|_| self.registry_username.is_some() && !has_password_flag);
+        let server = match (&self.registry_server, stored_server) {
+            (Some(text), _) => RegistryServer::parse(text).map_err(UsageError::from_display)?,
+            (None, Some(stored)) => stored,
+            (None, None) => RegistryServer::default(),
         };
 
         let auth = if let Some(path) = &self.registry_key {

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod cmd;
 mod credentials;
+mod progress;
 mod usage;
 
 pub use usage::UsageError;
@@ -60,6 +62,17 @@ enum Command {
     ///   sparrowctl deploy --registry-server harbor.example.com/mesh --dry-run > sparrow.yaml
     #[command(verbatim_doc_comment)]
     Deploy(Box<cmd::deploy::DeployArgs>),
+    /// Remove the control plane and every registry secret Sparrow created, in every namespace.
+    ///
+    /// Order: the webhook, the control plane, every Secret labelled usage=sparrow-registry-key
+    /// (what `kubectl get secrets -l usage=sparrow-registry-key -A` lists), the namespace.
+    /// Secrets named sparrow-registry-key without that label are never touched. Idempotent.
+    Remove(cmd::remove::RemoveArgs),
+    /// Show whether the mesh is healthy; exits 1 when something is wrong.
+    Status(cmd::status::StatusArgs),
+    /// Manage the registry credentials.
+    #[command(subcommand)]
+    Registry(cmd::registry::RegistryCommand),
     /// Print the version of sparrowctl and of the images it deploys by default.
     Version,
     /// Print a shell completion script: `sparrowctl completion bash > /etc/bash_completion.d/sparrowctl`.
@@ -111,6 +124,9 @@ impl Cli {
     fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Deploy(args) => cmd::deploy::run(&self.global, *args),
+            Command::Remove(args) => cmd::remove::run(&self.global, args),
+            Command::Status(args) => cmd::status::run(&self.global, args),
+            Command::Registry(command) => cmd::registry::run(&self.global, command),
             Command::Version => cmd::version::run(),
             Command::Completion { shell } => cmd::completion::run::<Self>(shell),
         }

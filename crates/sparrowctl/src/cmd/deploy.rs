@@ -6,9 +6,14 @@ use anyhow::Context as _;
 use sparrow_core::config::validate_namespace;
 use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, WebhookTls};
 
+use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_kube::{apply, wait};
+
 use crate::GlobalArgs;
+use crate::cluster::{block_on, connect};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
-use crate::usage::{UsageError, usage_bail};
+use crate::progress::Progress;
+use crate::usage::UsageError;
 
 /// Flags of `deploy`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +42,10 @@ pub struct DeployArgs {
     /// Print the manifests instead of applying them; contacts no cluster and no registry.
     #[arg(long)]
     dry_run: bool,
+    /// Wait until the controller is available (up to --timeout); --wait=false returns once
+    /// everything is applied.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    wait: bool,
     /// Output format of --dry-run: multi-document YAML, or one JSON List.
     #[arg(
         short,
@@ -75,11 +84,14 @@ impl DeployArgs {
             None => sparrow_core::RegistryServer::default(),
         };
         let images = self.images.resolve(&registry_server)?;
-        let registry = self.registry.resolve(PasswordSources {
-            env: std::env::var(PASSWORD_ENV).ok(),
-            stdin: &mut std::io::stdin().lock(),
-            warnings: &mut std::io::stderr(),
-        })?;
+        let registry = self.registry.resolve(
+            PasswordSources {
+                env: std::env::var(PASSWORD_ENV).ok(),
+                stdin: &mut std::io::stdin().lock(),
+                warnings: &mut std::io::stderr(),
+            },
+            None,
+        )?;
         Ok(MeshConfig {
             namespace: global.namespace.clone(),
             registry: registry.server,
@@ -97,15 +109,16 @@ impl DeployArgs {
 /// Runs `deploy`.
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     let config = args.mesh_config(global)?;
-    let tls = WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
-        .context("generating the webhook certificate")?;
-    let plane = ControlPlane::render(&config, &tls);
-    if !args.dry_run {
-        usage_bail!(
-            "deploying to a cluster is not available in this build; use --dry-run to print the manifests"
-        );
+    if args.dry_run {
+        let tls = WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
+            .context("generating the webhook certificate")?;
+        return print_rendered(&ControlPlane::render(&config, &tls), args.output);
     }
-    let rendered = match args.output {
+    block_on(deploy_to_cluster(global, &config, args.wait))?
+}
+
+fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<()> {
+    let rendered = match output {
         OutputFormat::Yaml => plane.to_yaml().context("rendering YAML")?,
         OutputFormat::Json => {
             let mut text =
@@ -119,5 +132,60 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
         .write_all(rendered.as_bytes())
         .context("writing to stdout")?;
     stdout.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+async fn deploy_to_cluster(
+    global: &GlobalArgs,
+    config: &MeshConfig,
+    wait: bool,
+) -> anyhow::Result<()> {
+    let progress = Progress::new();
+    progress.working("connecting to the cluster");
+    let cluster = connect(global).await?;
+    progress.done(&format!(
+        "connected to {} (context {})",
+        cluster.server, cluster.context
+    ));
+    let client = &cluster.client;
+
+    // Reads before the first write: a foreign pull secret stops us with nothing written, and
+    // the webhook certificate in use is kept so the controller and caBundle never disagree.
+    let existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
+    let tls = match existing.tls {
+        Some(tls) => tls,
+        None => WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
+            .context("generating the webhook certificate")?,
+    };
+    let plane = ControlPlane::render(config, &tls);
+    apply::apply_control_plane(client, &plane, global.timeout, |object| {
+        progress.done(&format!("applied {}", object.describe()));
+    })
+    .await?;
+
+    if wait {
+        progress.working("waiting for the controller to become available");
+        wait::wait_for_controller(client, &config.namespace, global.timeout).await?;
+        progress.done("controller available");
+    }
+    drop(progress);
+    let credentials = match &config.auth {
+        Some(auth) => format!(
+            "credentials ({}) stored in Secret {}/{}",
+            auth.kind(),
+            config.namespace,
+            PULL_SECRET_NAME
+        ),
+        None => "no registry credentials".to_owned(),
+    };
+    println!(
+        "Sparrow Mesh deployed to namespace {} from {}; {credentials}.",
+        config.namespace, config.registry
+    );
+    if !wait {
+        println!(
+            "Not waiting for the controller (--wait=false): `sparrowctl status` shows when it is ready."
+        );
+    }
     Ok(())
 }

@@ -2,4 +2,7 @@
 
 pub mod completion;
 pub mod deploy;
+pub mod registry;
+pub mod remove;
+pub mod status;
 pub mod version;

@@ -23,11 +23,14 @@ fn resolve(args: RegistryArgs, env: Option<&str>, stdin: &str) -> Run {
         read: false,
     };
     let mut warnings = Vec::new();
-    let result = args.resolve(PasswordSources {
-        env: env.map(str::to_owned),
-        stdin: &mut input,
-        warnings: &mut warnings,
-    });
+    let result = args.resolve(
+        PasswordSources {
+            env: env.map(str::to_owned),
+            stdin: &mut input,
+            warnings: &mut warnings,
+        },
+        None,
+    );
     Run {
         result,
         warnings: String::from_utf8(warnings).expect("utf8"),

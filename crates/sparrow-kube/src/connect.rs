@@ -1,0 +1,124 @@
+//! Finding and reaching the cluster, the way kubectl does: `--kubeconfig`, then `$KUBECONFIG`,
+//! then `~/.kube/config`, then the in-cluster service account; `--context` picks a context.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{ClusterError, describe};
+
+/// Which cluster to talk to.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterTarget {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`.
+    pub context: Option<String>,
+}
+
+/// A reachable cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The API client.
+    pub client: kube::Client,
+    /// The API server URL, for messages.
+    pub server: String,
+    /// The context in use (or `in-cluster`), for messages.
+    pub context: String,
+}
+
+/// Loads the configuration and proves the API server answers within `timeout`.
+pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluster, ClusterError> {
+    let (config, context) = load_config(target).await?;
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadConfig {
+        context: target.context.clone(),
+        detail: describe(&e),
+    })?;
+    let unreachable = |detail: String| ClusterError::Unreachable {
+        server: server.clone(),
+        context: context.clone(),
+        detail,
+    };
+    match tokio::time::timeout(timeout, client.apiserver_version()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(unreachable(describe(&error))),
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {}s",
+                timeout.as_secs_f32()
+            )));
+        }
+    }
+    Ok(Cluster {
+        client,
+        server,
+        context,
+    })
+}
+
+async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), ClusterError> {
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let bad = |detail: String| ClusterError::BadConfig {
+        context: target.context.clone(),
+        detail,
+    };
+    let kubeconfig = match &target.kubeconfig {
+        Some(path) => Some(
+            Kubeconfig::read_from(path)
+                .map_err(|e| bad(format!("{}: {}", path.display(), error_chain(&e))))?,
+        ),
+        None if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+            || default_kubeconfig_exists() =>
+        {
+            Some(Kubeconfig::read().map_err(|e| bad(error_chain(&e)))?)
+        }
+        None => None,
+    };
+    match kubeconfig {
+        Some(kubeconfig) => {
+            let context = target
+                .context
+                .clone()
+                .or_else(|| kubeconfig.current_context.clone())
+                .unwrap_or_else(|| "<none>".to_owned());
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| bad(error_chain(&e)))?;
+            Ok((config, context))
+        }
+        None => {
+            if let Some(context) = &target.context {
+                return Err(ClusterError::NoConfig {
+                    detail: format!("--context {context} given but no kubeconfig exists"),
+                });
+            }
+            let config = kube::Config::incluster().map_err(|e| ClusterError::NoConfig {
+                detail: format!("no kubeconfig, and not in a cluster: {}", error_chain(&e)),
+            })?;
+            Ok((config, "in-cluster".to_owned()))
+        }
+    }
+}
+
+fn default_kubeconfig_exists() -> bool {
+    std::env::var_os("HOME").is_some_and(|home| PathBuf::from(home).join(".kube/config").is_file())
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,123 @@
+//! Errors of cluster operations, with messages a user can act on (never a Debug dump).
+
+/// A Kubernetes API error, described in one line: the server's message, code and reason.
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                "no message"
+            } else {
+                status.message.as_str()
+            };
+            match (status.code, status.reason.as_str()) {
+                (0, "") => message.to_owned(),
+                (code, "") => format!("{message} (HTTP {code})"),
+                (code, reason) => format!("{message} (HTTP {code} {reason})"),
+            }
+        }
+        other => {
+            // Walk to the innermost cause: "connection refused" says more than "ServiceError".
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text = cause.to_string();
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// True when the API answered 404.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// True when the API answered 409 AlreadyExists.
+pub fn is_already_exists(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
+}
+
+/// What went wrong talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No kubeconfig could be loaded and we are not in a cluster.
+    #[error(
+        "no Kubernetes configuration found ({detail}): set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
+    )]
+    NoConfig {
+        /// Why loading failed.
+        detail: String,
+    },
+    /// The kubeconfig exists but cannot be used (unknown context, bad file).
+    #[error("cannot use the kubeconfig{}: {detail}", context.as_ref().map(|c| format!(" (context {c})")).unwrap_or_default())]
+    BadConfig {
+        /// The context asked for, if any.
+        context: Option<String>,
+        /// The loader's complaint.
+        detail: String,
+    },
+    /// The API server did not answer.
+    #[error("cannot reach the Kubernetes API server at {server} (context {context}): {detail}")]
+    Unreachable {
+        /// The server URL.
+        server: String,
+        /// The context name.
+        context: String,
+        /// The cause.
+        detail: String,
+    },
+    /// An API call failed.
+    #[error("{action}: {}", describe(.source))]
+    Api {
+        /// What we were doing, e.g. "applying Deployment sparrow-mesh/sparrow-controller".
+        action: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An API call did not finish in time.
+    #[error("{action}: no answer from the API server within {seconds}s")]
+    Timeout {
+        /// What we were doing.
+        action: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// A Secret named `sparrow-registry-key` exists that Sparrow did not create.
+    #[error("Secret {namespace}/{name} exists and was not created by Sparrow (it has no usage={usage} label); it is left untouched: rename or delete it, then run deploy again", usage = sparrow_core::names::USAGE_LABEL_VALUE)]
+    ForeignSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// `registry update` before `deploy`.
+    #[error(
+        "Sparrow has no registry secret in namespace {namespace}: run `sparrowctl deploy` with the registry flags first"
+    )]
+    NotDeployed {
+        /// The mesh namespace.
+        namespace: String,
+    },
+    /// The stored pull secret cannot be read back (edited by hand?).
+    #[error("Secret {namespace}/{name} does not hold a valid .dockerconfigjson: {detail}")]
+    BadPullSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What is wrong, never the content.
+        detail: String,
+    },
+}
+
+impl ClusterError {
+    /// Wraps an API error with what we were doing.
+    pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        Self::Api {
+            action: action.into(),
+            source,
+        }
+    }
+}

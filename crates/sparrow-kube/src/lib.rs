@@ -1,0 +1,35 @@
+//! Sparrow against the Kubernetes API, through kube-rs: connect, apply the control plane,
+//! wait for it, rotate credentials, report status, remove everything, and keep the
+//! pull-secret copies.
+
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod connect;
+pub mod error;
+pub mod remove;
+pub mod secrets;
+pub mod status;
+pub mod update;
+pub mod wait;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use connect::{Cluster, ClusterTarget, connect};
+pub use error::{ClusterError, describe};
+
+/// Runs one API call with a deadline, naming `action` in the error.
+pub async fn timed<T>(
+    action: &str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(|e| ClusterError::api(action, e)),
+        Err(_) => Err(ClusterError::Timeout {
+            action: action.to_owned(),
+            seconds: timeout.as_secs().max(1),
+        }),
+    }
+}

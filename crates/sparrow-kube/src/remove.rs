@@ -1,0 +1,290 @@
+//! `remove`: the webhook first (so no pod creation depends on a controller about to go),
+//! then the control plane, then every Secret labelled `usage=sparrow-registry-key` in every
+//! namespace, then the namespace. Idempotent: what is already gone is skipped.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+use serde::de::DeserializeOwned;
+use sparrow_core::manifests::pull_secret_selector;
+use sparrow_core::names::*;
+
+use crate::error::{ClusterError, is_not_found};
+use crate::secrets::labels_are_ours;
+use crate::timed;
+
+/// Deletions run this many at a time (thousands of copies must go in seconds).
+const DELETE_CONCURRENCY: usize = 16;
+
+/// One step of `remove`, reported as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveStep {
+    /// An object was deleted (`Kind ns/name`).
+    Deleted(String),
+    /// An object was already gone.
+    AlreadyGone(String),
+}
+
+/// What `remove` found besides what it deleted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Labelled pull secrets deleted (`ns/name`).
+    pub secrets_deleted: Vec<String>,
+    /// Secrets named `sparrow-registry-key` without our label, left untouched (`ns/name`).
+    pub foreign_secrets: Vec<String>,
+    /// Namespaces whose pods still carry the sidecar: they need a restart.
+    pub injected_namespaces: Vec<String>,
+    /// The namespace was not deleted because Sparrow did not create it.
+    pub namespace_kept: bool,
+}
+
+/// Removes the mesh from `namespace`.
+pub async fn remove(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+    mut on_step: impl FnMut(RemoveStep),
+) -> Result<RemoveReport, ClusterError> {
+    let mut report = RemoveReport::default();
+    delete::<MutatingWebhookConfiguration>(
+        Api::all(client.clone()),
+        "MutatingWebhookConfiguration",
+        WEBHOOK_CONFIG_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<Deployment>(
+        Api::namespaced(client.clone(), namespace),
+        "Deployment",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<Service>(
+        Api::namespaced(client.clone(), namespace),
+        "Service",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<RoleBinding>(
+        Api::namespaced(client.clone(), namespace),
+        "RoleBinding",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<Role>(
+        Api::namespaced(client.clone(), namespace),
+        "Role",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<ClusterRoleBinding>(
+        Api::all(client.clone()),
+        "ClusterRoleBinding",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<ClusterRole>(
+        Api::all(client.clone()),
+        "ClusterRole",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<ServiceAccount>(
+        Api::namespaced(client.clone(), namespace),
+        "ServiceAccount",
+        CONTROLLER_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+    delete::<Secret>(
+        Api::namespaced(client.clone(), namespace),
+        "Secret",
+        TLS_SECRET_NAME,
+        timeout,
+        &mut on_step,
+    )
+    .await?;
+
+    // Every labelled pull secret: exactly what `kubectl get secrets -l usage=sparrow-registry-key -A` lists.
+    let all_secrets: Api<Secret> = Api::all(client.clone());
+    let labelled = timed(
+        "listing Secrets labelled usage=sparrow-registry-key",
+        timeout,
+        all_secrets.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
+    )
+    .await?;
+    let targets: Vec<(String, String)> = labelled
+        .items
+        .iter()
+        .filter_map(|m| Some((m.metadata.namespace.clone()?, m.metadata.name.clone()?)))
+        .collect();
+    let deleted: Vec<(String, bool)> = futures::stream::iter(targets)
+        .map(|(ns, name)| {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+            async move {
+                let gone = delete_quietly(
+                    &api,
+                    &name,
+                    &format!("deleting Secret {ns}/{name}"),
+                    timeout,
+                )
+                .await?;
+                Ok::<_, ClusterError>((format!("{ns}/{name}"), gone))
+            }
+        })
+        .buffer_unordered(DELETE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut deleted = deleted;
+    deleted.sort();
+    for (id, existed) in deleted {
+        on_step(if existed {
+            RemoveStep::Deleted(format!("Secret {id}"))
+        } else {
+            RemoveStep::AlreadyGone(format!("Secret {id}"))
+        });
+        if existed {
+            report.secrets_deleted.push(id);
+        }
+    }
+
+    // Same-named secrets we do not own are reported, never touched.
+    let same_named = timed(
+        "listing Secrets named sparrow-registry-key",
+        timeout,
+        all_secrets.list_metadata(
+            &ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}")),
+        ),
+    )
+    .await?;
+    report.foreign_secrets = same_named
+        .items
+        .iter()
+        .filter(|m| !labels_are_ours(m.metadata.labels.as_ref()))
+        .filter_map(|m| {
+            Some(format!(
+                "{}/{}",
+                m.metadata.namespace.clone()?,
+                m.metadata.name.clone()?
+            ))
+        })
+        .collect();
+
+    report.injected_namespaces = injected_namespaces(client, timeout).await?;
+
+    // The namespace goes only if Sparrow created it (never `default` or a team's namespace).
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match timed(
+        &format!("reading Namespace {namespace}"),
+        timeout,
+        namespaces.get_metadata_opt(namespace),
+    )
+    .await?
+    {
+        Some(meta)
+            if meta
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(PART_OF_LABEL))
+                .is_some_and(|v| v == PART_OF_VALUE) =>
+        {
+            delete::<Namespace>(namespaces, "Namespace", namespace, timeout, &mut on_step).await?;
+        }
+        Some(_) => report.namespace_kept = true,
+        None => on_step(RemoveStep::AlreadyGone(format!("Namespace {namespace}"))),
+    }
+    Ok(report)
+}
+
+/// Namespaces with pods annotated `injector.sparrow-mesh.io/status: injected` (metadata only).
+pub async fn injected_namespaces(
+    client: &kube::Client,
+    timeout: Duration,
+) -> Result<Vec<String>, ClusterError> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let list = timed(
+        "listing pods",
+        timeout,
+        pods.list_metadata(&ListParams::default()),
+    )
+    .await?;
+    let namespaces: BTreeSet<String> = list
+        .items
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(INJECT_STATUS_ANNOTATION))
+                .is_some_and(|v| v == INJECT_STATUS_INJECTED)
+        })
+        .filter_map(|p| p.metadata.namespace.clone())
+        .collect();
+    Ok(namespaces.into_iter().collect())
+}
+
+async fn delete<K>(
+    api: Api<K>,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+    on_step: &mut impl FnMut(RemoveStep),
+) -> Result<(), ClusterError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let id = match api.namespace() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    let existed = delete_quietly(&api, name, &format!("deleting {id}"), timeout).await?;
+    on_step(if existed {
+        RemoveStep::Deleted(id)
+    } else {
+        RemoveStep::AlreadyGone(id)
+    });
+    Ok(())
+}
+
+/// Deletes `name`; `Ok(false)` when it was already gone.
+async fn delete_quietly<K>(
+    api: &Api<K>,
+    name: &str,
+    action: &str,
+    timeout: Duration,
+) -> Result<bool, ClusterError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(timeout, api.delete(name, &DeleteParams::background())).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(error)) if is_not_found(&error) => Ok(false),
+        Ok(Err(error)) => Err(ClusterError::api(action, error)),
+        Err(_) => Err(ClusterError::Timeout {
+            action: action.to_owned(),
+            seconds: timeout.as_secs().max(1),
+        }),
+    }
+}

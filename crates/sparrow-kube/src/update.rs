@@ -1,0 +1,84 @@
+//! `registry update`: replace the source pull secret (rotation); the controller refreshes
+//! every copy from it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use sparrow_core::manifests::pull_secret_selector;
+use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME};
+
+use crate::error::ClusterError;
+use crate::secrets::{is_ours, registry_and_user};
+use crate::timed;
+
+/// The stored registry key (`HOST[:PORT]` or Docker Hub's URL), for an update that names no server.
+pub async fn stored_registry_key(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<String, ClusterError> {
+    let source = read_source(client, namespace, timeout).await?;
+    registry_and_user(&source)
+        .map(|(key, _)| key)
+        .map_err(|detail| ClusterError::BadPullSecret {
+            namespace: namespace.to_owned(),
+            name: PULL_SECRET_NAME.to_owned(),
+            detail,
+        })
+}
+
+async fn read_source(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Secret, ClusterError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let action = format!("reading Secret {namespace}/{PULL_SECRET_NAME}");
+    match timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await? {
+        Some(secret) if is_ours(&secret) => Ok(secret),
+        Some(_) => Err(ClusterError::ForeignSecret {
+            namespace: namespace.to_owned(),
+            name: PULL_SECRET_NAME.to_owned(),
+        }),
+        None => Err(ClusterError::NotDeployed {
+            namespace: namespace.to_owned(),
+        }),
+    }
+}
+
+/// Replaces the source secret with `secret` and returns how many copies exist (which the
+/// controller will refresh). Fails, writing nothing, when Sparrow is not deployed.
+pub async fn update_source(
+    client: &kube::Client,
+    namespace: &str,
+    secret: &Secret,
+    timeout: Duration,
+) -> Result<usize, ClusterError> {
+    read_source(client, namespace, timeout).await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let action = format!("updating Secret {namespace}/{PULL_SECRET_NAME}");
+    timed(
+        &action,
+        timeout,
+        secrets.patch(
+            PULL_SECRET_NAME,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(secret),
+        ),
+    )
+    .await?;
+    let all: Api<Secret> = Api::all(client.clone());
+    let copies = timed(
+        "counting copies",
+        timeout,
+        all.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
+    )
+    .await?;
+    Ok(copies
+        .items
+        .iter()
+        .filter(|m| m.metadata.namespace.as_deref() != Some(namespace))
+        .count())
+}
