@@ -160,3 +160,57 @@ async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use sparrow_core::manifests::controller_args;
+    use sparrow_core::{InjectionScope, MeshConfig};
+
+    use super::*;
+
+    fn parse(mesh: &MeshConfig) -> Args {
+        let argv = std::iter::once("sparrow-controller".to_owned()).chain(controller_args(mesh));
+        match Args::try_parse_from(argv) {
+            Ok(args) => args,
+            Err(e) => panic!("the rendered Deployment's flags are refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_flags_the_deployment_renders() {
+        let mut mesh = MeshConfig {
+            namespace: "mesh".to_owned(),
+            ..MeshConfig::default()
+        };
+        let args = parse(&mesh);
+        assert_eq!(args.addr.to_string(), "0.0.0.0:8443");
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.inject_config(), InjectConfig::from_mesh(&mesh));
+
+        mesh.injection = InjectionScope {
+            disable_auto_inject: true,
+            enabled_namespaces: vec!["a".to_owned(), "b".to_owned()],
+        };
+        let args = parse(&mesh);
+        assert!(args.disable_auto_inject);
+        assert_eq!(args.inject_config(), InjectConfig::from_mesh(&mesh));
+        assert_eq!(args.inject_config().enabled_namespaces, ["a", "b"]);
+    }
+
+    #[test]
+    fn certificate_flags_are_required() {
+        assert!(Args::try_parse_from(["sparrow-controller"]).is_err());
+        let args = Args::try_parse_from([
+            "sparrow-controller",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--log-format",
+            "plain",
+        ])
+        .expect("minimal flags");
+        assert_eq!(args.inject_config(), InjectConfig::default());
+    }
+}
