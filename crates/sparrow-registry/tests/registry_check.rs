@@ -616,3 +616,66 @@ async fn the_rendered_pull_secret_lets_skopeo_read_the_image_and_nothing_else_do
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_bearer_token_flow_works_like_ghcr_and_harbor() {
+    let registry = LocalRegistry::start_with_token_auth(&[(USER, PASSWORD)])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let pushed = push_mesh(&registry, "team/mesh", (USER, PASSWORD)).await;
+    let server = server(&format!("{}/team/mesh", registry.authority()));
+
+    let checks = check(
+        &server,
+        Some(&user(USER, PASSWORD)),
+        TAG,
+        &ImageOverrides::default(),
+        &options(&registry),
+    )
+    .await;
+    let found: Vec<Option<&str>> = checks.iter().map(|c| c.outcome.digest()).collect();
+    let expected: Vec<Option<&str>> = pushed.iter().map(|d| Some(d.as_str())).collect();
+    assert_eq!(found, expected, "{}", lines(&checks));
+
+    // The token endpoint refuses a wrong password.
+    let checks = check(
+        &server,
+        Some(&user(USER, "wrong")),
+        TAG,
+        &ImageOverrides::default(),
+        &options(&registry),
+    )
+    .await;
+    assert!(
+        checks.iter().all(|c| matches!(
+            c.outcome,
+            Outcome::Unauthorized {
+                credentials_sent: true,
+                ..
+            }
+        )),
+        "{}",
+        lines(&checks)
+    );
+
+    // An anonymous token grants nothing.
+    let checks = check(
+        &server,
+        None,
+        TAG,
+        &ImageOverrides::default(),
+        &options(&registry),
+    )
+    .await;
+    assert!(
+        checks.iter().all(|c| matches!(
+            c.outcome,
+            Outcome::Unauthorized {
+                credentials_sent: false,
+                ..
+            }
+        )),
+        "{}",
+        lines(&checks)
+    );
+}
