@@ -113,9 +113,7 @@ impl Cli {
                 } else {
                     1
                 };
-                // `{:#}` joins the context chain on one line; no Debug output ever reaches users.
-                let line = format!("{error:#}").replace('\n', " ");
-                let _ = writeln!(std::io::stderr(), "error: {line}");
+                let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));
                 ExitCode::from(code)
             }
         }
@@ -131,6 +129,26 @@ impl Cli {
             Command::Completion { shell } => cmd::completion::run::<Self>(shell),
         }
     }
+}
+
+/// The error and its causes on one line. A cluster error already describes its API cause
+/// (whose own Display is a Debug dump), so the chain stops there; a cause whose text is
+/// already shown is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        if cause.downcast_ref::<sparrow_kube::ClusterError>().is_some() {
+            break;
+        }
+    }
+    line.replace('\n', " ")
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -1,0 +1,651 @@
+//! `deploy`, `registry update`, `status` and `remove` through the real binary against
+//! testkube, checked with testkube's store and request counters and with the real kubectl.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use base64::Engine as _;
+use testkube::TestCluster;
+
+struct Env {
+    cluster: TestCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let cluster = TestCluster::start().await.expect("testkube");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("kubeconfig"), cluster.kubeconfig()).expect("kubeconfig");
+        Self { cluster, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Runs sparrowctl with this cluster's kubeconfig, off the async runtime.
+    async fn sparrowctl(&self, args: &[&str], stdin: &str) -> Output {
+        let kubeconfig = self.kubeconfig();
+        let home = self.dir.path().to_path_buf();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let stdin = stdin.to_owned();
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("sparrowctl")
+                .expect("binary")
+                .env("KUBECONFIG", kubeconfig)
+                .env("HOME", home)
+                .env_remove("SPARROW_REGISTRY_PASSWORD")
+                .args(&args)
+                .write_stdin(stdin)
+                .output()
+                .expect("run sparrowctl")
+        })
+        .await
+        .expect("join")
+    }
+
+    async fn deploy(&self, password: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "deploy",
+            "--wait=false",
+            "--registry-server",
+            "127.0.0.1:5000/team/mesh",
+            "--registry-username",
+            "robot",
+            "--registry-password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        self.sparrowctl(&args, &format!("{password}\n")).await
+    }
+
+    /// The real kubectl against this cluster (discovery cache isolated in the tempdir).
+    async fn kubectl(&self, args: &[&str]) -> Output {
+        let kubeconfig = self.kubeconfig();
+        let home = self.dir.path().to_path_buf();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("kubectl")
+                .env("KUBECONFIG", kubeconfig)
+                .env("HOME", home)
+                .args(&args)
+                .output()
+                .expect("kubectl not found: apt-get install -y kubernetes-client")
+        })
+        .await
+        .expect("join")
+    }
+
+    fn writes(&self) -> u64 {
+        self.cluster
+            .requests()
+            .iter()
+            .filter(|((verb, _), _)| {
+                matches!(
+                    verb.as_str(),
+                    "create" | "update" | "patch" | "delete" | "deletecollection"
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn dockerconfigjson(&self, namespace: &str) -> String {
+        let secret = self
+            .cluster
+            .object("secrets", namespace, "sparrow-registry-key")
+            .expect("pull secret");
+        let data = secret["data"][".dockerconfigjson"].as_str().expect("data");
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("b64"),
+        )
+        .expect("utf8")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+const OBJECTS: &[(&str, &str, &str)] = &[
+    ("namespaces", "", "sparrow-mesh"),
+    ("secrets", "sparrow-mesh", "sparrow-registry-key"),
+    ("secrets", "sparrow-mesh", "sparrow-controller-tls"),
+    ("serviceaccounts", "sparrow-mesh", "sparrow-controller"),
+    ("clusterroles", "", "sparrow-controller"),
+    ("clusterrolebindings", "", "sparrow-controller"),
+    ("roles", "sparrow-mesh", "sparrow-controller"),
+    ("rolebindings", "sparrow-mesh", "sparrow-controller"),
+    ("deployments", "sparrow-mesh", "sparrow-controller"),
+    ("services", "sparrow-mesh", "sparrow-controller"),
+    (
+        "mutatingwebhookconfigurations",
+        "",
+        "sparrow-sidecar-injector",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
+    let env = Env::start().await;
+    let output = env.deploy("first-pw", &[]).await;
+    assert_ok(&output);
+    assert!(
+        !text(&output.stdout).contains("first-pw") && !text(&output.stderr).contains("first-pw"),
+        "no credential in output"
+    );
+    for (resource, ns, name) in OBJECTS {
+        let object = env
+            .cluster
+            .object(resource, ns, name)
+            .unwrap_or_else(|| panic!("{resource} {ns}/{name} missing"));
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/part-of"], "sparrow-mesh",
+            "{resource} {name}"
+        );
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"], "sparrowctl",
+            "{resource} {name}"
+        );
+    }
+    assert_eq!(
+        env.cluster
+            .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+            .expect("secret")["metadata"]["labels"]["usage"],
+        "sparrow-registry-key"
+    );
+    assert!(
+        env.dockerconfigjson("sparrow-mesh")
+            .contains(r#""password":"first-pw""#)
+    );
+    // The minimum: one apply per object, plus the two reads (pull secret ownership, TLS reuse).
+    assert_eq!(
+        env.cluster.request_count("patch", "*"),
+        0,
+        "no wildcard bookkeeping"
+    );
+    let requests = env.cluster.requests();
+    let patches: u64 = requests
+        .iter()
+        .filter(|((v, _), _)| v == "patch")
+        .map(|(_, n)| n)
+        .sum();
+    let gets: u64 = requests
+        .iter()
+        .filter(|((v, _), _)| v == "get")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(patches, 11, "{requests:?}");
+    assert_eq!(gets, 2, "{requests:?}");
+    assert_eq!(env.cluster.total_requests(), 13, "{requests:?}");
+
+    // Deploy again with a new password: same objects, credentials updated, certificate kept.
+    let tls_before = env
+        .cluster
+        .object("secrets", "sparrow-mesh", "sparrow-controller-tls")
+        .expect("tls")["data"]
+        .clone();
+    let output = env.deploy("second-pw", &[]).await;
+    assert_ok(&output);
+    assert!(
+        env.dockerconfigjson("sparrow-mesh")
+            .contains(r#""password":"second-pw""#)
+    );
+    let tls_after = env
+        .cluster
+        .object("secrets", "sparrow-mesh", "sparrow-controller-tls")
+        .expect("tls")["data"]
+        .clone();
+    assert_eq!(tls_before, tls_after, "the webhook certificate is reused");
+    assert_eq!(
+        env.cluster.objects("secrets", Some("sparrow-mesh")).len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_make_no_request_at_all() {
+    let env = Env::start().await;
+    for args in [
+        &[
+            "deploy",
+            "--registry-server",
+            "r.example.com",
+            "--registry-username",
+            "u",
+        ][..],
+        &[
+            "deploy",
+            "--registry-key",
+            "k.json",
+            "--registry-username",
+            "u",
+            "--registry-server",
+            "r.example.com",
+        ],
+        &["deploy", "--registry-server", "Bad Server"],
+        &["registry", "update", "--registry-password", "p"],
+        &["registry", "update"],
+        &["remove"],
+    ] {
+        let output = env.sparrowctl(args, "").await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    assert_eq!(
+        env.cluster.total_requests(),
+        0,
+        "{:?}",
+        env.cluster.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
+    let env = Env::start().await;
+    for (resource, ns, name) in OBJECTS {
+        env.cluster.fail_next("patch", resource, 1, 500);
+        let output = if *name == "sparrow-controller-tls" {
+            // Without credentials the TLS secret is the first Secret applied.
+            env.sparrowctl(
+                &[
+                    "deploy",
+                    "--wait=false",
+                    "--registry-server",
+                    "127.0.0.1:5000/team/mesh",
+                ],
+                "",
+            )
+            .await
+        } else {
+            env.deploy("pw", &[]).await
+        };
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "500 on {resource}: {}",
+            text(&output.stdout)
+        );
+        let stderr = text(&output.stderr);
+        let shown = if ns.is_empty() {
+            name.to_string()
+        } else {
+            format!("{ns}/{name}")
+        };
+        assert!(
+            stderr.starts_with("error: applying ") && stderr.contains(&shown),
+            "{resource}: {stderr}"
+        );
+        assert!(stderr.contains("HTTP 500"), "{resource}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        env.cluster.clear_faults();
+        assert_ok(&env.deploy("pw", &[]).await);
+    }
+    // A server too slow for --timeout: a clear error, then success once it answers.
+    env.cluster
+        .set_latency(std::time::Duration::from_millis(1500));
+    let output = env.deploy("pw", &["--timeout", "1s"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("no answer from the API server within 1s"),
+        "{}",
+        text(&output.stderr)
+    );
+    env.cluster.set_latency(std::time::Duration::ZERO);
+    assert_ok(&env.deploy("pw", &["--timeout", "10s"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_pull_secret_stops_deploy_and_survives_remove() {
+    let env = Env::start().await;
+    assert_ok(&env.kubectl(&["create", "namespace", "sparrow-mesh"]).await);
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "sparrow-mesh",
+            "create",
+            "secret",
+            "generic",
+            "sparrow-registry-key",
+            "--from-literal=token=theirs",
+        ])
+        .await,
+    );
+    env.cluster.reset_requests();
+    let output = env.deploy("pw", &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(
+            "Secret sparrow-mesh/sparrow-registry-key exists and was not created by Sparrow"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        env.writes(),
+        0,
+        "nothing written: {:?}",
+        env.cluster.requests()
+    );
+
+    // In another namespace it is left alone by deploy and by remove.
+    let env = Env::start().await;
+    assert_ok(&env.kubectl(&["create", "namespace", "shop"]).await);
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "shop",
+            "create",
+            "secret",
+            "generic",
+            "sparrow-registry-key",
+            "--from-literal=token=theirs",
+        ])
+        .await,
+    );
+    assert_ok(&env.deploy("pw", &[]).await);
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("Left untouched: Secret shop/sparrow-registry-key"),
+        "{}",
+        text(&output.stdout)
+    );
+    let theirs = env
+        .cluster
+        .object("secrets", "shop", "sparrow-registry-key")
+        .expect("user's secret survives");
+    assert_eq!(
+        theirs["data"]["token"],
+        base64::engine::general_purpose::STANDARD.encode("theirs")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    // Copies as the controller makes them, in two namespaces.
+    for ns in ["shop", "payments"] {
+        assert_ok(&env.kubectl(&["create", "namespace", ns]).await);
+        assert_ok(
+            &env.kubectl(&[
+                "-n",
+                ns,
+                "create",
+                "secret",
+                "docker-registry",
+                "sparrow-registry-key",
+                "--docker-server=127.0.0.1:5000",
+                "--docker-username=robot",
+                "--docker-password=pw",
+            ])
+            .await,
+        );
+        assert_ok(
+            &env.kubectl(&[
+                "-n",
+                ns,
+                "label",
+                "secret",
+                "sparrow-registry-key",
+                "usage=sparrow-registry-key",
+            ])
+            .await,
+        );
+    }
+    let listed = env
+        .kubectl(&[
+            "get",
+            "secrets",
+            "-l",
+            "usage=sparrow-registry-key",
+            "-A",
+            "--no-headers",
+        ])
+        .await;
+    assert_eq!(
+        text(&listed.stdout).lines().count(),
+        3,
+        "source and two copies: {}",
+        text(&listed.stdout)
+    );
+
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_ok(&output);
+    let stdout = text(&output.stdout);
+    for id in [
+        "Secret payments/sparrow-registry-key",
+        "Secret shop/sparrow-registry-key",
+        "Secret sparrow-mesh/sparrow-registry-key",
+        "MutatingWebhookConfiguration sparrow-sidecar-injector",
+        "Namespace sparrow-mesh",
+    ] {
+        assert!(
+            stdout.contains(&format!("deleted {id}")),
+            "{id} not reported: {stdout}"
+        );
+    }
+    let webhook_line = stdout
+        .find("deleted MutatingWebhookConfiguration")
+        .expect("webhook");
+    let deployment_line = stdout.find("deleted Deployment").expect("deployment");
+    let secrets_line = stdout.find("deleted Secret shop/").expect("copy");
+    let namespace_line = stdout.find("deleted Namespace").expect("namespace");
+    assert!(
+        webhook_line < deployment_line
+            && deployment_line < secrets_line
+            && secrets_line < namespace_line,
+        "order: {stdout}"
+    );
+
+    let listed = env
+        .kubectl(&["get", "secrets", "-l", "usage=sparrow-registry-key", "-A"])
+        .await;
+    assert_ok(&listed);
+    assert_eq!(text(&listed.stdout), "", "kubectl lists nothing");
+    for (resource, ns, name) in OBJECTS {
+        assert!(
+            env.cluster.object(resource, ns, name).is_none(),
+            "{resource} {ns}/{name} left behind"
+        );
+    }
+    // Twice: still success.
+    assert_ok(&env.sparrowctl(&["remove", "--yes"], "").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_needs_confirmation_without_a_terminal() {
+    let env = Env::start().await;
+    let output = env.sparrowctl(&["remove"], "y\n").await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("stdin is not a terminal; pass --yes"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(env.cluster.total_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_update_rotates_only_the_source() {
+    let env = Env::start().await;
+    let output = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--registry-username",
+                "robot2",
+                "--registry-password-stdin",
+            ],
+            "pw2\n",
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(
+            "Sparrow has no registry secret in namespace sparrow-mesh: run `sparrowctl deploy`"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(env.writes(), 0);
+
+    assert_ok(&env.deploy("pw1", &[]).await);
+    env.cluster.reset_requests();
+    let output = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--registry-username",
+                "robot2",
+                "--registry-password-stdin",
+            ],
+            "pw2\n",
+        )
+        .await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("the controller will refresh 0 copies"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(
+        env.dockerconfigjson("sparrow-mesh"),
+        r#"{"auths":{"127.0.0.1:5000":{"username":"robot2","password":"pw2","auth":"cm9ib3QyOnB3Mg=="}}}"#,
+        "the stored registry is kept when --registry-server is not given"
+    );
+    assert_eq!(
+        env.writes(),
+        1,
+        "only the source secret is written: {:?}",
+        env.cluster.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_without_credentials_and_exits_1_when_unhealthy() {
+    let env = Env::start().await;
+    let output = env.sparrowctl(&["status"], "").await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("controller: not deployed"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    assert_ok(&env.deploy("hunter2-secret", &[]).await);
+    let output = env.sparrowctl(&["status", "-o", "json"], "").await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "no controller pod runs in testkube"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["webhook"]["present"], true);
+    assert_eq!(report["webhook"]["caBundleMatches"], true);
+    assert_eq!(report["registry"]["server"], "127.0.0.1:5000");
+    assert_eq!(report["registry"]["credential"], "username-password");
+    assert_eq!(report["copies"], 0);
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(
+        !all.contains("hunter2-secret")
+            && !all.contains(
+                &base64::engine::general_purpose::STANDARD.encode("robot:hunter2-secret")
+            ),
+        "{all}"
+    );
+    assert!(
+        text(&output.stderr)
+            .starts_with("error: Sparrow Mesh in namespace sparrow-mesh is not healthy")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_timeout_names_the_image_that_cannot_be_pulled() {
+    let env = Env::start().await;
+    assert_ok(&env.kubectl(&["create", "namespace", "sparrow-mesh"]).await);
+    let event = serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "sparrow-controller-abc.1", "namespace": "sparrow-mesh"},
+        "involvedObject": {"kind": "Pod", "name": "sparrow-controller-abc", "namespace": "sparrow-mesh"},
+        "reason": "Failed", "type": "Warning",
+        "message": "Failed to pull image \"127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0\": unauthorized: authentication required",
+    });
+    let path = env.dir.path().join("event.json");
+    std::fs::write(&path, event.to_string()).expect("write");
+    assert_ok(
+        &env.kubectl(&["create", "-f", path.to_str().expect("utf8")])
+            .await,
+    );
+    let output = env
+        .sparrowctl(
+            &[
+                "deploy",
+                "--timeout",
+                "2s",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("is not available after 2s"), "{stderr}");
+    assert!(stderr.contains("image 127.0.0.1:5000/team/mesh/sparrow-controller:0.1.0 cannot be pulled from registry 127.0.0.1:5000"), "{stderr}");
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_name_the_server_and_context() {
+    let env = Env::start().await;
+    let addr = env.cluster.addr();
+    env.cluster.stop().await;
+    let output = env.sparrowctl(&["status", "--timeout", "3s"], "").await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the Kubernetes API server at https://{addr}"
+        )) && stderr.contains("(context testkube)"),
+        "{stderr}"
+    );
+
+    let output = env.sparrowctl(&["status", "--context", "nope"], "").await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("cannot use the kubeconfig (context nope)"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = env
+        .sparrowctl(&["status", "--kubeconfig", "/nonexistent/kubeconfig"], "")
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("/nonexistent/kubeconfig"),
+        "{}",
+        text(&output.stderr)
+    );
+}
