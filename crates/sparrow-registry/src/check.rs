@@ -22,7 +22,7 @@ use crate::outcome::{ImageCheck, Outcome};
 /// checked anonymously, exactly as the kubelet would pull it with the rendered pull secret.
 ///
 /// Fails only when the options are unusable (see [`CheckOptions::validate`]); everything the
-/// registry says is an [`Outcome`].
+/// registry says is an [`Outcome`]. Runs on the caller's Tokio runtime (one task per image).
 pub async fn check_images(
     server: &RegistryServer,
     auth: Option<&RegistryAuth>,
@@ -30,10 +30,30 @@ pub async fn check_images(
     options: &CheckOptions,
 ) -> Result<Vec<ImageCheck>, CheckError> {
     let client = build_client(options)?;
-    let checks = images
+    // One task per image: concurrent on any runtime, and a panic inside the HTTP client
+    // (oci-client unwraps a token into a header) costs that image's line, not the process.
+    let tasks = images.iter().map(|&(label, image)| {
+        let (client, server, auth) = (client.clone(), server.clone(), auth.cloned());
+        let (label, image, timeout) = (label.to_owned(), image.to_owned(), options.timeout);
+        tokio::spawn(async move {
+            check_image(&client, &server, auth.as_ref(), &label, &image, timeout).await
+        })
+    });
+    let results = join_all(tasks).await;
+    Ok(images
         .iter()
-        .map(|&(label, image)| check_image(&client, server, auth, label, image, options.timeout));
-    Ok(join_all(checks).await)
+        .zip(results)
+        .map(|(&(label, image), result)| {
+            result.unwrap_or_else(|error| ImageCheck {
+                label: label.to_owned(),
+                image: image.to_owned(),
+                outcome: Outcome::Other {
+                    detail: format!("the check stopped unexpectedly: {error}"),
+                }
+                .redact(auth.map(RegistryAuth::password).unwrap_or_default()),
+            })
+        })
+        .collect())
 }
 
 fn build_client(options: &CheckOptions) -> Result<Client, CheckError> {
