@@ -6,7 +6,10 @@
 
 pub mod apply;
 pub mod connect;
+pub mod copies;
 pub mod error;
+pub mod leader;
+pub mod metrics;
 pub mod remove;
 pub mod secrets;
 pub mod status;
