@@ -354,3 +354,54 @@ async fn dry_run_reaches_side_effect_free_webhooks_and_stores_nothing() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn updates_are_admitted_with_the_old_object_and_object_selector() {
+    let cluster = TestCluster::start().await.expect("start");
+    let hook = Webhook::start("sparrow-controller.sparrow-mesh.svc", |req| {
+        assert_eq!(req["operation"], "UPDATE");
+        assert_eq!(req["oldObject"]["data"]["v"], "1", "oldObject is the stored object");
+        let patch = json!([{"op": "add", "path": "/metadata/annotations", "value": {"seen-old": req["oldObject"]["data"]["v"].clone()}}]);
+        json!({"allowed": true, "patchType": "JSONPatch", "patch": encode_patch(&patch)})
+    })
+    .await;
+    cluster.set_service_endpoint("sparrow-mesh", "sparrow-controller", hook.addr);
+    let extra = json!({
+        "namespaceSelector": {},
+        "objectSelector": {"matchLabels": {"mesh": "on"}},
+        "rules": [{"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}]
+    });
+    install(
+        &cluster,
+        &webhook_config("on-update", service_ref(&hook.ca_bundle), extra),
+    )
+    .await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client(), "default");
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"v": "1"}})).expect("cm");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create is not matched");
+    let patch = json!({"metadata": {"labels": {"mesh": "on"}}, "data": {"v": "2"}});
+    let updated = cms
+        .patch(
+            "c",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("update admitted");
+    assert_eq!(
+        updated
+            .metadata
+            .annotations
+            .and_then(|a| a.get("seen-old").cloned())
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        updated.data.and_then(|d| d.get("v").cloned()).as_deref(),
+        Some("2")
+    );
+}
