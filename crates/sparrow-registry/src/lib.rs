@@ -32,5 +32,5 @@ mod outcome;
 pub mod fixture;
 
 pub use check::check_images;
-pub use options::{CheckError, CheckOptions};
-pub use outcome::{ImageCheck, Outcome, all_passed};
+pub use options::{CheckError, CheckOptions, DEFAULT_TIMEOUT};
+pub use outcome::{ImageCheck, Outcome, REGISTRY_CA_HINT, all_passed};
