@@ -118,7 +118,8 @@ mod tests {
                 "apps",
                 "rbac.authorization.k8s.io",
                 "admissionregistration.k8s.io",
-                "coordination.k8s.io"
+                "coordination.k8s.io",
+                "events.k8s.io"
             ]
         );
     }

@@ -19,7 +19,7 @@ use crate::discovery;
 use crate::error::ApiError;
 use crate::faults::Faults;
 use crate::openapi;
-use crate::patch::{PatchKind, apply_patch};
+use crate::patch::{PatchKind, apply_patch, prune_unapplied};
 use crate::protobuf;
 use crate::resources::{NAMESPACES, RESOURCES, ResourceDef, find};
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -48,6 +48,8 @@ pub struct Shared {
     pub server_address: String,
     /// How often open watches with bookmarks enabled get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Last object each field manager applied, by (resource, namespace, name, manager).
+    pub applied: Mutex<HashMap<(usize, String, String, String), Value>>,
 }
 
 fn full(bytes: Vec<u8>) -> Body {
@@ -742,7 +744,9 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
                     obj["metadata"] = json!({});
                 }
                 ctx.check_name(&mut obj)?;
-                return create_object(ctx, obj).await;
+                let created = create_object(ctx, obj).await?;
+                remember_applied(ctx, &name, &doc);
+                return Ok(created);
             }
             return Err(ctx.not_found(&name));
         };
@@ -757,6 +761,16 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
             ));
         }
         let mut new = (*old).clone();
+        if kind == PatchKind::Apply
+            && let Some(previous) = ctx
+                .shared
+                .applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&applied_key(ctx, &name))
+        {
+            prune_unapplied(&mut new, previous, &doc);
+        }
         apply_patch(kind, &mut new, &doc)?;
         check_type(ctx.def, &mut new)?;
         if meta_str(&new, "name") != Some(name.as_str()) {
@@ -778,7 +792,12 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
             .store
             .update(ctx.target.resource, new, object_rv(&old), ctx.dry_run())
         {
-            Ok(stored) => return Ok(json_response(200, &*stored, &outcome.warnings)),
+            Ok(stored) => {
+                if kind == PatchKind::Apply {
+                    remember_applied(ctx, &name, &doc);
+                }
+                return Ok(json_response(200, &*stored, &outcome.warnings));
+            }
             // Someone else changed the object between our read and write: patch it again, as
             // the real API does for patches without a resourceVersion.
             Err(e) if e.code == 409 && user_rv.is_none() => continue,
@@ -791,6 +810,27 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
         &ctx.def.qualified(),
         &name,
     ))
+}
+
+fn applied_key(ctx: &Ctx<'_>, name: &str) -> (usize, String, String, String) {
+    let manager = ctx.query.get("fieldManager").cloned().unwrap_or_default();
+    (
+        ctx.target.resource,
+        ctx.namespace().to_string(),
+        name.to_string(),
+        manager,
+    )
+}
+
+/// Records what a field manager applied, so its next apply can drop what it no longer sets.
+fn remember_applied(ctx: &Ctx<'_>, name: &str, doc: &Value) {
+    if !ctx.dry_run() {
+        ctx.shared
+            .applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(applied_key(ctx, name), doc.clone());
+    }
 }
 
 fn delete_options(

@@ -117,6 +117,7 @@ impl Builder {
             endpoints: RwLock::new(Default::default()),
             server_address: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
+            applied: Mutex::new(Default::default()),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =

@@ -36,6 +36,7 @@ fn schema_name(r: &ResourceDef) -> String {
         "rbac.authorization.k8s.io" => "rbac",
         "admissionregistration.k8s.io" => "admissionregistration",
         "coordination.k8s.io" => "coordination",
+        "events.k8s.io" => "events",
         other => other,
     };
     format!("io.k8s.api.{group}.{}.{}", r.version, r.kind)

@@ -157,6 +157,27 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, _field: &str) {
     }
 }
 
+/// Server-side apply's removal rule, reduced: a field the same manager applied last time and
+/// no longer applies is removed. Maps recurse; lists and scalars are atomic.
+pub fn prune_unapplied(current: &mut Value, previous: &Value, applied: &Value) {
+    let (Value::Object(cur), Value::Object(prev)) = (current, previous) else {
+        return;
+    };
+    for (key, prev_value) in prev {
+        match applied.get(key) {
+            None => {
+                cur.remove(key);
+            }
+            Some(new_value) if prev_value.is_object() && new_value.is_object() => {
+                if let Some(child) = cur.get_mut(key) {
+                    prune_unapplied(child, prev_value, new_value);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 fn merge_list_by_key(existing: &mut Vec<Value>, items: &[Value], key: &str) {
     for item in items {
         let id = item.get(key).cloned();
@@ -214,6 +235,20 @@ mod tests {
         assert_eq!(
             obj,
             json!({"metadata": {"labels": {"b": "2"}, "finalizers": ["x", "y"]}, "rules": [3]})
+        );
+    }
+
+    #[test]
+    fn apply_prunes_what_the_manager_stopped_applying() {
+        let mut obj = json!({"metadata": {"name": "s", "labels": {"a": "1", "b": "2", "other": "x"}}, "data": {"k": "v"}});
+        let previous =
+            json!({"metadata": {"name": "s", "labels": {"a": "1", "b": "2"}}, "data": {"k": "v"}});
+        let applied = json!({"metadata": {"name": "s", "labels": {"a": "1"}}});
+        prune_unapplied(&mut obj, &previous, &applied);
+        apply_patch(PatchKind::Apply, &mut obj, &applied).expect("apply");
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "s", "labels": {"a": "1", "other": "x"}}})
         );
     }
 

@@ -201,6 +201,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         &[],
         NameRule::Subdomain,
     ),
+    def(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        NameRule::Subdomain,
+    ),
 ];
 
 /// Index of the `mutatingwebhookconfigurations` resource in [`RESOURCES`].

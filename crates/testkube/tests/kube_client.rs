@@ -235,6 +235,30 @@ async fn server_side_apply_creates_and_merges() {
             .as_deref(),
         Some("sparrow-registry-key")
     );
+    // A second manager's label survives; the first manager's dropped annotation goes.
+    secrets
+        .patch(
+            "applied",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "a"}}})),
+        )
+        .await
+        .expect("other manager");
+    s.metadata.annotations = None;
+    let pruned = secrets
+        .patch("applied", &pp, &Patch::Apply(&s))
+        .await
+        .expect("apply without annotation");
+    assert!(pruned.metadata.annotations.unwrap_or_default().is_empty());
+    assert_eq!(
+        pruned
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("a")
+    );
     let no_manager = secrets
         .patch("applied", &PatchParams::default(), &Patch::Apply(&s))
         .await;
