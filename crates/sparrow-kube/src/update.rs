@@ -82,3 +82,47 @@ pub async fn update_source(
         .filter(|m| m.metadata.namespace.as_deref() != Some(namespace))
         .count())
 }
+
+/// The images the deployed control plane uses (controller image, and the sidecar and init
+/// images it injects), read from the controller Deployment; `None` when it does not exist.
+pub async fn deployed_images(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Option<sparrow_core::Images>, ClusterError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let action = format!(
+        "reading Deployment {namespace}/{}",
+        sparrow_core::names::CONTROLLER_NAME
+    );
+    let Some(deployment) = timed(
+        &action,
+        timeout,
+        api.get_opt(sparrow_core::names::CONTROLLER_NAME),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Some(container) = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.into_iter().next())
+    else {
+        return Ok(None);
+    };
+    let args = container.args.unwrap_or_default();
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_owned))
+    };
+    match (container.image, flag("sidecar-image"), flag("init-image")) {
+        (Some(controller), Some(proxy), Some(init)) => Ok(Some(sparrow_core::Images {
+            controller,
+            proxy,
+            init,
+        })),
+        _ => Ok(None),
+    }
+}

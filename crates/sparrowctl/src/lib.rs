@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cluster;
 mod cmd;
 mod credentials;
+mod preflight;
 mod progress;
 mod usage;
 

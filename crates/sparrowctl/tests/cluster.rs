@@ -49,6 +49,7 @@ impl Env {
         let mut args = vec![
             "deploy",
             "--wait=false",
+            "--skip-registry-check",
             "--registry-server",
             "127.0.0.1:5000/team/mesh",
             "--registry-username",
@@ -268,6 +269,7 @@ async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
                 &[
                     "deploy",
                     "--wait=false",
+                    "--skip-registry-check",
                     "--registry-server",
                     "127.0.0.1:5000/team/mesh",
                 ],
@@ -516,6 +518,7 @@ async fn registry_update_rotates_only_the_source() {
             &[
                 "registry",
                 "update",
+                "--skip-registry-check",
                 "--registry-username",
                 "robot2",
                 "--registry-password-stdin",
@@ -603,6 +606,7 @@ async fn wait_timeout_names_the_image_that_cannot_be_pulled() {
                 "deploy",
                 "--timeout",
                 "2s",
+                "--skip-registry-check",
                 "--registry-server",
                 "127.0.0.1:5000/team/mesh",
             ],

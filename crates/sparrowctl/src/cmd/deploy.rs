@@ -12,6 +12,7 @@ use sparrow_kube::{apply, wait};
 use crate::GlobalArgs;
 use crate::cluster::{block_on, connect};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::progress::Progress;
 use crate::usage::UsageError;
 
@@ -22,6 +23,11 @@ pub struct DeployArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     images: ImageArgs,
+    #[command(flatten)]
+    registry_tls: RegistryTlsArgs,
+    /// Deploy without first checking the credentials and every image against the registry.
+    #[arg(long, help_heading = "Registry check")]
+    skip_registry_check: bool,
     /// imagePullPolicy of the mesh's containers.
     #[arg(long, value_name = "POLICY", default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"], help_heading = "Images")]
     pull_policy: String,
@@ -114,7 +120,22 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
             .context("generating the webhook certificate")?;
         return print_rendered(&ControlPlane::render(&config, &tls), args.output);
     }
-    block_on(deploy_to_cluster(global, &config, args.wait))?
+    // Read and validated before anything is contacted.
+    let check_options = args.registry_tls.options(global)?;
+    block_on(async {
+        if !args.skip_registry_check {
+            println!("Checking {} with the given credentials:", config.registry);
+            check_and_report(
+                &config.registry,
+                config.auth.as_ref(),
+                &config.images.all(),
+                &check_options,
+                "; nothing was deployed (fix the credentials or images, or pass --skip-registry-check)",
+            )
+            .await?;
+        }
+        deploy_to_cluster(global, &config, args.wait).await
+    })?
 }
 
 fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<()> {

@@ -3,11 +3,12 @@
 use anyhow::Context as _;
 use sparrow_core::manifests::pull_secret;
 use sparrow_core::{RegistryServer, dockerconfigjson};
-use sparrow_kube::update::{stored_registry_key, update_source};
+use sparrow_kube::update::{deployed_images, stored_registry_key, update_source};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, connect};
-use crate::credentials::{PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::usage::usage_bail;
 
 /// `registry` verbs.
@@ -21,6 +22,27 @@ pub enum RegistryCommand {
     ///   sparrowctl registry update --registry-username robot2 --registry-password-stdin < pw.txt
     #[command(verbatim_doc_comment)]
     Update(UpdateArgs),
+    /// Prove the credentials and every mesh image against the registry; deploys nothing.
+    ///
+    /// One line per image: found (with digest), not found, unauthorized, forbidden, TLS
+    /// failure, unreachable. Exit 0 only if every image is found.
+    ///
+    /// Example:
+    ///   sparrowctl registry check --registry-server registry.example.com:5000/mesh \
+    ///       --registry-username robot --registry-password-stdin --registry-ca ca.pem < pw.txt
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+}
+
+/// Flags of `registry check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    images: ImageArgs,
+    #[command(flatten)]
+    tls: RegistryTlsArgs,
 }
 
 /// Flags of `registry update`.
@@ -28,17 +50,50 @@ pub enum RegistryCommand {
 pub struct UpdateArgs {
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    tls: RegistryTlsArgs,
+    /// Update without first checking the new credentials against the deployed images.
+    #[arg(long, help_heading = "Registry check")]
+    skip_registry_check: bool,
 }
 
 /// Runs a `registry` verb.
 pub fn run(global: &GlobalArgs, command: RegistryCommand) -> anyhow::Result<()> {
     match command {
         RegistryCommand::Update(args) => update(global, args),
+        RegistryCommand::Check(args) => check(global, args),
     }
 }
 
+fn check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
+    let env = std::env::var(PASSWORD_ENV).ok();
+    args.registry.check_rules(false, env.is_some())?;
+    if let Some(text) = &args.registry.registry_server {
+        args.images.resolve(
+            &RegistryServer::parse(text).map_err(crate::usage::UsageError::from_display)?,
+        )?;
+    }
+    let resolved = args.registry.resolve(
+        PasswordSources {
+            env,
+            stdin: &mut std::io::stdin().lock(),
+            warnings: &mut std::io::stderr(),
+        },
+        None,
+    )?;
+    let images = args.images.resolve(&resolved.server)?;
+    let options = args.tls.options(global)?;
+    block_on(check_and_report(
+        &resolved.server,
+        resolved.auth.as_ref(),
+        &images.all(),
+        &options,
+        "",
+    ))?
+}
+
 fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
-    let registry = args.registry;
+    let registry = &args.registry;
     let env = std::env::var(PASSWORD_ENV).ok();
     // Usage errors first: nothing is contacted or read for a bad command line.
     registry.check_rules(true, env.is_some())?;
@@ -47,6 +102,7 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             "registry update needs credentials: --registry-key FILE, or --registry-username with a password"
         );
     }
+    let options = args.tls.options(global)?;
     block_on(async {
         let cluster = connect(global).await?;
         let stored = match &registry.registry_server {
@@ -69,6 +125,24 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             stored,
         )?;
         let auth = resolved.auth.context("no credentials given")?;
+        if !args.skip_registry_check {
+            match deployed_images(&cluster.client, &global.namespace, global.timeout).await? {
+                Some(images) => {
+                    println!("Checking the deployed images with the new credentials:");
+                    check_and_report(
+                        &resolved.server,
+                        Some(&auth),
+                        &images.all(),
+                        &options,
+                        "; the credentials were not changed (or pass --skip-registry-check)",
+                    )
+                    .await?;
+                }
+                None => println!(
+                    "No controller Deployment found: the new credentials are stored without an image check."
+                ),
+            }
+        }
         let secret = pull_secret(&global.namespace, dockerconfigjson(&resolved.server, &auth));
         let copies =
             update_source(&cluster.client, &global.namespace, &secret, global.timeout).await?;
