@@ -115,6 +115,127 @@ pub fn normalize(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+const METADATA_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+fn top_level_fields(kind: &str, group: &str) -> &'static [&'static str] {
+    match (kind, group) {
+        ("Secret", _) => &["data", "stringData", "type", "immutable"],
+        ("ConfigMap", _) => &["data", "binaryData", "immutable"],
+        ("ServiceAccount", _) => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        ("Namespace" | "Pod" | "Service" | "Deployment", _) => &["spec", "status"],
+        ("Lease", _) => &["spec"],
+        ("Role", _) => &["rules"],
+        ("ClusterRole", _) => &["rules", "aggregationRule"],
+        ("RoleBinding" | "ClusterRoleBinding", _) => &["subjects", "roleRef"],
+        ("MutatingWebhookConfiguration", _) => &["webhooks"],
+        ("Event", "") => &[
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        ],
+        ("Event", _) => &[
+            "eventTime",
+            "series",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "regarding",
+            "related",
+            "note",
+            "type",
+            "deprecatedSource",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        ],
+        _ => &[],
+    }
+}
+
+/// Unknown top-level and metadata fields, as `fieldValidation` reports them. Nested fields
+/// below those levels are not checked (no schemas here).
+pub fn unknown_fields(def: &ResourceDef, obj: &Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let known = top_level_fields(def.kind, def.group);
+    if let Some(map) = obj.as_object() {
+        for key in map.keys() {
+            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
+                && !known.contains(&key.as_str())
+            {
+                unknown.push(key.clone());
+            }
+        }
+    }
+    if let Some(meta) = obj.get("metadata").and_then(Value::as_object) {
+        for key in meta.keys() {
+            if !METADATA_FIELDS.contains(&key.as_str()) {
+                unknown.push(format!("metadata.{key}"));
+            }
+        }
+    }
+    unknown
+}
+
+/// Applies the request's `fieldValidation` mode: `Strict` fails with 400, `Ignore` says nothing,
+/// `Warn` (the default) returns warnings.
+pub fn field_validation(
+    def: &ResourceDef,
+    obj: &Value,
+    mode: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    if mode == Some("Ignore") {
+        return Ok(Vec::new());
+    }
+    let unknown: Vec<String> = unknown_fields(def, obj)
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(unknown);
+    }
+    if mode == Some("Strict") {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = def.kind,
+            version = def.version,
+        )));
+    }
+    Ok(unknown)
+}
+
 /// Validates a (normalised) object about to be stored. `old` is the stored object on update.
 pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let name = meta_str(obj, "name").unwrap_or_default();
@@ -315,6 +436,27 @@ mod tests {
                 .contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn strict_field_validation_names_unknown_fields() {
+        let def = secret_def();
+        let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "lables": {}}, "strngData": {}});
+        let err = field_validation(def, &obj, Some("Strict")).expect_err("strict");
+        assert_eq!(err.code, 400);
+        assert!(err.message.ends_with("strict decoding error: unknown field \"strngData\", unknown field \"metadata.lables\""), "{}", err.message);
+        assert_eq!(field_validation(def, &obj, None).expect("warn").len(), 2);
+        assert!(
+            field_validation(def, &obj, Some("Ignore"))
+                .expect("ignore")
+                .is_empty()
+        );
+        let fine = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {}, "type": "Opaque"});
+        assert!(
+            field_validation(def, &fine, Some("Strict"))
+                .expect("fine")
+                .is_empty()
         );
     }
 
