@@ -52,6 +52,8 @@ pub struct GlobalArgs {
     pub timeout: Duration,
 }
 
+// Parsed once per process: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Deploy (or update) the control plane, with credentials for a private registry.
@@ -62,7 +64,7 @@ enum Command {
     ///   sparrowctl deploy --registry-server europe-docker.pkg.dev/acme/mesh --registry-key key.json
     ///   sparrowctl deploy --registry-server harbor.example.com/mesh --dry-run > sparrow.yaml
     #[command(verbatim_doc_comment)]
-    Deploy(Box<cmd::deploy::DeployArgs>),
+    Deploy(cmd::deploy::DeployArgs),
     /// Remove the control plane and every registry secret Sparrow created, in every namespace.
     ///
     /// Order: the webhook, the control plane, every Secret labelled usage=sparrow-registry-key
@@ -122,7 +124,7 @@ impl Cli {
 
     fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Deploy(args) => cmd::deploy::run(&self.global, *args),
+            Command::Deploy(args) => cmd::deploy::run(&self.global, args),
             Command::Remove(args) => cmd::remove::run(&self.global, args),
             Command::Status(args) => cmd::status::run(&self.global, args),
             Command::Registry(command) => cmd::registry::run(&self.global, command),
