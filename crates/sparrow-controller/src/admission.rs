@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Pod;
 use sparrow_core::names::NAMESPACE_NAME_LABEL;
-use sparrow_inject::{Decision, InjectConfig, SkipReason, decide, patch};
+use sparrow_inject::{Decision, Injector, SkipReason, decide};
 
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::NamespaceLabels;
@@ -51,7 +51,7 @@ pub struct AdmissionOutcome {
 
 /// The injection webhook's logic, independent of HTTP and TLS.
 pub struct Webhook {
-    config: InjectConfig,
+    injector: Injector,
     namespaces: Arc<dyn NamespaceLabels>,
     pull_secrets: Option<Arc<dyn PullSecretCopies>>,
     metrics: AdmissionMetrics,
@@ -61,13 +61,13 @@ impl Webhook {
     /// A webhook deciding with `config` and `namespaces`; `pull_secrets` is called for pods
     /// that carry the sidecar (none: no copy is made).
     pub fn new(
-        config: InjectConfig,
+        injector: Injector,
         namespaces: Arc<dyn NamespaceLabels>,
         pull_secrets: Option<Arc<dyn PullSecretCopies>>,
         metrics: AdmissionMetrics,
     ) -> Self {
         Self {
-            config,
+            injector,
             namespaces,
             pull_secrets,
             metrics,
@@ -129,10 +129,10 @@ impl Webhook {
             .or(pod.metadata.generate_name.as_deref())
             .unwrap_or_default();
 
-        let decision = decide(&pod, &labels, &self.config);
+        let decision = decide(&pod, &labels, self.injector.config());
         let mut response = AdmissionResponse::allow(uid);
         let (result, reason) = match decision {
-            Decision::Inject => match patch(&pod, &self.config) {
+            Decision::Inject => match self.injector.patch(&pod) {
                 Ok(ops) => {
                     // Serializing a Patch of plain JSON values cannot fail.
                     let json = serde_json::to_vec(&ops).unwrap_or_default();

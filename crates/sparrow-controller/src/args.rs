@@ -10,7 +10,7 @@ use kube::Client;
 use prometheus_client::registry::Registry;
 use sparrow_core::PullPolicy;
 use sparrow_core::names::DEFAULT_NAMESPACE;
-use sparrow_inject::InjectConfig;
+use sparrow_inject::{InjectConfig, Injector};
 use tokio::net::TcpListener;
 
 use crate::admission::Webhook;
@@ -114,7 +114,9 @@ impl Args {
         let ready = namespaces.clone();
         let readiness = Readiness::new().with("namespaces", move || ready.is_synced());
         // The pull-secret copies (next issue) are wired here when they exist.
-        let webhook = Webhook::new(config.clone(), namespaces, None, metrics);
+        let injector =
+            Injector::new(config.clone()).context("cannot prepare the injected containers")?;
+        let webhook = Webhook::new(injector, namespaces, None, metrics);
         let state = Arc::new(AppState {
             webhook,
             registry,

@@ -22,7 +22,7 @@ use sparrow_core::names::{
     NAMESPACE_NAME_LABEL, PROXY_CONTAINER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME,
 };
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
-use sparrow_inject::InjectConfig;
+use sparrow_inject::{InjectConfig, Injector};
 use testkube::TestCluster;
 use tokio::net::TcpListener;
 
@@ -46,7 +46,12 @@ async fn start_mesh() -> Mesh {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
-    let webhook = Webhook::new(InjectConfig::from_mesh(&mesh), namespaces, None, metrics);
+    let webhook = Webhook::new(
+        Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
+        namespaces,
+        None,
+        metrics,
+    );
     let state = Arc::new(AppState {
         webhook,
         registry,

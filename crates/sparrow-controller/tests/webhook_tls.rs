@@ -24,7 +24,7 @@ use sparrow_controller::{
 };
 use sparrow_core::WebhookTls;
 use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL, PROXY_CONTAINER};
-use sparrow_inject::InjectConfig;
+use sparrow_inject::{InjectConfig, Injector};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio_rustls::TlsConnector;
@@ -100,7 +100,12 @@ async fn start(copies: Option<Arc<dyn PullSecretCopies>>, readiness: Readiness) 
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces());
-    let webhook = Webhook::new(InjectConfig::default(), namespaces, copies, metrics);
+    let webhook = Webhook::new(
+        Injector::new(InjectConfig::default()).expect("injector"),
+        namespaces,
+        copies,
+        metrics,
+    );
     let state = Arc::new(AppState {
         webhook,
         registry,

@@ -21,7 +21,7 @@ pub use containers::{
 pub use decision::{Decision, SkipReason, decide, decide_manual, has_sidecar};
 pub use documents::{DocumentOutcome, Injected, inject_documents, inject_documents_with_report};
 pub use error::InjectError;
-pub use patch::{inject_pod, patch};
+pub use patch::{Injector, inject_pod, patch};
 pub use ports::{
     PortRange, SKIP_INBOUND_PORTS_ANNOTATION, SKIP_OUTBOUND_PORTS_ANNOTATION, parse_port_ranges,
 };

@@ -9,6 +9,7 @@ use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL, PROXY_CONTAIN
 use super::*;
 use crate::namespaces::StaticNamespaceLabels;
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopyError};
+use sparrow_inject::{InjectConfig, Injector};
 
 const REVIEW_REPLICASET_POD: &str = include_str!("../../tests/fixtures/review-replicaset-pod.json");
 const REVIEW_BARE_POD: &str = include_str!("../../tests/fixtures/review-bare-pod.json");
@@ -56,7 +57,7 @@ fn namespaces() -> StaticNamespaceLabels {
 fn webhook(copies: Option<Arc<RecordingCopies>>) -> Webhook {
     let copies = copies.map(|c| c as Arc<dyn PullSecretCopies>);
     Webhook::new(
-        InjectConfig::default(),
+        Injector::new(InjectConfig::default()).expect("injector"),
         Arc::new(namespaces()),
         copies,
         AdmissionMetrics::register(&mut Registry::default()),
