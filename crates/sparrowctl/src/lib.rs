@@ -73,6 +73,12 @@ enum Command {
     Remove(cmd::remove::RemoveArgs),
     /// Show whether the mesh is healthy; exits 1 when something is wrong.
     Status(cmd::status::StatusArgs),
+    /// Add the sidecar to the pods and pod templates of YAML manifests (offline).
+    ///
+    /// Example:
+    ///   sparrowctl inject -f app.yaml --registry-server registry.example.com:5000/mesh | kubectl apply -f -
+    #[command(verbatim_doc_comment)]
+    Inject(cmd::inject::InjectArgs),
     /// Manage the registry credentials.
     #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
@@ -125,6 +131,7 @@ impl Cli {
     fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Deploy(args) => cmd::deploy::run(&self.global, args),
+            Command::Inject(args) => cmd::inject::run(&self.global, args),
             Command::Remove(args) => cmd::remove::run(&self.global, args),
             Command::Status(args) => cmd::status::run(&self.global, args),
             Command::Registry(command) => cmd::registry::run(&self.global, command),

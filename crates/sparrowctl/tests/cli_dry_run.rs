@@ -592,3 +592,63 @@ fn help_teaches_every_flag() {
         assert!(text.contains(flag), "deploy --help lacks {flag}");
     }
 }
+
+#[test]
+fn inject_adds_the_sidecar_and_pull_secret_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n";
+    std::fs::write(dir.path().join("app.yaml"), app).expect("write");
+    let output = sparrowctl()
+        .current_dir(dir.path())
+        .args([
+            "inject",
+            "-f",
+            "app.yaml",
+            "--registry-server",
+            "127.0.0.1:5000/team/mesh",
+            "--image-tag",
+            "1.0",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = documents(&String::from_utf8(output.stdout).expect("utf8"));
+    assert_eq!(docs.len(), 2);
+    let pod = &docs[0]["spec"]["template"]["spec"];
+    let names: Vec<_> = pod["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(names, ["web", "sparrow-proxy"]);
+    assert_eq!(pod["initContainers"][0]["name"], "sparrow-init");
+    assert_eq!(
+        pod["containers"][1]["image"],
+        "127.0.0.1:5000/team/mesh/sparrow-proxy:1.0"
+    );
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "sparrow-registry-key");
+    assert_eq!(docs[1]["kind"], "ConfigMap");
+    assert_eq!(docs[1]["data"]["a"], "b");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("injected Deployment web"));
+
+    // stdin, and a bad document is one line, exit 1.
+    sparrowctl()
+        .args(["inject", "-f", "-"])
+        .write_stdin("kind: [unclosed")
+        .assert()
+        .code(1)
+        .stdout("");
+    sparrowctl()
+        .args(["inject", "-f", "missing.yaml"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "-f missing.yaml: cannot read the file",
+        ));
+}

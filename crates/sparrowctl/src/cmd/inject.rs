@@ -1,0 +1,75 @@
+//! `sparrowctl inject -f FILE|-`: add the sidecar to pods and pod templates in YAML, offline,
+//! with the same decision and patch as the webhook. Useful for GitOps and for clusters where
+//! the webhook is not wanted; the controller still copies the pull secret when such a pod is
+//! admitted.
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use sparrow_core::{MeshConfig, RegistryServer};
+use sparrow_inject::{Decision, InjectConfig, inject_documents_with_report};
+
+use crate::GlobalArgs;
+use crate::credentials::ImageArgs;
+use crate::usage::UsageError;
+
+/// Flags of `inject`.
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// YAML file with Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs,
+    /// CronJobs or Lists; `-` reads standard input. Other documents pass through unchanged.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    file: PathBuf,
+    /// Registry the sidecar and init images come from (as given to deploy).
+    #[arg(long, value_name = "HOST[:PORT][/PATH]", default_value = sparrow_core::names::DEFAULT_REGISTRY_SERVER)]
+    registry_server: String,
+    #[command(flatten)]
+    images: ImageArgs,
+}
+
+/// Runs `inject`: YAML on stdout, one line per workload on stderr.
+pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
+    sparrow_core::config::validate_namespace(&global.namespace)
+        .map_err(|e| UsageError(format!("-n/--namespace: {e}")))?;
+    let registry =
+        RegistryServer::parse(&args.registry_server).map_err(UsageError::from_display)?;
+    let images = args.images.resolve(&registry)?;
+    let input = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("-f -: cannot read standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("-f {}: cannot read the file", args.file.display()))?
+    };
+    let mesh = MeshConfig {
+        namespace: global.namespace.clone(),
+        registry,
+        images,
+        ..MeshConfig::default()
+    };
+    let config = InjectConfig::from_mesh(&mesh);
+    let injected = inject_documents_with_report(&input, &config)
+        .with_context(|| format!("-f {}", args.file.display()))?;
+    std::io::stdout()
+        .lock()
+        .write_all(injected.yaml.as_bytes())
+        .context("writing to stdout")?;
+    let mut stderr = std::io::stderr().lock();
+    for outcome in &injected.outcomes {
+        let _ = match &outcome.decision {
+            Decision::Inject => writeln!(stderr, "injected {} {}", outcome.kind, outcome.name),
+            Decision::Skip(reason) => writeln!(
+                stderr,
+                "skipped {} {}: {}",
+                outcome.kind,
+                outcome.name,
+                reason.as_str()
+            ),
+        };
+    }
+    Ok(())
+}
