@@ -48,6 +48,8 @@ pub struct Shared {
     pub server_address: String,
     /// How often open watches with bookmarks enabled get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Whether Deployments are marked available right after each write.
+    pub ready_deployments: bool,
     /// Last object each field manager applied, by (resource, namespace, name, manager).
     pub applied: Mutex<HashMap<(usize, String, String, String), Value>>,
 }
@@ -280,6 +282,45 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+
+    /// Simulated controllers reacting to a stored write.
+    fn after_write(&self, stored: &Value) {
+        if !self.shared.ready_deployments || self.def.kind != "Deployment" || self.dry_run() {
+            return;
+        }
+        let replicas = stored
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let generation = stored
+            .pointer("/metadata/generation")
+            .cloned()
+            .unwrap_or(json!(1));
+        let status = json!({
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+            ]
+        });
+        if stored.get("status") == Some(&status) {
+            return;
+        }
+        let mut ready = stored.clone();
+        ready["status"] = status;
+        if let Err(error) =
+            self.shared
+                .store
+                .update(self.target.resource, ready, object_rv(stored), false)
+        {
+            // Someone wrote in between; their write gets its own status update.
+            tracing::debug!(error = %error.message, "simulated rollout skipped");
+        }
     }
 
     fn field_warnings(&self, obj: &Value) -> Result<Vec<String>, ApiError> {
@@ -643,6 +684,7 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response<Body>, 
         .shared
         .store
         .create(ctx.target.resource, obj, ctx.dry_run())?;
+    ctx.after_write(&stored);
     Ok(json_response(201, &*stored, &warnings))
 }
 
@@ -721,6 +763,7 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
         Some(precondition.or(object_rv(&old)).unwrap_or(0)),
         ctx.dry_run(),
     )?;
+    ctx.after_write(&stored);
     Ok(json_response(200, &*stored, &warnings))
 }
 
@@ -807,6 +850,7 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
             .update(ctx.target.resource, new, object_rv(&old), ctx.dry_run())
         {
             Ok(stored) => {
+                ctx.after_write(&stored);
                 if kind == PatchKind::Apply {
                     remember_applied(ctx, &name, &doc);
                 }

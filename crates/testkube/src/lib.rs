@@ -54,6 +54,7 @@ pub struct Builder {
     plain_http: bool,
     watch_history: usize,
     bookmark_interval: Duration,
+    ready_deployments: bool,
 }
 
 impl Default for Builder {
@@ -63,6 +64,7 @@ impl Default for Builder {
             plain_http: false,
             watch_history: 20_000,
             bookmark_interval: Duration::from_secs(5),
+            ready_deployments: false,
         }
     }
 }
@@ -93,6 +95,14 @@ impl Builder {
         self
     }
 
+    /// Plays the deployment controller: after every Deployment write, its status reports all
+    /// replicas updated, ready and available for the current generation (a second write, as
+    /// in a real cluster). Off by default, so rollout waits can also be tested to time out.
+    pub fn ready_deployments(mut self) -> Self {
+        self.ready_deployments = true;
+        self
+    }
+
     /// Binds, creates the `default`, `kube-system` and `kube-public` namespaces and serves.
     pub async fn start(self) -> Result<TestCluster, Error> {
         let listener = server::bind(self.addr).await?;
@@ -111,6 +121,7 @@ impl Builder {
             None => None,
         };
         let shared = Arc::new(Shared {
+            ready_deployments: self.ready_deployments,
             store: Store::new(self.watch_history),
             faults: faults::Faults::default(),
             requests: Mutex::new(BTreeMap::new()),
@@ -296,7 +307,43 @@ preferences: {{}}
 
     /// Number of open watch streams.
     pub fn watch_count(&self) -> usize {
-        self.shared.store.watcher_count()
+        self.shared.store.watcher_count(None)
+    }
+
+    /// Resolves once a client has an open watch on the plural `resource` (`"secrets"`): after
+    /// it, every change is delivered to that watch. Wrap it in a timeout.
+    pub async fn wait_for_watch(&self, resource: &str) {
+        let indexes: Vec<usize> = RESOURCES
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.plural == resource)
+            .map(|(i, _)| i)
+            .collect();
+        self.shared.store.wait_for_watcher(&indexes).await;
+    }
+
+    /// Replaces an object's `status` as a controller would (new resourceVersion, MODIFIED
+    /// event), e.g. to mark a Deployment available. `resource` is the plural name.
+    pub fn set_status(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<Value, ApiError> {
+        let idx = resources::find_plural(resource).ok_or_else(ApiError::unknown_resource)?;
+        let def = &RESOURCES[idx];
+        let current =
+            self.shared.store.get(idx, namespace, name).ok_or_else(|| {
+                ApiError::not_found(def.group, def.plural, &def.qualified(), name)
+            })?;
+        let mut updated = (*current).clone();
+        updated["status"] = status;
+        let stored = self
+            .shared
+            .store
+            .update(idx, updated, store::object_rv(&current), false)?;
+        Ok((*stored).clone())
     }
 
     /// Stops serving: closes the listener and every connection. The store is kept.

@@ -81,6 +81,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     history_limit: usize,
+    /// Woken whenever a watch registers, for tests that wait for a client's watch.
+    registered: tokio::sync::Notify,
 }
 
 /// Reads `metadata.<field>` as a string.
@@ -116,6 +118,7 @@ impl Store {
                 watchers: Vec::new(),
             }),
             history_limit: history_limit.max(1),
+            registered: tokio::sync::Notify::new(),
         }
     }
 
@@ -453,11 +456,10 @@ impl Store {
             namespace,
             tx,
         });
-        Ok(Subscription {
-            backlog,
-            rx,
-            rv: inner.rv,
-        })
+        let rv = inner.rv;
+        drop(inner);
+        self.registered.notify_waiters();
+        Ok(Subscription { backlog, rx, rv })
     }
 
     /// Ends every open watch stream (fault injection).
@@ -465,11 +467,29 @@ impl Store {
         self.lock().watchers.clear();
     }
 
-    /// Number of live watch registrations.
-    pub fn watcher_count(&self) -> usize {
+    /// Number of live watch registrations, on one resource or all.
+    pub fn watcher_count(&self, resource: Option<usize>) -> usize {
         let mut inner = self.lock();
         inner.watchers.retain(|w| !w.tx.is_closed());
-        inner.watchers.len()
+        inner
+            .watchers
+            .iter()
+            .filter(|w| resource.is_none_or(|r| r == w.resource))
+            .count()
+    }
+
+    /// Resolves once at least one watch is open on any of `resources`.
+    pub async fn wait_for_watcher(&self, resources: &[usize]) {
+        loop {
+            let notified = self.registered.notified();
+            tokio::pin!(notified);
+            // Register interest before checking, so a registration in between is not missed.
+            notified.as_mut().enable();
+            if resources.iter().any(|r| self.watcher_count(Some(*r)) > 0) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -594,6 +614,6 @@ mod tests {
         assert_eq!(all.backlog.len(), 5);
         assert!(all.backlog.iter().all(|e| e.kind == EventKind::Added));
         store.cut_watches();
-        assert_eq!(store.watcher_count(), 0);
+        assert_eq!(store.watcher_count(None), 0);
     }
 }

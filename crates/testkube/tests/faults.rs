@@ -92,7 +92,6 @@ async fn cut_watches_forces_a_rewatch() {
             .expect("ok");
     }
     // Drive the stream until the watch request is open, then cut it.
-    let watches_before = cluster.request_count("watch", "secrets");
     let poll = tokio::spawn(async move {
         let mut events = Vec::new();
         while let Some(ev) = stream.next().await {
@@ -104,17 +103,16 @@ async fn cut_watches_forces_a_rewatch() {
         }
         events
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.watch_count() == 0 {
-        assert!(Instant::now() < deadline, "watch never opened");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), cluster.wait_for_watch("secrets"))
+        .await
+        .expect("watch opened");
+    let watches_before = cluster.request_count("watch", "secrets");
     cluster.cut_watches();
-    while cluster.request_count("watch", "secrets") <= watches_before.max(1) {
-        assert!(Instant::now() < deadline, "watcher did not re-watch");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert_eq!(cluster.watch_count(), 0);
+    tokio::time::timeout(Duration::from_secs(10), cluster.wait_for_watch("secrets"))
+        .await
+        .expect("watcher re-watched after the cut");
+    assert!(cluster.request_count("watch", "secrets") > watches_before);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("after-cut".into()),

@@ -446,3 +446,76 @@ async fn apply_validates_fields_on_the_server() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"datta\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_status_sees_simulated_ready_deployments() {
+    let cluster = TestCluster::builder()
+        .ready_deployments()
+        .start()
+        .await
+        .expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    kubectl.ok_stdin(&["apply", "-f", "-"], &manifest(2)).await;
+    let out = kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "shop",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let status = cluster
+        .object("deployments", "shop", "web")
+        .expect("deployment")["status"]
+        .clone();
+    assert_eq!(status["availableReplicas"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_waits_until_status_is_set() {
+    let cluster = TestCluster::start().await.expect("start");
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "shop"]).await;
+    kubectl.ok_stdin(&["apply", "-f", "-"], &manifest(1)).await;
+    let timed_out = kubectl
+        .run(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "shop",
+            "--timeout=1s",
+        ])
+        .await;
+    assert!(
+        !timed_out.status.success(),
+        "no controller: the rollout never completes"
+    );
+    let generation = cluster
+        .object("deployments", "shop", "web")
+        .expect("deployment")["metadata"]["generation"]
+        .clone();
+    cluster
+        .set_status(
+            "deployments",
+            "shop",
+            "web",
+            serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+        )
+        .expect("set status");
+    let out = kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "shop",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+}
