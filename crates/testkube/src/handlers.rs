@@ -677,6 +677,7 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response<Body>, 
     let outcome = ctx.admit("CREATE", obj, None).await?;
     warnings.extend(outcome.warnings);
     let mut obj = outcome.object;
+    check_type(ctx.def, &mut obj)?;
     ctx.place(&mut obj)?;
     normalize(ctx.def, &mut obj);
     validate(ctx.def, &obj, None)?;
@@ -753,6 +754,7 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
     let outcome = ctx.admit("UPDATE", obj, Some(&old)).await?;
     warnings.extend(outcome.warnings);
     let mut obj = outcome.object;
+    check_type(ctx.def, &mut obj)?;
     ctx.place(&mut obj)?;
     ctx.check_name(&mut obj)?;
     normalize(ctx.def, &mut obj);
@@ -841,6 +843,7 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
         let outcome = ctx.admit("UPDATE", new, Some(&old)).await?;
         warnings.extend(outcome.warnings);
         let mut new = outcome.object;
+        check_type(ctx.def, &mut new)?;
         ctx.place(&mut new)?;
         normalize(ctx.def, &mut new);
         validate(ctx.def, &new, Some(&old))?;

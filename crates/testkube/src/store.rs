@@ -95,15 +95,26 @@ pub fn object_rv(obj: &Value) -> Option<u64> {
     meta_str(obj, "resourceVersion")?.parse().ok()
 }
 
-fn metadata_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
+/// `metadata` of an object, created when missing; `None` when `obj` is not an object.
+fn metadata_mut(obj: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let meta = obj
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
     }
-    match obj.get_mut("metadata") {
-        Some(Value::Object(m)) => m,
-        // The branch above made metadata an object.
-        _ => unreachable!("metadata was just made an object"),
+    meta.as_object_mut()
+}
+
+fn set_meta(obj: &mut Value, field: &str, value: Value) {
+    if let Some(meta) = metadata_mut(obj) {
+        meta.insert(field.into(), value);
     }
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("the object must be a JSON object")
 }
 
 impl Store {
@@ -198,15 +209,16 @@ impl Store {
             ));
         }
         let rv = if dry_run { inner.rv } else { inner.rv + 1 };
+        let has_spec = obj.get("spec").is_some();
         {
-            let meta = metadata_mut(&mut obj);
+            let meta = metadata_mut(&mut obj).ok_or_else(not_an_object)?;
             meta.insert("name".into(), json!(name));
             meta.insert("uid".into(), json!(util::new_uid()));
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
             meta.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
             meta.remove("deletionTimestamp");
-            if obj.get("spec").is_some() && resource != NAMESPACES {
-                metadata_mut(&mut obj).insert("generation".into(), json!(1));
+            if has_spec && resource != NAMESPACES {
+                meta.insert("generation".into(), json!(1));
             }
         }
         let obj = Arc::new(obj);
@@ -258,7 +270,7 @@ impl Store {
         }
         {
             let old_meta = old.get("metadata");
-            let meta = metadata_mut(&mut obj);
+            let meta = metadata_mut(&mut obj).ok_or_else(not_an_object)?;
             for field in ["uid", "creationTimestamp", "generation"] {
                 match old_meta.and_then(|m| m.get(field)) {
                     Some(v) => meta.insert(field.into(), v.clone()),
@@ -275,10 +287,10 @@ impl Store {
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            metadata_mut(&mut obj).insert("generation".into(), json!(generation + 1));
+            set_meta(&mut obj, "generation", json!(generation + 1));
         }
         let rv = if dry_run { old_rv } else { inner.rv + 1 };
-        metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
         let obj = Arc::new(obj);
         if !dry_run {
             inner.rv = rv;
@@ -349,7 +361,7 @@ impl Store {
         let old = inner.objects[resource].remove(&key)?;
         inner.rv += 1;
         let mut last = (*old).clone();
-        metadata_mut(&mut last).insert("resourceVersion".into(), json!(inner.rv.to_string()));
+        set_meta(&mut last, "resourceVersion", json!(inner.rv.to_string()));
         if resource == NAMESPACES {
             last["status"] = json!({"phase": "Terminating"});
         }
