@@ -70,14 +70,17 @@ async fn serve(
         std::fs::write(&path, cluster.kubeconfig())
             .with_context(|| format!("writing kubeconfig to {}", path.display()))?;
     }
+    // Install the handlers before announcing readiness: a caller may signal right after the line.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing SIGINT handler")?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", cluster.url()).context("writing to stdout")?;
     stdout.flush().context("flushing stdout")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => {}
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = int.recv() => {}
     }
     cluster.stop().await;
     Ok(())
