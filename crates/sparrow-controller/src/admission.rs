@@ -132,10 +132,8 @@ impl Webhook {
         let decision = decide(&pod, &labels, self.injector.config());
         let mut response = AdmissionResponse::allow(uid);
         let (result, reason) = match decision {
-            Decision::Inject => match self.injector.patch(&pod) {
-                Ok(ops) => {
-                    // Serializing a Patch of plain JSON values cannot fail.
-                    let json = serde_json::to_vec(&ops).unwrap_or_default();
+            Decision::Inject => match self.injector.patch_json(&pod) {
+                Ok(json) => {
                     response.patch_type = Some("JSONPatch");
                     response.patch = Some(STANDARD.encode(json));
                     ("injected", "")

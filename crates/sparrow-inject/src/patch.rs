@@ -16,14 +16,6 @@ use crate::ports::{
 };
 use crate::{InjectConfig, InjectError};
 
-/// An `add` at the path made of `tokens`; each token is escaped (`~` -> `~0`, `/` -> `~1`).
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: PointerBuf::from_tokens(tokens.iter().copied()),
-        value,
-    })
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, InjectError> {
     serde_json::to_value(value).map_err(InjectError::Json)
 }
@@ -32,21 +24,69 @@ fn has_container(list: &[Container], name: &str) -> bool {
     list.iter().any(|c| c.name == name)
 }
 
-/// Injection with a fixed configuration: the containers' JSON is built once, not per pod
-/// (the webhook's hot path). [`patch`] is the one-off form.
+/// A container as a JSON value and already serialized (the webhook writes the latter).
+#[derive(Debug, Clone)]
+struct Prepared {
+    value: Value,
+    json: String,
+}
+
+impl Prepared {
+    fn new(container: &Container) -> Result<Self, InjectError> {
+        let value = to_json(container)?;
+        let json = serde_json::to_string(&value).map_err(InjectError::Json)?;
+        Ok(Self { value, json })
+    }
+}
+
+/// The value of one `add`.
+enum Piece<'a> {
+    /// A prepared container.
+    One(&'a Prepared),
+    /// A list holding one prepared container.
+    List(&'a Prepared),
+    /// Anything else.
+    Owned(Value),
+}
+
+impl Piece<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Self::One(p) => p.value.clone(),
+            Self::List(p) => Value::Array(vec![p.value.clone()]),
+            Self::Owned(v) => v,
+        }
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), InjectError> {
+        match self {
+            Self::One(p) => out.extend_from_slice(p.json.as_bytes()),
+            Self::List(p) => {
+                out.push(b'[');
+                out.extend_from_slice(p.json.as_bytes());
+                out.push(b']');
+            }
+            Self::Owned(v) => serde_json::to_writer(&mut *out, v).map_err(InjectError::Json)?,
+        }
+        Ok(())
+    }
+}
+
+/// Injection with a fixed configuration: the containers are built and serialized once, not
+/// per pod (the webhook's hot path). [`patch`] is the one-off form.
 #[derive(Debug, Clone)]
 pub struct Injector {
     config: InjectConfig,
-    proxy: Value,
+    proxy: Prepared,
     /// The init container for pods without skip-port annotations (most of them).
-    default_init: Value,
+    default_init: Prepared,
 }
 
 impl Injector {
     /// Prepares the containers of `config`.
     pub fn new(config: InjectConfig) -> Result<Self, InjectError> {
-        let proxy = to_json(&proxy_container(&config))?;
-        let default_init = to_json(&init_container(&config, &[], &[]))?;
+        let proxy = Prepared::new(&proxy_container(&config))?;
+        let default_init = Prepared::new(&init_container(&config, &[], &[]))?;
         Ok(Self {
             config,
             proxy,
@@ -68,65 +108,126 @@ impl Injector {
     /// It does not decide: call [`crate::decide`] first. It fails only on an invalid
     /// `config.sparrow-mesh.io/skip-*-ports` annotation.
     pub fn patch(&self, pod: &Pod) -> Result<Patch, InjectError> {
+        let ops = self
+            .plan(pod)?
+            .into_iter()
+            .map(|(path, piece)| {
+                PatchOperation::Add(AddOperation {
+                    path,
+                    value: piece.into_value(),
+                })
+            })
+            .collect();
+        Ok(Patch(ops))
+    }
+
+    /// [`Injector::patch`] serialized as JSON, written without building it as values first.
+    pub fn patch_json(&self, pod: &Pod) -> Result<Vec<u8>, InjectError> {
+        let plan = self.plan(pod)?;
+        let mut out =
+            Vec::with_capacity(256 + self.proxy.json.len() + self.default_init.json.len());
+        out.push(b'[');
+        for (i, (path, piece)) in plan.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"op":"add","path":"#);
+            serde_json::to_writer(&mut out, path.as_str()).map_err(InjectError::Json)?;
+            out.extend_from_slice(br#","value":"#);
+            piece.write_json(&mut out)?;
+            out.push(b'}');
+        }
+        out.push(b']');
+        Ok(out)
+    }
+
+    fn plan(&self, pod: &Pod) -> Result<Vec<(PointerBuf, Piece<'_>)>, InjectError> {
         let annotations = pod.metadata.annotations.as_ref();
         let skip_inbound = annotated_ranges(annotations, SKIP_INBOUND_PORTS_ANNOTATION)?;
         let skip_outbound = annotated_ranges(annotations, SKIP_OUTBOUND_PORTS_ANNOTATION)?;
-        let init = if skip_inbound.is_empty() && skip_outbound.is_empty() {
-            self.default_init.clone()
+        let custom_init = if skip_inbound.is_empty() && skip_outbound.is_empty() {
+            None
         } else {
-            to_json(&init_container(&self.config, &skip_inbound, &skip_outbound))?
+            Some(to_json(&init_container(
+                &self.config,
+                &skip_inbound,
+                &skip_outbound,
+            ))?)
         };
-        let proxy = self.proxy.clone();
-        let pull_secret = json!({ "name": PULL_SECRET_NAME });
+        let pull_secret = || json!({ "name": PULL_SECRET_NAME });
 
-        let mut ops = Vec::new();
+        let mut ops = Vec::with_capacity(4);
         match &pod.spec {
-            None => ops.push(add(
-                &["spec"],
-                json!({
-                    "initContainers": [init],
-                    "containers": [proxy],
-                    "imagePullSecrets": [pull_secret],
-                }),
-            )),
+            None => {
+                let init = custom_init.unwrap_or_else(|| self.default_init.value.clone());
+                ops.push(at(
+                    &["spec"],
+                    Piece::Owned(json!({
+                        "initContainers": [init],
+                        "containers": [self.proxy.value.clone()],
+                        "imagePullSecrets": [pull_secret()],
+                    })),
+                ));
+            }
             Some(spec) => {
                 match spec.init_containers.as_deref() {
-                    None => ops.push(add(&["spec", "initContainers"], json!([init]))),
-                    Some(list) if !has_container(list, INIT_CONTAINER) => {
-                        ops.push(add(&["spec", "initContainers", "-"], init));
-                    }
+                    None => ops.push(at(
+                        &["spec", "initContainers"],
+                        match custom_init {
+                            Some(init) => Piece::Owned(Value::Array(vec![init])),
+                            None => Piece::List(&self.default_init),
+                        },
+                    )),
+                    Some(list) if !has_container(list, INIT_CONTAINER) => ops.push(at(
+                        &["spec", "initContainers", "-"],
+                        match custom_init {
+                            Some(init) => Piece::Owned(init),
+                            None => Piece::One(&self.default_init),
+                        },
+                    )),
                     Some(_) => {}
                 }
                 if !has_container(&spec.containers, PROXY_CONTAINER) {
-                    ops.push(add(&["spec", "containers", "-"], proxy));
+                    ops.push(at(&["spec", "containers", "-"], Piece::One(&self.proxy)));
                 }
                 match spec.image_pull_secrets.as_deref() {
-                    None => ops.push(add(&["spec", "imagePullSecrets"], json!([pull_secret]))),
+                    None => ops.push(at(
+                        &["spec", "imagePullSecrets"],
+                        Piece::Owned(json!([pull_secret()])),
+                    )),
                     Some(list) if !list.iter().any(|r| r.name == PULL_SECRET_NAME) => {
-                        ops.push(add(&["spec", "imagePullSecrets", "-"], pull_secret));
+                        ops.push(at(
+                            &["spec", "imagePullSecrets", "-"],
+                            Piece::Owned(pull_secret()),
+                        ));
                     }
                     Some(_) => {}
                 }
             }
         }
         match annotations {
-            None => ops.push(add(
+            None => ops.push(at(
                 &["metadata", "annotations"],
-                json!({ INJECT_STATUS_ANNOTATION: INJECT_STATUS_INJECTED }),
+                Piece::Owned(json!({ INJECT_STATUS_ANNOTATION: INJECT_STATUS_INJECTED })),
             )),
             Some(map)
                 if map.get(INJECT_STATUS_ANNOTATION).map(String::as_str)
                     != Some(INJECT_STATUS_INJECTED) =>
             {
-                ops.push(add(
+                ops.push(at(
                     &["metadata", "annotations", INJECT_STATUS_ANNOTATION],
-                    json!(INJECT_STATUS_INJECTED),
+                    Piece::Owned(json!(INJECT_STATUS_INJECTED)),
                 ));
             }
             Some(_) => {}
         }
-        Ok(Patch(ops))
+        Ok(ops)
     }
+}
+
+/// The path made of `tokens`, each escaped (`~` -> `~0`, `/` -> `~1`), with its value.
+fn at<'a>(tokens: &[&str], piece: Piece<'a>) -> (PointerBuf, Piece<'a>) {
+    (PointerBuf::from_tokens(tokens.iter().copied()), piece)
 }
 
 /// The patch that gives `pod` the sidecar (see [`Injector::patch`]); for many pods with one

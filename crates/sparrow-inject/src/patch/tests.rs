@@ -130,6 +130,25 @@ fn recorded_replicaset_pod_gets_sidecar_init_pull_secret_and_annotation() {
     let _: Pod = serde_json::from_value(patched).expect("injected pod is a Pod");
 }
 
+/// What the webhook sends: [`Injector::patch_json`], as JSON.
+fn patch_json_value(pod: &Pod) -> Value {
+    let injector = Injector::new(cfg()).expect("injector");
+    let bytes = injector.patch_json(pod).expect("patch_json");
+    serde_json::from_slice(&bytes).expect("patch_json is JSON")
+}
+
+#[test]
+fn serialized_patch_of_recorded_pods_equals_the_patch() {
+    for review in [REVIEW_REPLICASET_POD, REVIEW_BARE_POD] {
+        let pod: Pod = serde_json::from_value(review_object(review)).expect("pod");
+        let annotated = pod.clone().annotate(SKIP_INBOUND_PORTS_ANNOTATION, "25");
+        for pod in [pod, annotated] {
+            let want = serde_json::to_value(ok_patch(&pod)).expect("serializes");
+            assert_eq!(patch_json_value(&pod), want);
+        }
+    }
+}
+
 #[test]
 fn bare_pod_gets_lists_and_annotations_created() {
     let object = review_object(REVIEW_BARE_POD);
@@ -192,7 +211,14 @@ fn pull_secret_is_never_duplicated_and_user_entries_are_kept() {
 
 #[test]
 fn pointer_tokens_are_escaped() {
-    let op = add(&["metadata", "annotations", "a~b/c"], json!("v"));
+    let (path, piece) = at(
+        &["metadata", "annotations", "a~b/c"],
+        Piece::Owned(json!("v")),
+    );
+    let op = PatchOperation::Add(AddOperation {
+        path,
+        value: piece.into_value(),
+    });
     assert_eq!(op.path().as_str(), "/metadata/annotations/a~0b~1c");
     let mut doc = json!({ "metadata": { "annotations": { "x/y": "1" } } });
     json_patch::patch(&mut doc, &[op]).expect("applies");
@@ -458,6 +484,11 @@ proptest! {
         }
         prop_assert_eq!(after_annotations.len(), before_annotations.len() + usize::from(!before_annotations.contains_key(INJECT_STATUS_ANNOTATION)));
         prop_assert_eq!(&typed.metadata.labels, &pod.metadata.labels);
+    }
+
+    #[test]
+    fn serialized_patch_equals_the_patch(pod in arb_pod()) {
+        prop_assert_eq!(patch_json_value(&pod), serde_json::to_value(ok_patch(&pod)).expect("serializes"));
     }
 
     #[test]
