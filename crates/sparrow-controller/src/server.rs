@@ -36,7 +36,10 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        // Headers and body in one buffer: one TLS record and one write per response, instead
+        // of a write per part (the syscalls were the largest cost under load).
+        .writev(false);
     let builder = Arc::new(builder);
     let service = TowerToHyperService::new(app);
     tokio::pin!(shutdown);
