@@ -438,3 +438,53 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .expect("server stops after the request")
         .expect("server task");
 }
+
+/// The API server may speak HTTP/2 to webhooks (ALPN `h2`).
+#[tokio::test]
+async fn pod_is_injected_over_http2() {
+    let server = start(None, Readiness::new()).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(server.client.trusted[0].as_bytes()).expect("CA PEM"))
+        .expect("CA added");
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.client.addr)
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    // Two requests on one connection.
+    for _ in 0..2 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("https://127.0.0.1/inject")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(REVIEW.as_bytes())))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["response"]["patchType"], "JSONPatch");
+    }
+    server.stop().await;
+}
