@@ -152,7 +152,7 @@ impl Webhook {
             Decision::Inject | Decision::Skip(SkipReason::AlreadyInjected)
         );
         if carries_sidecar && !dry_run {
-            self.ensure_pull_secret(&namespace, &mut response.warnings)
+            self.ensure_pull_secret(&namespace, pod_name, &mut response.warnings)
                 .await;
         }
         Ok(outcome(response, result, reason))
@@ -168,11 +168,11 @@ impl Webhook {
         labels
     }
 
-    async fn ensure_pull_secret(&self, namespace: &str, warnings: &mut Vec<String>) {
+    async fn ensure_pull_secret(&self, namespace: &str, pod: &str, warnings: &mut Vec<String>) {
         let Some(copies) = &self.pull_secrets else {
             return;
         };
-        match copies.ensure_pull_secret_copy(namespace).await {
+        match copies.ensure_pull_secret_copy(namespace, pod).await {
             Ok(None) => {}
             Ok(Some(warning)) => warnings.push(warning.0),
             Err(error) => {

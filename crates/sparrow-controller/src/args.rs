@@ -13,10 +13,19 @@ use sparrow_core::names::DEFAULT_NAMESPACE;
 use sparrow_inject::{InjectConfig, Injector};
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
+use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
+use sparrow_kube::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::leader::{LeaseConfig, run_election};
+use sparrow_kube::metrics::CopyMetrics;
+
 use crate::admission::Webhook;
+use crate::copies::KubeCopies;
 use crate::http::{AppState, router};
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::{NamespaceCache, NamespaceLabels};
+use crate::pull_secrets::PullSecretCopies;
 use crate::readiness::Readiness;
 use crate::server::serve;
 use crate::tls::{ReloadingCert, server_config};
@@ -106,17 +115,23 @@ impl Args {
         let client = Client::try_default()
             .await
             .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
+        let copy_client = client.clone();
         let (namespaces, _watch) = NamespaceCache::spawn(client);
         let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
 
         let mut registry = Registry::default();
         let metrics = AdmissionMetrics::register(&mut registry);
+        let copies = start_pull_secret_copies(&copy_client, &config.mesh_namespace, &mut registry);
         let ready = namespaces.clone();
-        let readiness = Readiness::new().with("namespaces", move || ready.is_synced());
-        // The pull-secret copies (next issue) are wired here when they exist.
+        let copies_ready = copies.clone();
+        let readiness = Readiness::new()
+            .with("namespaces", move || ready.is_synced())
+            .with("pull-secret copies", move || copies_ready.is_synced());
         let injector =
             Injector::new(config.clone()).context("cannot prepare the injected containers")?;
-        let webhook = Webhook::new(injector, namespaces, None, metrics);
+        let pull_secrets: Arc<dyn PullSecretCopies> =
+            Arc::new(KubeCopies::new(copies, copy_client, &instance_name()));
+        let webhook = Webhook::new(injector, namespaces, Some(pull_secrets), metrics);
         let state = Arc::new(AppState {
             webhook,
             registry,
@@ -136,6 +151,48 @@ impl Args {
         serve(listener, Arc::new(tls), router(state), shutdown_signal()).await;
         Ok(())
     }
+}
+
+/// This replica's name: the pod name the Deployment passes in `POD_NAME`, else the hostname.
+fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("{CONTROLLER_NAME}-{}", std::process::id()))
+}
+
+/// Starts the copier's watches, and the leader election whose winner keeps every copy current.
+fn start_pull_secret_copies(
+    client: &Client,
+    mesh_namespace: &str,
+    registry: &mut Registry,
+) -> PullSecretCopier {
+    let metrics = CopyMetrics::default();
+    metrics.register(registry);
+    let copier = PullSecretCopier::new(client.clone(), CopyConfig::new(mesh_namespace), metrics);
+    let watches = copier.clone();
+    tokio::spawn(async move { watches.run_watches().await });
+
+    let (leading_tx, leading) = tokio::sync::watch::channel(false);
+    let lease = LeaseConfig {
+        namespace: mesh_namespace.to_owned(),
+        name: LEASE_NAME.to_owned(),
+        identity: instance_name(),
+        lease_duration: Duration::from_secs(15),
+        renew_interval: Duration::from_secs(5),
+    };
+    tokio::spawn(run_election(client.clone(), lease, leading_tx));
+    let syncer = copier.clone();
+    tokio::spawn(async move {
+        let mut leading = leading;
+        loop {
+            // Sync while leading; when leadership is lost, wait to win it again.
+            if leading.wait_for(|l| *l).await.is_err() {
+                return;
+            }
+            syncer.run_sync(leading.clone()).await;
+        }
+    });
+    copier
 }
 
 /// SIGTERM (the kubelet stopping the pod) or Ctrl-C.

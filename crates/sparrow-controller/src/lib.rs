@@ -10,6 +10,7 @@
 
 mod admission;
 mod args;
+mod copies;
 mod http;
 mod logging;
 mod metrics;
@@ -22,6 +23,7 @@ mod tls;
 
 pub use admission::{AdmissionOutcome, BadReview, Webhook};
 pub use args::{Args, LogFormat};
+pub use copies::KubeCopies;
 pub use http::{AppState, MAX_REVIEW_BYTES, router};
 pub use logging::init_logging;
 pub use metrics::AdmissionMetrics;

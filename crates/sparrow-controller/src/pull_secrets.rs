@@ -30,10 +30,12 @@ pub struct PullSecretCopyError {
 /// The webhook calls it for every admitted pod that carries the sidecar (injected now or
 /// before), except on dry-run requests, and waits for it before answering.
 pub trait PullSecretCopies: Send + Sync {
-    /// Makes sure `namespace` holds a current copy. `Ok(Some(_))`: admitted with that warning
-    /// (for instance, a Secret of that name that is not ours is left alone).
+    /// Makes sure `namespace` holds a current copy for `pod` (its name or generateName).
+    /// `Ok(Some(_))`: admitted with that warning (for instance, a Secret of that name that is
+    /// not ours is left alone).
     fn ensure_pull_secret_copy<'a>(
         &'a self,
         namespace: &'a str,
+        pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>>;
 }

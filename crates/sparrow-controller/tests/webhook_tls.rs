@@ -390,6 +390,7 @@ impl PullSecretCopies for GatedCopies {
     fn ensure_pull_secret_copy<'a>(
         &'a self,
         _namespace: &'a str,
+        _pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>> {
         Box::pin(async move {
             self.entered.notify_one();

@@ -11,10 +11,10 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, HTTPGetAction, LocalObjectReference, Namespace,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    LocalObjectReference, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -341,6 +341,7 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
         format!("--mesh-namespace={}", config.namespace),
         format!("--sidecar-image={}", config.images.proxy),
         format!("--init-image={}", config.images.init),
+        format!("--pull-policy={}", config.pull_policy),
         "--log-format=json".to_owned(),
     ];
     if config.injection.disable_auto_inject {
@@ -394,11 +395,25 @@ fn deployment(config: &MeshConfig) -> Deployment {
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
-        env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
-            name: "RUST_LOG".to_owned(),
-            value: Some("info".to_owned()),
-            value_from: None,
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: "RUST_LOG".to_owned(),
+                value: Some("info".to_owned()),
+                value_from: None,
+            },
+            // The Lease holder's identity.
+            EnvVar {
+                name: "POD_NAME".to_owned(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".to_owned(),
+                        api_version: None,
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            },
+        ]),
         liveness_probe: Some(https_probe("/healthz", 10)),
         readiness_probe: Some(https_probe("/readyz", 5)),
         resources: Some(ResourceRequirements {

@@ -161,6 +161,11 @@ impl PullSecretCopier {
         let _ = synced.wait_for(|s| *s).await;
     }
 
+    /// True while the source secret exists (as last seen).
+    pub fn has_source(&self) -> bool {
+        read(&self.state.source).is_some()
+    }
+
     /// Waits until both watches have listed once: from then on a current copy costs no API call.
     pub async fn synced(&self) {
         self.source_synced().await;
@@ -527,8 +532,29 @@ impl PullSecretCopier {
         false
     }
 
-    /// Recreates the copy in `namespace` if pods there still carry the sidecar.
+    /// Recreates the copy in `namespace` if pods there still carry the sidecar and the source
+    /// still exists. The source is read afresh: `sparrowctl remove` deletes the source first,
+    /// then the copies, and a controller still shutting down must not bring them back.
     async fn restore_if_needed(&self, namespace: &str) {
+        let sources: Api<Secret> =
+            Api::namespaced(self.client.clone(), &self.config.mesh_namespace);
+        match timed(
+            "reading the source pull secret",
+            self.config.api_timeout,
+            sources.get_opt(PULL_SECRET_NAME),
+        )
+        .await
+        {
+            Ok(Some(secret)) if is_ours(&secret) => {}
+            Ok(_) => {
+                self.set_source(None);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%namespace, %error, "not restoring the copy: cannot read the source");
+                return;
+            }
+        }
         let Some(source) = read(&self.state.source).clone() else {
             return;
         };

@@ -126,48 +126,17 @@ pub async fn remove(
     )
     .await?;
 
-    // Every labelled pull secret: exactly what `kubectl get secrets -l usage=sparrow-registry-key -A` lists.
-    let all_secrets: Api<Secret> = Api::all(client.clone());
-    let labelled = timed(
-        "listing Secrets labelled usage=sparrow-registry-key",
-        timeout,
-        all_secrets.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
-    )
-    .await?;
-    let targets: Vec<(String, String)> = labelled
-        .items
-        .iter()
-        .filter_map(|m| Some((m.metadata.namespace.clone()?, m.metadata.name.clone()?)))
-        .collect();
-    let deleted: Vec<(String, bool)> = futures::stream::iter(targets)
-        .map(|(ns, name)| {
-            let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-            async move {
-                let gone = delete_quietly(
-                    &api,
-                    &name,
-                    &format!("deleting Secret {ns}/{name}"),
-                    timeout,
-                )
-                .await?;
-                Ok::<_, ClusterError>((format!("{ns}/{name}"), gone))
-            }
-        })
-        .buffer_unordered(DELETE_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut deleted = deleted;
-    deleted.sort();
-    for (id, existed) in deleted {
-        on_step(if existed {
-            RemoveStep::Deleted(format!("Secret {id}"))
-        } else {
-            RemoveStep::AlreadyGone(format!("Secret {id}"))
-        });
-        if existed {
-            report.secrets_deleted.push(id);
+    // Every labelled pull secret: exactly what `kubectl get secrets -l usage=sparrow-registry-key -A`
+    // lists. The source goes first, so a controller still shutting down restores no copy; another
+    // listing catches any copy made meanwhile.
+    for _round in 0..3 {
+        let deleted = delete_labelled_secrets(client, namespace, timeout, &mut on_step).await?;
+        if deleted.is_empty() {
+            break;
         }
+        report.secrets_deleted.extend(deleted);
     }
+    let all_secrets: Api<Secret> = Api::all(client.clone());
 
     // Same-named secrets we do not own are reported, never touched.
     let same_named = timed(
@@ -216,6 +185,58 @@ pub async fn remove(
         None => on_step(RemoveStep::AlreadyGone(format!("Namespace {namespace}"))),
     }
     Ok(report)
+}
+
+/// Deletes every Secret labelled `usage=sparrow-registry-key`, the mesh namespace's source
+/// first; returns what was deleted (`ns/name`), empty when there was nothing.
+async fn delete_labelled_secrets(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+    on_step: &mut impl FnMut(RemoveStep),
+) -> Result<Vec<String>, ClusterError> {
+    let all_secrets: Api<Secret> = Api::all(client.clone());
+    let labelled = timed(
+        "listing Secrets labelled usage=sparrow-registry-key",
+        timeout,
+        all_secrets.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
+    )
+    .await?;
+    let (sources, copies): (Vec<_>, Vec<_>) = labelled
+        .items
+        .iter()
+        .filter_map(|m| Some((m.metadata.namespace.clone()?, m.metadata.name.clone()?)))
+        .partition(|(ns, _)| ns == namespace);
+    let mut deleted = Vec::new();
+    for batch in [sources, copies] {
+        let mut results: Vec<(String, bool)> = futures::stream::iter(batch)
+            .map(|(ns, name)| {
+                let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+                async move {
+                    let gone = delete_quietly(
+                        &api,
+                        &name,
+                        &format!("deleting Secret {ns}/{name}"),
+                        timeout,
+                    )
+                    .await?;
+                    Ok::<_, ClusterError>((format!("{ns}/{name}"), gone))
+                }
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        results.sort();
+        for (id, existed) in results {
+            if existed {
+                on_step(RemoveStep::Deleted(format!("Secret {id}")));
+                deleted.push(id);
+            } else {
+                on_step(RemoveStep::AlreadyGone(format!("Secret {id}")));
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// Namespaces with pods annotated `injector.sparrow-mesh.io/status: injected` (metadata only).

@@ -385,3 +385,43 @@ async fn converges_through_errors_cut_watches_and_a_restart() {
         EnsureOutcome::Created
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_leaves_no_copy_even_while_a_controller_still_syncs() {
+    let s = setup().await;
+    let client = s.cluster.client();
+    for ns in ["shop", "cart"] {
+        create_namespace(&client, ns).await;
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": ns, "annotations": {"injector.sparrow-mesh.io/status": "injected"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+        }))
+        .expect("pod");
+        Api::<Pod>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod");
+        s.copier.ensure_copy(ns).await.expect("copy");
+    }
+    s.start_sync();
+    let report = sparrow_kube::remove::remove(&client, MESH, Duration::from_secs(5), |_| {})
+        .await
+        .expect("remove");
+    assert_eq!(report.secrets_deleted.len(), 3, "{report:?}");
+    assert_eq!(report.injected_namespaces, ["cart", "shop"]);
+    // The running copier sees the source go and restores nothing.
+    eventually(
+        "the copier saw the source deleted",
+        Duration::from_secs(10),
+        || !s.copier.has_source(),
+    )
+    .await;
+    let left: Vec<_> = s
+        .cluster
+        .objects("secrets", None)
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"]["usage"] == "sparrow-registry-key")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -26,6 +26,7 @@ impl PullSecretCopies for RecordingCopies {
     fn ensure_pull_secret_copy<'a>(
         &'a self,
         namespace: &'a str,
+        _pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>> {
         Box::pin(async move {
             self.calls.lock().expect("lock").push(namespace.to_owned());

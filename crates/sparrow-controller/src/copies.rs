@@ -1,0 +1,104 @@
+//! The pull-secret seam filled with the real thing: [`sparrow_kube::copies::PullSecretCopier`]
+//! ensures the copy; a Secret of that name we do not own gets an admission warning and an
+//! Event on that Secret (the pod does not exist yet while it is admitted).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
+use sparrow_kube::copies::{EnsureOutcome, PullSecretCopier};
+
+use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
+
+/// The most an admission waits for its copy.
+pub const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
+
+/// Copies through the Kubernetes API.
+pub struct KubeCopies {
+    copier: PullSecretCopier,
+    recorder: Recorder,
+}
+
+impl KubeCopies {
+    /// Wraps `copier`; Events are reported as `sparrow-controller` from `instance`.
+    pub fn new(copier: PullSecretCopier, client: kube::Client, instance: &str) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.to_owned(),
+            instance: Some(instance.to_owned()),
+        };
+        Self {
+            copier,
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    fn report_foreign(&self, namespace: &str, pod: &str) {
+        let recorder = self.recorder.clone();
+        let reference = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Secret".to_owned()),
+            name: Some(PULL_SECRET_NAME.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ForeignPullSecret".to_owned(),
+            note: Some(format!(
+                "Secret {namespace}/{PULL_SECRET_NAME} has no {USAGE_LABEL}={USAGE_LABEL_VALUE} label, so Sparrow left it alone; pod {pod} uses it to pull the mesh images, which may fail"
+            )),
+            action: "CopyPullSecret".to_owned(),
+            secondary: None,
+        };
+        let namespace = namespace.to_owned();
+        // Off the admission path: the answer must not wait for an Event.
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::warn!(%namespace, %error, "could not record the foreign pull secret Event");
+            }
+        });
+    }
+}
+
+/// An `Arc`'d cluster error as a boxed error source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct CopyFailed(Arc<sparrow_kube::ClusterError>);
+
+impl PullSecretCopies for KubeCopies {
+    fn ensure_pull_secret_copy<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>> {
+        Box::pin(async move {
+            // Below the webhook's 10 s timeout, so a slow API costs a warning, not a failed pod.
+            let ensured =
+                tokio::time::timeout(ENSURE_TIMEOUT, self.copier.ensure_copy(namespace)).await;
+            let Ok(ensured) = ensured else {
+                return Err(PullSecretCopyError {
+                    namespace: namespace.to_owned(),
+                    source: format!(
+                        "no answer from the API server within {}s",
+                        ENSURE_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                });
+            };
+            match ensured {
+                Ok(EnsureOutcome::Foreign) => {
+                    self.report_foreign(namespace, pod);
+                    Ok(Some(AdmissionWarning(format!(
+                        "sparrow-mesh: Secret {namespace}/{PULL_SECRET_NAME} is not Sparrow's; mesh image pulls may fail"
+                    ))))
+                }
+                Ok(_) => Ok(None),
+                Err(error) => Err(PullSecretCopyError {
+                    namespace: namespace.to_owned(),
+                    source: Box::new(CopyFailed(error)),
+                }),
+            }
+        })
+    }
+}
