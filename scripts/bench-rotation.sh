@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Rotation fan-out with the release binaries against testkube (loopback only): N copies of
+# the pull secret exist; `sparrowctl registry update` changes the source; we time until the
+# controller reports every copy updated, check that each copy carries the new hash, and read
+# the controller's own counters (one write per copy) and its RSS.
+# Targets: 1,000 copies < 2 s, 10,000 copies < 20 s, controller RSS < 50 MB with 10,000 known.
+# Usage: scripts/bench-rotation.sh [COPIES...]   (default: 1000 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
+cargo build --release -q -p sparrowctl -p testkube -p sparrow-controller --bins
+for copies in "${sizes[@]}"; do
+  python3 - "$copies" <<'PY'
+import base64, hashlib, http.client, json, os, re, socket, ssl, subprocess, sys, tempfile, time
+
+copies = int(sys.argv[1])
+work = tempfile.mkdtemp()
+env = dict(os.environ, HOME=work, KUBECONFIG=f"{work}/kubeconfig")
+procs = []
+def start(args, log):
+    p = subprocess.Popen(args, stdout=open(f"{work}/{log}", "w"), stderr=subprocess.STDOUT, env=env)
+    procs.append(p); return p
+def wait_for(what, cond, limit=60):
+    start_t = time.time()
+    while not cond():
+        if time.time() - start_t > limit: sys.exit(f"timed out: {what}")
+        time.sleep(0.02)
+try:
+    start(["target/release/testkube", "serve", "--plain-http", "--kubeconfig-out", env["KUBECONFIG"]], "testkube.log")
+    wait_for("testkube", lambda: "listening" in open(f"{work}/testkube.log").read())
+    url = re.search(r"listening on (\S+)", open(f"{work}/testkube.log").read()).group(1)
+    host, port = url.split("//")[1].split(":")
+    api = http.client.HTTPConnection(host, int(port))
+    def call(method, path, body=None, ctype="application/json"):
+        api.request(method, path, json.dumps(body) if body is not None else None, {"Content-Type": ctype})
+        r = api.getresponse(); data = r.read()
+        if r.status >= 300: sys.exit(f"{method} {path}: {r.status} {data[:300]!r}")
+        return json.loads(data)
+    ok = subprocess.run(["target/release/sparrowctl", "deploy", "--wait=false", "--skip-registry-check",
+        "--registry-server", "127.0.0.1:5000/team/mesh", "--registry-username", "robot", "--registry-password-stdin"],
+        input=b"first\n", env=env, capture_output=True)
+    if ok.returncode: sys.exit(ok.stderr.decode())
+    source = call("GET", "/api/v1/namespaces/sparrow-mesh/secrets/sparrow-registry-key")
+    def data_hash(data):
+        h = hashlib.sha256()
+        for k in sorted(data):
+            v = base64.b64decode(data[k]); kb = k.encode()
+            h.update(len(kb).to_bytes(8, "big")); h.update(kb); h.update(len(v).to_bytes(8, "big")); h.update(v)
+        return h.hexdigest()
+    old_hash = data_hash(source["data"])
+    t = time.time()
+    for i in range(copies):
+        ns = f"app-{i}"
+        call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        call("POST", f"/api/v1/namespaces/{ns}/secrets", {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "sparrow-registry-key", "labels": {"usage": "sparrow-registry-key"},
+                         "annotations": {"sparrow-mesh.io/source": "sparrow-mesh/sparrow-registry-key", "sparrow-mesh.io/source-hash": old_hash}},
+            "data": source["data"]})
+    print(f"[{copies} copies] created in {time.time() - t:.1f}s")
+    tls = call("GET", "/api/v1/namespaces/sparrow-mesh/secrets/sparrow-controller-tls")["data"]
+    for key in ("tls.crt", "tls.key"):
+        open(f"{work}/{key}", "wb").write(base64.b64decode(tls[key]))
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); cport = s.getsockname()[1]; s.close()
+    ctl = start(["target/release/sparrow-controller", "--addr", f"127.0.0.1:{cport}", "--tls-cert", f"{work}/tls.crt",
+        "--tls-key", f"{work}/tls.key", "--mesh-namespace", "sparrow-mesh", "--log-format", "json"], "controller.log")
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    def get(path):
+        c = http.client.HTTPSConnection("127.0.0.1", cport, context=ctx, timeout=2)
+        try:
+            c.request("GET", path); r = c.getresponse(); return r.status, r.read().decode()
+        except OSError:
+            return 0, ""
+    wait_for("controller ready", lambda: get("/readyz")[0] == 200)
+    def metric(name):
+        text = get("/metrics")[1]
+        m = re.search(rf"^{name}(?:_total)?(?:{{[^}}]*}})? (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+    wait_for("leader elected and idle", lambda: metric("sparrow_pull_secret_stale_copies") == 0, 30)
+    t0 = time.time()
+    ok = subprocess.run(["target/release/sparrowctl", "registry", "update", "--skip-registry-check",
+        "--registry-username", "robot2", "--registry-password-stdin"], input=b"second\n", env=env, capture_output=True)
+    if ok.returncode: sys.exit(ok.stderr.decode())
+    wait_for("every copy updated", lambda: metric("sparrow_pull_secret_copies_updated") >= copies, 120)
+    elapsed = time.time() - t0
+    new_hash = data_hash(call("GET", "/api/v1/namespaces/sparrow-mesh/secrets/sparrow-registry-key")["data"])
+    listed = call("GET", "/api/v1/secrets?labelSelector=usage%3Dsparrow-registry-key")["items"]
+    current = sum(1 for s in listed if s["metadata"].get("annotations", {}).get("sparrow-mesh.io/source-hash") == new_hash)
+    rss = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{ctl.pid}/status").read()).group(1)) / 1024
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{ctl.pid}/status").read()).group(1)) / 1024
+    target = 2 if copies <= 1000 else 20
+    print(f"[{copies} copies] rotation fan-out: every copy current {elapsed:.2f}s after `registry update` (target < {target} s)")
+    print(f"[{copies} copies] copies carrying the new hash: {current} of {copies}")
+    print(f"[{copies} copies] controller counters: updated {metric('sparrow_pull_secret_copies_updated'):.0f}, "
+          f"created {metric('sparrow_pull_secret_copies_created'):.0f}, sync errors {metric('sparrow_pull_secret_sync_errors'):.0f} "
+          f"(one write per copy: updated == {copies})")
+    print(f"[{copies} copies] controller RSS {rss:.1f} MiB, peak {hwm:.1f} MiB (target < 50 MB)")
+finally:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+PY
+done
