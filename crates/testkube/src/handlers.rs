@@ -592,19 +592,74 @@ fn list_body<'a>(
 
 fn list(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     let (labels, fields) = selectors(ctx)?;
-    let (items, rv) = ctx
+    let (items, current_rv) = ctx
         .shared
         .store
         .list(ctx.target.resource, scope(ctx, &fields));
-    let items: Vec<Arc<Value>> = items
+    let mut items: Vec<Arc<Value>> = items
         .into_iter()
         .filter(|o| labels.matches_object(o) && fields.matches(o))
         .collect();
-    Ok(json_response(
-        200,
-        &list_body(ctx.def, &items, rv, wants_metadata(headers)),
-        &[],
-    ))
+    // Pagination like the real API: `limit` items per page, then a `continue` token. The token
+    // carries the first page's resourceVersion (every page reports it, so a watch started from
+    // it replays whatever changed meanwhile) and the key of the last item served; items come in
+    // (namespace, name) order.
+    let mut rv = current_rv;
+    if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
+        let (token_rv, after) = decode_continue(token)?;
+        rv = token_rv;
+        items.retain(|o| object_key(o) > after);
+    }
+    let limit = ctx
+        .query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let mut next = None;
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().map(|o| object_key(o)).unwrap_or_default();
+        next = Some((encode_continue(rv, &last), remaining));
+    }
+    let mut body = list_body(ctx.def, &items, rv, wants_metadata(headers));
+    if let Some((token, remaining)) = next {
+        body.metadata = json!({
+            "resourceVersion": rv.to_string(),
+            "continue": token,
+            "remainingItemCount": remaining,
+        });
+    }
+    Ok(json_response(200, &body, &[]))
+}
+
+/// `(namespace, name)` of a stored object: the store's order.
+fn object_key(object: &Value) -> (String, String) {
+    (
+        meta_str(object, "namespace")
+            .unwrap_or_default()
+            .to_string(),
+        meta_str(object, "name").unwrap_or_default().to_string(),
+    )
+}
+
+fn encode_continue(rv: u64, after: &(String, String)) -> String {
+    use base64::Engine as _;
+    let token = json!([rv.to_string(), after.0, after.1]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+}
+
+fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
+    use base64::Engine as _;
+    let invalid = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let parts: (String, String, String) = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let rv = parts.0.parse::<u64>().map_err(|_| invalid())?;
+    Ok((rv, (parts.1, parts.2)))
 }
 
 fn watch_request(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {

@@ -535,3 +535,63 @@ async fn streaming_list_watcher_ends_initial_events_with_a_bookmark() {
         other => panic!("expected Apply, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_paginated_with_limit_and_continue() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{ListParams, PostParams};
+    let cluster = testkube::TestCluster::start().await.expect("testkube");
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client(), "default");
+    for i in 0..7 {
+        let cm: ConfigMap =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": format!("cm-{i}")}}))
+                .expect("cm");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+    let first = api
+        .list(&ListParams::default().limit(3))
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 3);
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
+    let rv = first.metadata.resource_version.clone();
+    let mut names: Vec<String> = first
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    let mut token = first.metadata.continue_.clone().expect("continue token");
+    // A change between pages does not move the pages' resourceVersion.
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "zz-late"}})).expect("cm");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
+    loop {
+        let page = api
+            .list(&ListParams::default().limit(3).continue_token(&token))
+            .await
+            .expect("page");
+        assert_eq!(page.metadata.resource_version, rv);
+        names.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(next) => token = next,
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7)
+        .map(|i| format!("cm-{i}"))
+        .chain(["zz-late".to_owned()])
+        .collect();
+    assert_eq!(names, expected);
+    let error = api
+        .list(&ListParams::default().limit(3).continue_token("garbage!"))
+        .await
+        .expect_err("bad token");
+    assert!(
+        error.to_string().contains("invalid continue token"),
+        "{error}"
+    );
+}
