@@ -95,7 +95,7 @@ type Flight = Shared<BoxFuture<'static, Result<EnsureOutcome, Arc<ClusterError>>
 struct State {
     source: RwLock<Option<Source>>,
     copies: RwLock<HashMap<String, CopyEntry>>,
-    in_flight: Mutex<HashMap<String, Flight>>,
+    in_flight: Mutex<HashMap<(String, String), Flight>>,
     source_changed: Notify,
     copy_deleted: Mutex<Vec<String>>,
     copy_deleted_notify: Notify,
@@ -166,6 +166,11 @@ impl PullSecretCopier {
         read(&self.state.source).is_some()
     }
 
+    /// The source's data hash as last seen.
+    pub fn source_hash(&self) -> Option<String> {
+        read(&self.state.source).as_ref().map(|s| s.hash.clone())
+    }
+
     /// Waits until both watches have listed once: from then on a current copy costs no API call.
     pub async fn synced(&self) {
         self.source_synced().await;
@@ -194,26 +199,40 @@ impl PullSecretCopier {
             }
             _ => {}
         }
-        let flight = {
-            let mut in_flight = lock(&self.state.in_flight);
-            match in_flight.get(namespace) {
-                Some(flight) => flight.clone(),
-                None => {
-                    let this = self.clone();
-                    let ns = namespace.to_owned();
-                    let flight = async move {
-                        let result = this.write_copy(&ns, &source, true).await.map_err(Arc::new);
-                        lock(&this.state.in_flight).remove(&ns);
-                        result
-                    }
-                    .boxed()
-                    .shared();
-                    in_flight.insert(namespace.to_owned(), flight.clone());
-                    flight
-                }
-            }
-        };
-        flight.await
+        self.flight(namespace, source, true).await
+    }
+
+    /// The one write in progress for `namespace` and this source version, shared by every
+    /// admission and the sync. It runs in its own task, so a caller that gives up (an
+    /// admission's deadline) neither cancels nor stalls it.
+    fn flight(&self, namespace: &str, source: Source, admission: bool) -> Flight {
+        let key = (namespace.to_owned(), source.hash.clone());
+        // The lock is held until the flight is registered, so the task's removal comes after.
+        let mut in_flight = lock(&self.state.in_flight);
+        if let Some(flight) = in_flight.get(&key) {
+            return flight.clone();
+        }
+        let this = self.clone();
+        let task_key = key.clone();
+        let task = tokio::spawn(async move {
+            let result = this
+                .write_copy(&task_key.0, &source, admission)
+                .await
+                .map_err(Arc::new);
+            lock(&this.state.in_flight).remove(&task_key);
+            result
+        });
+        let flight = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Arc::new(ClusterError::Internal(format!(
+                    "the copy task failed: {e}"
+                ))))
+            })
+        }
+        .boxed()
+        .shared();
+        in_flight.insert(key, flight.clone());
+        flight
     }
 
     fn copy_of(&self, namespace: &str, source: &Source) -> Secret {
@@ -314,21 +333,21 @@ impl PullSecretCopier {
         }
         count(1);
         let action = format!("updating Secret {namespace}/{PULL_SECRET_NAME}");
-        // A merge patch of data and annotations: one write; the `usage` label is in the patch
-        // so a copy can never lose it. It only patches a Secret that still carries our label.
-        let patch = serde_json::json!({
-            "metadata": {
-                "labels": copy.metadata.labels,
-                "annotations": copy.metadata.annotations,
-            },
-            "data": copy.data,
-        });
+        // One write, guarded: the `test` fails (422) if the Secret lost our label since the index
+        // saw it, so a Secret someone else now owns is never overwritten. `data` and the
+        // annotations are replaced whole, so keys the source dropped go too.
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/labels/usage", "value": USAGE_LABEL_VALUE},
+            {"op": "add", "path": "/metadata/annotations", "value": copy.metadata.annotations},
+            {"op": "add", "path": "/data", "value": copy.data},
+        ]))
+        .map_err(|e| ClusterError::Internal(format!("building the copy patch: {e}")))?;
         match tokio::time::timeout(
             timeout,
             api.patch(
                 PULL_SECRET_NAME,
                 &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &Patch::Json::<()>(patch),
             ),
         )
         .await
@@ -344,6 +363,29 @@ impl PullSecretCopier {
                 );
                 tracing::info!(%namespace, "updated pull-secret copy");
                 Ok(EnsureOutcome::Updated)
+            }
+            Ok(Err(kube::Error::Api(status))) if status.code == 422 => {
+                // The guard failed: see whose it is now.
+                let existing = timed(&action, timeout, api.get_opt(PULL_SECRET_NAME)).await?;
+                match existing {
+                    Some(secret) if is_ours(&secret) => {
+                        Err(ClusterError::api(action, kube::Error::Api(status)))
+                    }
+                    Some(_) => {
+                        self.record(
+                            namespace,
+                            CopyEntry {
+                                ours: false,
+                                hash: None,
+                            },
+                        );
+                        Ok(EnsureOutcome::Foreign)
+                    }
+                    None => {
+                        write(&self.state.copies).remove(namespace);
+                        Box::pin(self.write_copy(namespace, source, admission)).await
+                    }
+                }
             }
             Ok(Err(error)) if is_not_found(&error) => {
                 write(&self.state.copies).remove(namespace);
@@ -426,7 +468,21 @@ impl PullSecretCopier {
                 }
                 Ok(Event::InitDone) => {
                     if let Some(fresh) = buffer.take() {
-                        *write(&self.state.copies) = fresh;
+                        // Copies deleted while the watch was down send no Delete event.
+                        let vanished: Vec<String> = {
+                            let mut copies = write(&self.state.copies);
+                            let vanished = copies
+                                .iter()
+                                .filter(|(ns, e)| e.ours && !fresh.contains_key(*ns))
+                                .map(|(ns, _)| ns.clone())
+                                .collect();
+                            *copies = fresh;
+                            vanished
+                        };
+                        if !vanished.is_empty() {
+                            lock(&self.state.copy_deleted).extend(vanished);
+                            self.state.copy_deleted_notify.notify_one();
+                        }
                         self.refresh_stale_gauge();
                     }
                     self.state.copies_synced.send_replace(true);
@@ -483,6 +539,12 @@ impl PullSecretCopier {
     /// Brings every stale copy up to date: bounded concurrency, retries with backoff.
     /// Returns how many copies were written and how many failed.
     pub async fn sync_all(&self) -> SyncReport {
+        self.sync_while(|| true).await
+    }
+
+    /// [`PullSecretCopier::sync_all`], stopping early once `leading()` turns false: a deposed
+    /// leader must not keep writing next to the new one.
+    async fn sync_while(&self, leading: impl Fn() -> bool) -> SyncReport {
         let Some(source) = read(&self.state.source).clone() else {
             return SyncReport::default();
         };
@@ -491,7 +553,9 @@ impl PullSecretCopier {
             .filter(|(_, e)| e.ours && e.hash.as_deref() != Some(source.hash.as_str()))
             .map(|(ns, _)| ns.clone())
             .collect();
+        let leading = &leading;
         let results: Vec<bool> = futures::stream::iter(stale)
+            .filter(|_| std::future::ready(leading()))
             .map(|ns| {
                 let source = source.clone();
                 async move { self.write_with_retries(&ns, &source).await }
@@ -517,7 +581,7 @@ impl PullSecretCopier {
             {
                 return true;
             }
-            match self.write_copy(namespace, source, false).await {
+            match self.flight(namespace, source.clone(), false).await {
                 Ok(_) => return true,
                 Err(error) => {
                     tracing::warn!(%namespace, %error, attempt, "syncing pull-secret copy");
@@ -597,14 +661,22 @@ impl PullSecretCopier {
                 _ = self.state.source_changed.notified() => {}
                 _ = self.state.copy_deleted_notify.notified() => {
                     let deleted: Vec<String> = std::mem::take(&mut *lock(&self.state.copy_deleted));
-                    for ns in deleted {
-                        self.restore_if_needed(&ns).await;
+                    futures::stream::iter(deleted)
+                        .for_each_concurrent(self.config.concurrency.max(1), |ns| async move {
+                            self.restore_if_needed(&ns).await;
+                        })
+                        .await;
+                    continue;
+                }
+                changed = leading.changed() => {
+                    if changed.is_err() {
+                        return; // the election is gone: nobody can tell us we lead
                     }
                     continue;
                 }
-                _ = leading.changed() => continue,
             }
-            let report = self.sync_all().await;
+            let still_leading = || *leading.borrow();
+            let report = self.sync_while(still_leading).await;
             if report.written + report.failed > 0 {
                 tracing::info!(
                     written = report.written,

@@ -92,6 +92,9 @@ pub enum ClusterError {
         /// Its name.
         name: String,
     },
+    /// A bug or a task that died: not the cluster's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// `registry update` before `deploy`.
     #[error(
         "Sparrow has no registry secret in namespace {namespace}: run `sparrowctl deploy` with the registry flags first"

@@ -1,11 +1,11 @@
 //! Leader election through a coordination.k8s.io Lease: every replica serves the webhook,
 //! one (the holder of the Lease) runs the copy sync loop.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::watch;
@@ -29,86 +29,140 @@ pub struct LeaseConfig {
 
 /// Runs the election until the process ends, publishing whether this replica leads.
 pub async fn run_election(client: kube::Client, config: LeaseConfig, leading: watch::Sender<bool>) {
-    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
-    let mut tick = tokio::time::interval(config.renew_interval);
+    let mut elector = Elector::new(Api::namespaced(client, &config.namespace), config);
+    let mut tick = tokio::time::interval(elector.config.renew_interval);
     loop {
         tick.tick().await;
-        let now_leading = match try_acquire_or_renew(&api, &config).await {
-            Ok(leading) => leading,
-            Err(error) => {
-                tracing::warn!(%error, lease = %config.name, "leader election");
-                false
-            }
-        };
+        let now_leading = elector.round().await;
         if *leading.borrow() != now_leading {
-            tracing::info!(identity = %config.identity, leading = now_leading, "leadership changed");
+            tracing::info!(identity = %elector.config.identity, leading = now_leading, "leadership changed");
             leading.send_replace(now_leading);
         }
     }
 }
 
-/// One round: create the Lease, renew it, or take it over when it expired. Conflicts (another
-/// replica won the race) mean "not leading".
-pub async fn try_acquire_or_renew(
-    api: &Api<Lease>,
-    config: &LeaseConfig,
-) -> Result<bool, ClusterError> {
-    let now = Timestamp::now();
-    let seconds = i32::try_from(config.lease_duration.as_secs()).unwrap_or(i32::MAX);
-    let existing = api
-        .get_opt(&config.name)
-        .await
-        .map_err(|e| ClusterError::api("reading the Lease", e))?;
-    let Some(mut lease) = existing else {
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(config.name.clone()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(config.identity.clone()),
-                lease_duration_seconds: Some(seconds),
-                acquire_time: Some(MicroTime(now)),
-                renew_time: Some(MicroTime(now)),
-                lease_transitions: Some(0),
-                ..LeaseSpec::default()
+/// One replica's view of the election.
+pub struct Elector {
+    api: Api<Lease>,
+    config: LeaseConfig,
+    /// The holder's lease as last seen (resourceVersion) and when, on our own clock: another
+    /// holder's lease expires when it has not changed for a lease duration, whatever the
+    /// clocks of the nodes say.
+    observed: Option<(String, Instant)>,
+    /// When we last renewed successfully.
+    renewed: Option<Instant>,
+}
+
+impl Elector {
+    /// An elector for the Lease in `api`.
+    pub fn new(api: Api<Lease>, config: LeaseConfig) -> Self {
+        Self {
+            api,
+            config,
+            observed: None,
+            renewed: None,
+        }
+    }
+
+    /// One round with a deadline; true while this replica leads. A leader whose renewals fail
+    /// keeps leading until its lease could have expired for others (less a renew interval of
+    /// margin), then steps down: no flapping on one error, and never two leaders for long.
+    pub async fn round(&mut self) -> bool {
+        let deadline = self.config.renew_interval;
+        let outcome = match tokio::time::timeout(deadline, self.try_acquire_or_renew()).await {
+            Ok(result) => result,
+            Err(_) => Err(ClusterError::Timeout {
+                action: "renewing the Lease".to_owned(),
+                seconds: deadline.as_secs().max(1),
             }),
         };
-        return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(error) if crate::error::is_already_exists(&error) => Ok(false),
-            Err(error) => Err(ClusterError::api("creating the Lease", error)),
-        };
-    };
-    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    let holder = spec.holder_identity.clone().unwrap_or_default();
-    if holder != config.identity {
-        let duration =
-            SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(seconds)));
-        let expired = spec
-            .renew_time
-            .as_ref()
-            .is_none_or(|t| t.0 + duration < now)
-            || holder.is_empty();
-        if !expired {
-            return Ok(false);
+        match outcome {
+            Ok(true) => {
+                self.renewed = Some(Instant::now());
+                true
+            }
+            Ok(false) => {
+                self.renewed = None;
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, lease = %self.config.name, "leader election");
+                let grace = self
+                    .config
+                    .lease_duration
+                    .saturating_sub(self.config.renew_interval);
+                self.renewed.is_some_and(|at| at.elapsed() < grace)
+            }
         }
-        spec.holder_identity = Some(config.identity.clone());
-        spec.acquire_time = Some(MicroTime(now));
-        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
     }
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(seconds);
-    // `replace` carries the resourceVersion we read: a concurrent change makes it a 409.
-    match api
-        .replace(&config.name, &PostParams::default(), &lease)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-        Err(error) => {
-            tracing::debug!(error = %describe(&error), "renewing the Lease");
-            Err(ClusterError::api("renewing the Lease", error))
+
+    /// Creates the Lease, renews it, or takes it over when its holder stopped renewing.
+    /// A conflict (another replica won the race) means "not leading".
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, ClusterError> {
+        let config = &self.config;
+        let now = Timestamp::now();
+        let seconds = i32::try_from(config.lease_duration.as_secs()).unwrap_or(i32::MAX);
+        let existing = self
+            .api
+            .get_opt(&config.name)
+            .await
+            .map_err(|e| ClusterError::api("reading the Lease", e))?;
+        let Some(mut lease) = existing else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(config.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(config.identity.clone()),
+                    lease_duration_seconds: Some(seconds),
+                    acquire_time: Some(MicroTime(now)),
+                    renew_time: Some(MicroTime(now)),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(true),
+                Err(error) if crate::error::is_already_exists(&error) => Ok(false),
+                Err(error) => Err(ClusterError::api("creating the Lease", error)),
+            };
+        };
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        if holder != config.identity {
+            let duration = Duration::from_secs(
+                u64::try_from(spec.lease_duration_seconds.unwrap_or(seconds)).unwrap_or(15),
+            );
+            let unchanged_since = match &self.observed {
+                Some((seen, since)) if *seen == version => *since,
+                _ => {
+                    self.observed = Some((version, Instant::now()));
+                    Instant::now()
+                }
+            };
+            if !holder.is_empty() && unchanged_since.elapsed() < duration {
+                return Ok(false);
+            }
+            spec.holder_identity = Some(config.identity.clone());
+            spec.acquire_time = Some(MicroTime(now));
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        }
+        spec.renew_time = Some(MicroTime(now));
+        spec.lease_duration_seconds = Some(seconds);
+        // `replace` carries the resourceVersion we read: a concurrent change makes it a 409.
+        match self
+            .api
+            .replace(&config.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(error) => {
+                tracing::debug!(error = %describe(&error), "renewing the Lease");
+                Err(ClusterError::api("renewing the Lease", error))
+            }
         }
     }
 }
