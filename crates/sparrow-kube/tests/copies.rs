@@ -273,6 +273,7 @@ async fn a_secret_we_do_not_own_is_never_touched() {
         EnsureOutcome::Foreign
     );
     s.start_sync();
+    let before_rotation = s.copier.source_hash();
     let rotated = source_secret("pw2");
     Api::<Secret>::namespaced(client.clone(), MESH)
         .patch(
@@ -282,6 +283,12 @@ async fn a_secret_we_do_not_own_is_never_touched() {
         )
         .await
         .expect("rotate");
+    eventually(
+        "the copier saw the rotation",
+        Duration::from_secs(10),
+        || s.copier.source_hash() != before_rotation,
+    )
+    .await;
     assert_eq!(
         s.copier.ensure_copy("shop").await.expect("ok"),
         EnsureOutcome::Foreign
