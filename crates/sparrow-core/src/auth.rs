@@ -17,9 +17,12 @@ pub enum RegistryAuthError {
     /// `--registry-username ""`.
     #[error("--registry-username is empty: give the registry user name")]
     EmptyUsername,
-    /// A `:` would make the `auth` field (`user:password`) ambiguous.
-    #[error("--registry-username {0:?} contains ':', which registries do not allow in a user name")]
-    UsernameColon(String),
+    /// A `:` would make the `auth` field (`user:password`) ambiguous. The value is not shown:
+    /// `user:password` pasted into the flag would put the password on the screen.
+    #[error(
+        "--registry-username contains ':', which registries do not allow in a user name (pass the password separately)"
+    )]
+    UsernameColon,
     /// An empty password (stdin or env var held nothing).
     #[error(
         "the registry password is empty: give it with --registry-password-stdin, SPARROW_REGISTRY_PASSWORD or --registry-password"
@@ -75,7 +78,7 @@ impl RegistryAuth {
             return Err(RegistryAuthError::EmptyUsername);
         }
         if username.contains(':') {
-            return Err(RegistryAuthError::UsernameColon(username.to_owned()));
+            return Err(RegistryAuthError::UsernameColon);
         }
         if password.is_empty() {
             return Err(RegistryAuthError::EmptyPassword);

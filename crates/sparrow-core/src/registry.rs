@@ -84,15 +84,19 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     /// Parses `HOST[:PORT][/PATH]`, tolerating an `https://`/`http://` prefix and a trailing slash.
-    pub fn parse(input: &str) -> Result<Self, RegistryServerError> {
+    pub fn parse(raw: &str) -> Result<Self, RegistryServerError> {
         use RegistryServerError as E;
-        if input.is_empty() {
+        if raw.is_empty() {
             return Err(E::Empty);
         }
-        if input.chars().any(char::is_whitespace) {
+        // Every message shows the value with any user information masked: `user:password@`
+        // pasted into the flag must not reach the screen, whichever check fails.
+        let masked = mask_userinfo(raw);
+        let input = masked.as_str();
+        if raw.chars().any(char::is_whitespace) {
             return Err(E::Whitespace(input.to_owned()));
         }
-        let without_scheme = match input.split_once("://") {
+        let without_scheme = match raw.split_once("://") {
             Some((scheme, rest))
                 if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
             {
@@ -109,11 +113,8 @@ impl RegistryServer {
             Some((authority, path)) => (authority, Some(path)),
             None => (trimmed, None),
         };
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            // Never echo what stood before the `@`: it may be a password.
-            let scheme = input.len() - without_scheme.len();
-            let rest = &without_scheme[authority.len()..];
-            return Err(E::UserInfo(format!("{}***@{host}{rest}", &input[..scheme])));
+        if authority.contains('@') {
+            return Err(E::UserInfo(input.to_owned()));
         }
         if let Some(path) = path {
             if path.contains('@') {
@@ -319,6 +320,44 @@ fn is_path_component(segment: &str) -> bool {
         }
     }
     true
+}
+
+/// `algorithm:encoded`, as after the `@` of an image digest.
+fn is_digest(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((algorithm, encoded)) => {
+            !algorithm.is_empty()
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                && !encoded.is_empty()
+                && encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+        }
+        None => false,
+    }
+}
+
+/// `scheme://***@host/path` for any value with user information before the host.
+fn mask_userinfo(value: &str) -> String {
+    let (scheme, rest) = match value.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), value),
+    };
+    // User information ends at the last '@' (a password may contain '/'), unless what follows
+    // that '@' is a digest (`sha256:...`), which is refused with its own message.
+    let end_of_authority = match rest.rfind('@') {
+        Some(at) if !is_digest(&rest[at + 1..]) => {
+            rest[at..].find('/').map_or(rest.len(), |slash| at + slash)
+        }
+        _ => return value.to_owned(),
+    };
+    let authority = &rest[..end_of_authority];
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{}", &rest[end_of_authority..]),
+        None => value.to_owned(),
+    }
 }
 
 #[cfg(test)]

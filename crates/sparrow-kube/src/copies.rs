@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 
 use crate::error::{ClusterError, is_already_exists, is_not_found};
 use crate::metrics::CopyMetrics;
-use crate::secrets::{data_hash, is_ours, labels_are_ours};
+use crate::secrets::{data_hash, is_injected, is_ours, labels_are_ours};
 use crate::timed;
 
 /// Settings of the copier.
@@ -76,8 +76,8 @@ pub enum EnsureOutcome {
     SourceNamespace,
 }
 
-/// The source secret, as copies carry it.
-#[derive(Debug, Clone, PartialEq)]
+/// The source secret, as copies carry it. (No Debug: it holds the credentials.)
+#[derive(Clone, PartialEq)]
 struct Source {
     data: BTreeMap<String, ByteString>,
     hash: String,
@@ -630,13 +630,7 @@ impl PullSecretCopier {
         )
         .await
         {
-            Ok(list) => list.items.iter().any(|p| {
-                p.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(INJECT_STATUS_ANNOTATION))
-                    .is_some_and(|v| v == INJECT_STATUS_INJECTED)
-            }),
+            Ok(list) => list.items.iter().any(|p| is_injected(&p.metadata)),
             Err(error) => {
                 tracing::warn!(%namespace, %error, "checking for injected pods");
                 false

@@ -17,7 +17,7 @@ use sparrow_core::manifests::pull_secret_selector;
 use sparrow_core::names::*;
 
 use crate::error::{ClusterError, is_not_found};
-use crate::secrets::labels_are_ours;
+use crate::secrets::{foreign_pull_secrets, is_injected};
 use crate::timed;
 
 /// Deletions run this many at a time (thousands of copies must go in seconds).
@@ -136,29 +136,8 @@ pub async fn remove(
         }
         report.secrets_deleted.extend(deleted);
     }
-    let all_secrets: Api<Secret> = Api::all(client.clone());
-
     // Same-named secrets we do not own are reported, never touched.
-    let same_named = timed(
-        "listing Secrets named sparrow-registry-key",
-        timeout,
-        all_secrets.list_metadata(
-            &ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}")),
-        ),
-    )
-    .await?;
-    report.foreign_secrets = same_named
-        .items
-        .iter()
-        .filter(|m| !labels_are_ours(m.metadata.labels.as_ref()))
-        .filter_map(|m| {
-            Some(format!(
-                "{}/{}",
-                m.metadata.namespace.clone()?,
-                m.metadata.name.clone()?
-            ))
-        })
-        .collect();
+    report.foreign_secrets = foreign_pull_secrets(client, timeout).await?;
 
     report.injected_namespaces = injected_namespaces(client, timeout).await?;
 
@@ -171,6 +150,12 @@ pub async fn remove(
     )
     .await?
     {
+        Some(meta) if meta.metadata.deletion_timestamp.is_some() => {
+            // A second remove while the first one's namespace is still Terminating.
+            on_step(RemoveStep::AlreadyGone(format!(
+                "Namespace {namespace} (terminating)"
+            )));
+        }
         Some(meta)
             if meta
                 .metadata
@@ -254,13 +239,7 @@ pub async fn injected_namespaces(
     let namespaces: BTreeSet<String> = list
         .items
         .iter()
-        .filter(|p| {
-            p.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(INJECT_STATUS_ANNOTATION))
-                .is_some_and(|v| v == INJECT_STATUS_INJECTED)
-        })
+        .filter(|p| is_injected(&p.metadata))
         .filter_map(|p| p.metadata.namespace.clone())
         .collect();
     Ok(namespaces.into_iter().collect())
@@ -302,6 +281,12 @@ where
     match tokio::time::timeout(timeout, api.delete(name, &DeleteParams::background())).await {
         Ok(Ok(_)) => Ok(true),
         Ok(Err(error)) if is_not_found(&error) => Ok(false),
+        // A namespace already Terminating answers 409: it is on its way out.
+        Ok(Err(kube::Error::Api(status)))
+            if status.code == 409 && api.resource_url() == "/api/v1/namespaces" =>
+        {
+            Ok(false)
+        }
         Ok(Err(error)) => Err(ClusterError::api(action, error)),
         Err(_) => Err(ClusterError::Timeout {
             action: action.to_owned(),

@@ -16,7 +16,7 @@ use sparrow_core::names::*;
 
 use crate::error::ClusterError;
 use crate::remove::injected_namespaces;
-use crate::secrets::{data_hash, labels_are_ours, registry_and_user};
+use crate::secrets::{data_hash, foreign_pull_secrets, labels_are_ours, registry_and_user};
 use crate::timed;
 
 /// Everything `status` reports.
@@ -236,26 +236,7 @@ pub async fn status(
         ));
     }
 
-    let same_named = timed(
-        "listing Secrets named sparrow-registry-key",
-        timeout,
-        all_secrets.list_metadata(
-            &ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}")),
-        ),
-    )
-    .await?;
-    let foreign_secrets: Vec<String> = same_named
-        .items
-        .iter()
-        .filter(|m| !labels_are_ours(m.metadata.labels.as_ref()))
-        .filter_map(|m| {
-            Some(format!(
-                "{}/{}",
-                m.metadata.namespace.clone()?,
-                m.metadata.name.clone()?
-            ))
-        })
-        .collect();
+    let foreign_secrets = foreign_pull_secrets(client, timeout).await?;
 
     let namespaces_missing_copy: Vec<String> = if registry.is_some() {
         injected_namespaces(client, timeout)

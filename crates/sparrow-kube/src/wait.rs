@@ -26,30 +26,45 @@ pub struct NotAvailable {
     pub reason: String,
 }
 
-/// Waits until the controller Deployment has rolled out; on timeout, explains.
+/// Waits until the controller Deployment has rolled out; on timeout, explains. A watch that
+/// breaks (API restart, 410) is started again until the deadline.
 pub async fn wait_for_controller(
     client: &kube::Client,
     namespace: &str,
     timeout: Duration,
 ) -> Result<(), WaitError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    match tokio::time::timeout(
-        timeout,
-        await_condition(api, CONTROLLER_NAME, conditions::is_deployment_completed()),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(WaitError::Watch(error.to_string())),
-        Err(_) => {
-            let reason = diagnose(client, namespace).await;
-            Err(WaitError::NotAvailable(NotAvailable {
-                namespace: namespace.to_owned(),
-                seconds: timeout.as_secs(),
-                reason,
-            }))
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let condition = await_condition(
+            api.clone(),
+            CONTROLLER_NAME,
+            conditions::is_deployment_completed(),
+        );
+        match tokio::time::timeout_at(deadline, condition).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "watching the controller Deployment; retrying");
+                let pause = tokio::time::Instant::now() + Duration::from_millis(500);
+                tokio::time::sleep_until(pause.min(deadline)).await;
+            }
+            Err(_) => break,
         }
     }
+    // The diagnosis gets its own short budget so a slow API cannot stretch --timeout much.
+    let reason = match tokio::time::timeout(Duration::from_secs(10), diagnose(client, namespace))
+        .await
+    {
+        Ok(reason) => reason,
+        Err(_) => format!(
+            "the API server did not answer while looking for the reason; check `kubectl -n {namespace} describe deployment {CONTROLLER_NAME}`"
+        ),
+    };
+    Err(WaitError::NotAvailable(NotAvailable {
+        namespace: namespace.to_owned(),
+        seconds: timeout.as_secs(),
+        reason,
+    }))
 }
 
 /// `deploy --wait` failed.
@@ -58,9 +73,6 @@ pub enum WaitError {
     /// Timed out; the reason names image pull failures when there are any.
     #[error(transparent)]
     NotAvailable(NotAvailable),
-    /// The watch itself failed.
-    #[error("watching the controller Deployment failed: {0}")]
-    Watch(String),
 }
 
 const PULL_REASONS: &[&str] = &[
@@ -123,6 +135,12 @@ pub async fn diagnose(client: &kube::Client, namespace: &str) -> String {
 }
 
 fn pull_failure(image: &str, reason: &str, message: Option<&str>) -> String {
+    if image.is_empty() {
+        let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+        return format!(
+            "an image cannot be pulled ({reason}{detail}); check --registry-server and the credentials (sparrowctl registry check)"
+        );
+    }
     let registry = image
         .split('/')
         .next()

@@ -50,7 +50,7 @@ pub async fn check_images(
                 outcome: Outcome::Other {
                     detail: format!("the check stopped unexpectedly: {error}"),
                 }
-                .redact(auth.map(RegistryAuth::password).unwrap_or_default()),
+                .redact(auth),
             })
         })
         .collect())
@@ -129,10 +129,7 @@ async fn check_image(
             }
         }
     };
-    let outcome = match auth {
-        Some(auth) => outcome.redact(auth.password()),
-        None => outcome,
-    };
+    let outcome = outcome.redact(auth);
     tracing::debug!(label, image, outcome = %outcome, "image checked");
     ImageCheck {
         label: label.to_owned(),

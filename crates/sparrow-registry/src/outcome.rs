@@ -63,13 +63,32 @@ impl Outcome {
         }
     }
 
-    /// Replaces every occurrence of `secret` in the free-text details: the registry's own
-    /// messages are echoed and must never carry the credential to a terminal or a log.
-    pub(crate) fn redact(self, secret: &str) -> Self {
-        if secret.is_empty() {
+    /// Replaces every form of the credential in the free-text details: the registry's own
+    /// messages are echoed and must never carry it to a terminal or a log. The forms are the
+    /// password itself, the base64 `user:password` of a Basic header or an `auth` field, and
+    /// the password as escaped inside JSON (a key file's text).
+    pub(crate) fn redact(self, auth: Option<&sparrow_core::RegistryAuth>) -> Self {
+        let Some(auth) = auth else {
+            return self;
+        };
+        let password = auth.password();
+        if password.is_empty() {
             return self;
         }
-        let clean = |detail: String| detail.replace(secret, "<redacted>");
+        let basic = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", auth.username()))
+        };
+        let json_escaped = serde_json::to_string(password).unwrap_or_default();
+        let json_escaped = json_escaped.trim_matches('"').to_owned();
+        let forms = [password.to_owned(), basic, json_escaped];
+        let clean = |mut detail: String| {
+            for form in forms.iter().filter(|f| !f.is_empty()) {
+                detail = detail.replace(form.as_str(), "<redacted>");
+            }
+            detail
+        };
         match self {
             Self::NotFound { detail } => Self::NotFound {
                 detail: clean(detail),
@@ -250,14 +269,29 @@ mod tests {
 
     #[test]
     fn redact_scrubs_every_detail() {
+        let auth = sparrow_core::RegistryAuth::user_password("robot", "hunter2").expect("valid");
         let outcome = Outcome::Other {
-            detail: "server said: bad password hunter2 for user".to_owned(),
+            detail: "server said: bad password hunter2 for user, header Basic cm9ib3Q6aHVudGVyMg=="
+                .to_owned(),
         }
-        .redact("hunter2");
+        .redact(Some(&auth));
         assert_eq!(
             outcome,
             Outcome::Other {
-                detail: "server said: bad password <redacted> for user".to_owned()
+                detail: "server said: bad password <redacted> for user, header Basic <redacted>"
+                    .to_owned()
+            }
+        );
+        let key = sparrow_core::RegistryAuth::json_key("{\"private_key\": \"line1\\nline2\"}")
+            .expect("valid");
+        let escaped = Outcome::Other {
+            detail: r#"echo: {\"private_key\": \"line1\\nline2\"}"#.to_owned(),
+        }
+        .redact(Some(&key));
+        assert_eq!(
+            escaped,
+            Outcome::Other {
+                detail: "echo: <redacted>".to_owned()
             }
         );
     }

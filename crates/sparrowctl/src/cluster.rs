@@ -20,3 +20,17 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Cluster> {
     };
     Ok(sparrow_kube::connect(&target, global.timeout).await?)
 }
+
+/// [`connect`], shown as a step of `progress`.
+pub async fn connect_reporting(
+    global: &GlobalArgs,
+    progress: &crate::progress::Progress,
+) -> anyhow::Result<Cluster> {
+    progress.working("connecting to the cluster");
+    let cluster = connect(global).await?;
+    progress.done(&format!(
+        "connected to {} (context {})",
+        cluster.server, cluster.context
+    ));
+    Ok(cluster)
+}

@@ -13,7 +13,7 @@ use crate::usage::{UsageError, usage_bail};
 pub const PASSWORD_ENV: &str = "SPARROW_REGISTRY_PASSWORD";
 
 /// Where images come from, and the credentials to pull them.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 #[command(next_help_heading = "Private registry")]
 pub struct RegistryArgs {
     /// Registry the mesh images are pulled from: HOST[:PORT][/PATH], for example
@@ -40,6 +40,22 @@ pub struct RegistryArgs {
     /// Read the registry password from standard input (one trailing newline is removed).
     #[arg(long)]
     pub registry_password_stdin: bool,
+}
+
+/// Redacted: the password must not reach a log through `{:?}`.
+impl std::fmt::Debug for RegistryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryArgs")
+            .field("registry_server", &self.registry_server)
+            .field("registry_key", &self.registry_key)
+            .field("registry_username", &self.registry_username)
+            .field(
+                "registry_password",
+                &self.registry_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("registry_password_stdin", &self.registry_password_stdin)
+            .finish()
+    }
 }
 
 /// Image tag and per-image overrides.

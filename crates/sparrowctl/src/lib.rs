@@ -95,6 +95,24 @@ impl Cli {
     /// Parses `std::env::args`, runs the verb, prints any error as one line on stderr, and
     /// returns 0 on success, 2 for a usage error, 1 for anything else.
     pub fn parse_and_run() -> ExitCode {
+        // A bug must still be one line on stderr, never a multi-line dump.
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: internal error (please report it): {}{location}",
+                message.replace('\n', " ")
+            );
+        }));
         let cli = match Self::try_parse() {
             Ok(cli) => cli,
             Err(error) if !error.use_stderr() => error.exit(), // --help, --version

@@ -14,7 +14,10 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
-        let cluster = TestCluster::start().await.expect("testkube");
+        Self::with(TestCluster::start().await.expect("testkube"))
+    }
+
+    fn with(cluster: TestCluster) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("kubeconfig"), cluster.kubeconfig()).expect("kubeconfig");
         Self { cluster, dir }
@@ -651,5 +654,97 @@ async fn connection_errors_name_the_server_and_context() {
         text(&output.stderr).contains("/nonexistent/kubeconfig"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_waits_for_the_controller_and_status_is_then_healthy() {
+    // testkube plays the deployment controller: the Deployment rolls out.
+    let env = Env::with(
+        TestCluster::builder()
+            .ready_deployments()
+            .start()
+            .await
+            .expect("testkube"),
+    );
+    let output = env
+        .sparrowctl(
+            &[
+                "deploy",
+                "--timeout",
+                "20s",
+                "--skip-registry-check",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+            ],
+            "",
+        )
+        .await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("controller available"),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = env.sparrowctl(&["status"], "").await;
+    assert_ok(&output);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("✓ controller: 1/1 ready"), "{stdout}");
+    assert!(
+        stdout.contains("✓ webhook: present, caBundle matches the TLS secret"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("problem:"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_update_reads_and_checks_credentials_before_contacting_the_cluster() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_json = dir.path().join("key.txt");
+    std::fs::write(&not_json, "not a key").expect("write");
+    let key = not_json.to_str().expect("utf8");
+    for (args, stdin, needle) in [
+        (
+            vec!["registry", "update", "--registry-key", key],
+            "",
+            "is not a JSON object",
+        ),
+        (
+            vec![
+                "registry",
+                "update",
+                "--registry-username",
+                "robot:pw",
+                "--registry-password-stdin",
+            ],
+            "x\n",
+            "contains ':'",
+        ),
+        (
+            vec![
+                "registry",
+                "update",
+                "--registry-username",
+                "robot",
+                "--registry-password-stdin",
+            ],
+            "\n",
+            "the registry password is empty",
+        ),
+    ] {
+        let output = env.sparrowctl(&args, stdin).await;
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    assert_eq!(
+        env.cluster.total_requests(),
+        0,
+        "{:?}",
+        env.cluster.requests()
     );
 }

@@ -196,5 +196,9 @@ fn refuses_with_a_message_naming_the_value() {
             "{input:?}: {err:?} does not contain {needle:?}"
         );
         assert!(!err.contains('\n'), "one line: {err:?}");
+        assert!(
+            !err.contains("s3cret") && !err.contains("robot"),
+            "user information is masked: {err:?}"
+        );
     }
 }

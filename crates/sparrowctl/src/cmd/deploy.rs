@@ -10,7 +10,7 @@ use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_kube::{apply, wait};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect};
+use crate::cluster::{block_on, connect_reporting};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::progress::Progress;
@@ -162,12 +162,7 @@ async fn deploy_to_cluster(
     wait: bool,
 ) -> anyhow::Result<()> {
     let progress = Progress::new();
-    progress.working("connecting to the cluster");
-    let cluster = connect(global).await?;
-    progress.done(&format!(
-        "connected to {} (context {})",
-        cluster.server, cluster.context
-    ));
+    let cluster = connect_reporting(global, &progress).await?;
     let client = &cluster.client;
 
     // Reads before the first write: a foreign pull secret stops us with nothing written, and

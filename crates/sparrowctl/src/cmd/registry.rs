@@ -103,34 +103,38 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
         );
     }
     let options = args.tls.options(global)?;
+    // The credentials are read and checked before anything is contacted; only the registry
+    // may come from the cluster (the one already stored), so a stand-in fills it for now.
+    let resolved = registry.resolve(
+        PasswordSources {
+            env,
+            stdin: &mut std::io::stdin().lock(),
+            warnings: &mut std::io::stderr(),
+        },
+        Some(RegistryServer::default()),
+    )?;
+    let auth = resolved.auth.context("no credentials given")?;
+    let given_server = registry
+        .registry_server
+        .is_some()
+        .then_some(resolved.server);
     block_on(async {
         let cluster = connect(global).await?;
-        let stored = match &registry.registry_server {
-            Some(_) => None,
+        let server = match given_server {
+            Some(server) => server,
             None => {
                 let key =
                     stored_registry_key(&cluster.client, &global.namespace, global.timeout).await?;
-                Some(
-                    RegistryServer::parse(&key)
-                        .with_context(|| format!("the stored registry {key:?}"))?,
-                )
+                RegistryServer::parse(&key)
+                    .with_context(|| format!("the stored registry {key:?}"))?
             }
         };
-        let resolved = registry.resolve(
-            PasswordSources {
-                env,
-                stdin: &mut std::io::stdin().lock(),
-                warnings: &mut std::io::stderr(),
-            },
-            stored,
-        )?;
-        let auth = resolved.auth.context("no credentials given")?;
         if !args.skip_registry_check {
             match deployed_images(&cluster.client, &global.namespace, global.timeout).await? {
                 Some(images) => {
                     println!("Checking the deployed images with the new credentials:");
                     check_and_report(
-                        &resolved.server,
+                        &server,
                         Some(&auth),
                         &images.all(),
                         &options,
@@ -143,13 +147,13 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
                 ),
             }
         }
-        let secret = pull_secret(&global.namespace, dockerconfigjson(&resolved.server, &auth));
+        let secret = pull_secret(&global.namespace, dockerconfigjson(&server, &auth));
         let copies =
             update_source(&cluster.client, &global.namespace, &secret, global.timeout).await?;
         println!(
             "Registry credentials ({}) for {} updated in Secret {}/{}; the controller will refresh {copies} cop{}.",
             auth.kind(),
-            resolved.server.auth_key(),
+            server.auth_key(),
             global.namespace,
             sparrow_core::names::PULL_SECRET_NAME,
             if copies == 1 { "y" } else { "ies" }

@@ -7,7 +7,7 @@ use sparrow_core::manifests::pull_secret_selector;
 use sparrow_kube::remove::{RemoveStep, remove};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect};
+use crate::cluster::{block_on, connect_reporting};
 use crate::progress::Progress;
 use crate::usage::usage_bail;
 
@@ -46,12 +46,7 @@ pub fn run(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
 
 async fn remove_from_cluster(global: &GlobalArgs) -> anyhow::Result<()> {
     let progress = Progress::new();
-    progress.working("connecting to the cluster");
-    let cluster = connect(global).await?;
-    progress.done(&format!(
-        "connected to {} (context {})",
-        cluster.server, cluster.context
-    ));
+    let cluster = connect_reporting(global, &progress).await?;
     let mut deleted = 0usize;
     let report = remove(
         &cluster.client,
