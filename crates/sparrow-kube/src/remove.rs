@@ -53,73 +53,65 @@ pub async fn remove(
     mut on_step: impl FnMut(RemoveStep),
 ) -> Result<RemoveReport, ClusterError> {
     let mut report = RemoveReport::default();
-    delete::<MutatingWebhookConfiguration>(
-        Api::all(client.clone()),
-        "MutatingWebhookConfiguration",
+    // The webhook first, so no pod creation waits on a controller about to go.
+    delete(
+        Api::<MutatingWebhookConfiguration>::all(client.clone()),
         WEBHOOK_CONFIG_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<Deployment>(
-        Api::namespaced(client.clone(), namespace),
-        "Deployment",
+    delete(
+        Api::<Deployment>::namespaced(client.clone(), namespace),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<Service>(
-        Api::namespaced(client.clone(), namespace),
-        "Service",
+    delete(
+        Api::<Service>::namespaced(client.clone(), namespace),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<RoleBinding>(
-        Api::namespaced(client.clone(), namespace),
-        "RoleBinding",
+    delete(
+        Api::<RoleBinding>::namespaced(client.clone(), namespace),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<Role>(
-        Api::namespaced(client.clone(), namespace),
-        "Role",
+    delete(
+        Api::<Role>::namespaced(client.clone(), namespace),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<ClusterRoleBinding>(
-        Api::all(client.clone()),
-        "ClusterRoleBinding",
+    delete(
+        Api::<ClusterRoleBinding>::all(client.clone()),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<ClusterRole>(
-        Api::all(client.clone()),
-        "ClusterRole",
+    delete(
+        Api::<ClusterRole>::all(client.clone()),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<ServiceAccount>(
-        Api::namespaced(client.clone(), namespace),
-        "ServiceAccount",
+    delete(
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace),
         CONTROLLER_NAME,
         timeout,
         &mut on_step,
     )
     .await?;
-    delete::<Secret>(
-        Api::namespaced(client.clone(), namespace),
-        "Secret",
+    delete(
+        Api::<Secret>::namespaced(client.clone(), namespace),
         TLS_SECRET_NAME,
         timeout,
         &mut on_step,
@@ -164,7 +156,7 @@ pub async fn remove(
                 .and_then(|l| l.get(PART_OF_LABEL))
                 .is_some_and(|v| v == PART_OF_VALUE) =>
         {
-            delete::<Namespace>(namespaces, "Namespace", namespace, timeout, &mut on_step).await?;
+            delete(namespaces, namespace, timeout, &mut on_step).await?;
         }
         Some(_) => report.namespace_kept = true,
         None => on_step(RemoveStep::AlreadyGone(format!("Namespace {namespace}"))),
@@ -245,16 +237,17 @@ pub async fn injected_namespaces(
     Ok(namespaces.into_iter().collect())
 }
 
+/// Deletes one object and reports it (`Kind ns/name`), or that it was already gone.
 async fn delete<K>(
     api: Api<K>,
-    kind: &str,
     name: &str,
     timeout: Duration,
     on_step: &mut impl FnMut(RemoveStep),
 ) -> Result<(), ClusterError>
 where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    let kind = K::kind(&());
     let id = match api.namespace() {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
