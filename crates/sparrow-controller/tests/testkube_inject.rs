@@ -1,21 +1,23 @@
 //! The controller registered as the mutating webhook of a testkube API server: pods created
 //! through kube-rs and through kubectl come back injected; a namespace or pod labelled
-//! `disabled` does not. The namespace labels come from the real watch-fed cache.
+//! `disabled` does not. The namespace labels come from the real watch-fed cache, and the
+//! pull-secret copies from the real copier: the copy exists before the pod is admitted, a
+//! current copy costs no API call, a Secret we do not own gets a warning and an Event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use sparrow_controller::{
-    AdmissionMetrics, AppState, NamespaceCache, NamespaceLabels, Readiness, ReloadingCert, Webhook,
-    router, serve, server_config,
+    AdmissionMetrics, AppState, KubeCopies, NamespaceCache, NamespaceLabels, PullSecretCopies,
+    Readiness, ReloadingCert, Webhook, router, serve, server_config,
 };
 use sparrow_core::names::{
     AUTO_INJECT_LABEL, CONTROLLER_NAME, INIT_CONTAINER, INJECT_STATUS_ANNOTATION,
@@ -23,6 +25,8 @@ use sparrow_core::names::{
 };
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
+use sparrow_kube::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::net::TcpListener;
 
@@ -32,9 +36,38 @@ struct Mesh {
 }
 
 async fn start_mesh() -> Mesh {
+    start_mesh_with_source(false).await
+}
+
+/// The mesh; with `source`, deployed with credentials (the pull secret exists).
+async fn start_mesh_with_source(source: bool) -> Mesh {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cluster = TestCluster::start().await.expect("testkube starts");
     let mesh = MeshConfig::default();
+    if source {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(mesh.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(cluster.client())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("mesh namespace");
+        let server =
+            sparrow_core::RegistryServer::parse("127.0.0.1:5000/team/mesh").expect("server");
+        let auth = sparrow_core::RegistryAuth::user_password("robot", "pw").expect("auth");
+        let secret = manifests::pull_secret(
+            &mesh.namespace,
+            sparrow_core::dockerconfigjson(&server, &auth),
+        );
+        Api::<Secret>::namespaced(cluster.client(), &mesh.namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("source secret");
+    }
     let tls = WebhookTls::generate(&mesh.namespace, time::OffsetDateTime::now_utc())
         .expect("certificate");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -46,10 +79,24 @@ async fn start_mesh() -> Mesh {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
+    let copy_metrics = CopyMetrics::default();
+    copy_metrics.register(&mut registry);
+    let copier = PullSecretCopier::new(
+        cluster.client(),
+        CopyConfig::new(&mesh.namespace),
+        copy_metrics,
+    );
+    let watches = copier.clone();
+    tokio::spawn(async move { watches.run_watches().await });
+    tokio::time::timeout(Duration::from_secs(10), copier.synced())
+        .await
+        .expect("copier synced");
+    let copies: Arc<dyn PullSecretCopies> =
+        Arc::new(KubeCopies::new(copier, cluster.client(), "test"));
     let webhook = Webhook::new(
         Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
         namespaces,
-        None,
+        Some(copies),
         metrics,
     );
     let state = Arc::new(AppState {
@@ -81,7 +128,11 @@ async fn start_mesh() -> Mesh {
         .create(&PostParams::default(), &configuration)
         .await
         .expect("webhook registered");
-    for (name, switch) in [("shop", None), ("legacy", Some("disabled"))] {
+    for (name, switch) in [
+        ("shop", None),
+        ("legacy", Some("disabled")),
+        ("theirs", None),
+    ] {
         let mut labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned())]);
         if let Some(s) = switch {
             labels.insert(AUTO_INJECT_LABEL.to_owned(), s.to_owned());
@@ -225,4 +276,147 @@ async fn pod_applied_with_kubectl_is_injected() {
     );
     let created: Pod = serde_json::from_slice(&output.stdout).expect("kubectl prints the pod");
     assert_injected(&created);
+}
+
+async fn kubectl(mesh: &Mesh, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, mesh.cluster.kubeconfig()).expect("kubeconfig");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env("HOME", dir.path())
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("kubectl finishes")
+    .expect("kubectl not found: apt-get install -y kubernetes-client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_exists_before_the_pod_is_admitted_and_then_costs_nothing() {
+    let mesh = start_mesh_with_source(true).await;
+    let client = mesh.cluster.client();
+    let shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    shop.create(&PostParams::default(), &pod("first", &[]))
+        .await
+        .expect("pod");
+    // The create has returned: the copy must already be there.
+    let copy = mesh
+        .cluster
+        .object("secrets", "shop", PULL_SECRET_NAME)
+        .expect("copy made before the answer");
+    let source = mesh
+        .cluster
+        .object("secrets", "sparrow-mesh", PULL_SECRET_NAME)
+        .expect("source");
+    assert_eq!(copy["data"], source["data"]);
+
+    // A server-side dry run makes no copy.
+    let dry = kubectl(
+        &mesh,
+        &[
+            "-n",
+            "legacy",
+            "run",
+            "dry",
+            "--image=nginx",
+            "--dry-run=server",
+            "--labels=injector.sparrow-mesh.io/auto-inject=enabled",
+        ],
+    )
+    .await;
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        mesh.cluster
+            .object("secrets", "legacy", PULL_SECRET_NAME)
+            .is_none(),
+        "dry run made a copy"
+    );
+
+    // The next pod in that namespace: no API call for the copy.
+    mesh.cluster.reset_requests();
+    shop.create(&PostParams::default(), &pod("second", &[]))
+        .await
+        .expect("pod");
+    let secret_calls: u64 = mesh
+        .cluster
+        .requests()
+        .iter()
+        .filter(|((_, resource), _)| resource == "secrets")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(secret_calls, 0, "{:?}", mesh.cluster.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_we_do_not_own_gets_a_warning_and_an_event_and_stays_as_it_is() {
+    let mesh = start_mesh_with_source(true).await;
+    let theirs = Secret {
+        metadata: ObjectMeta {
+            name: Some(PULL_SECRET_NAME.to_owned()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(BTreeMap::from([("token".to_owned(), "theirs".to_owned())])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(mesh.cluster.client(), "theirs")
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("theirs");
+    let before = mesh
+        .cluster
+        .object("secrets", "theirs", PULL_SECRET_NAME)
+        .expect("theirs");
+
+    let output = kubectl(&mesh, &["-n", "theirs", "run", "web", "--image=nginx"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("Warning: sparrow-mesh: Secret theirs/sparrow-registry-key is not Sparrow's"),
+        "{stderr}"
+    );
+    assert_eq!(
+        mesh.cluster
+            .object("secrets", "theirs", PULL_SECRET_NAME)
+            .expect("theirs"),
+        before,
+        "untouched"
+    );
+
+    // The Event is recorded off the admission path: wait for it.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(mesh.cluster.client(), "theirs");
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let list = events.list(&Default::default()).await.expect("events");
+            if let Some(event) = list
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("ForeignPullSecret"))
+            {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("an Event about the foreign Secret");
+    assert_eq!(
+        found.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some(PULL_SECRET_NAME)
+    );
+    assert!(found.note.unwrap_or_default().contains("pod web"));
 }
