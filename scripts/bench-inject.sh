@@ -7,8 +7,9 @@
 # controller's RSS (peak and after the runs). Targets: >= 20,000/s, p99 < 2 ms at 1,000/s,
 # RSS < 30 MB.
 #
-# The controller needs an API server for its namespace cache; a minimal local stand-in (one
-# namespace, an idle watch) answers it here, so only the admission path is measured.
+# The controller's API server is testkube (plain HTTP, loopback), with the mesh deployed: the
+# admission path includes the namespace-label lookup and the pull-secret copy check, both
+# answered from the controller's caches.
 #
 # Env: DURATION (seconds per run, default 10), CONNECTIONS (default 32), PORT (default 18443).
 set -euo pipefail
@@ -46,55 +47,21 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
 
-echo "== API stand-in on 127.0.0.1:$API_PORT" >&2
-cat > "$WORK/api.py" <<'PY'
-import json, sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-NAMESPACE = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-             "metadata": {"name": "shop", "resourceVersion": "1",
-                          "labels": {"kubernetes.io/metadata.name": "shop"}}}
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-    def do_GET(self):
-        if not self.path.startswith("/api/v1/namespaces"):
-            self.send_error(404)
-            return
-        if "watch=true" in self.path or "watch=1" in self.path:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            time.sleep(600)  # an idle watch; the benchmark ends long before
-            return
-        body = json.dumps({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-                           "metadata": {"resourceVersion": "1"}, "items": [NAMESPACE]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
-python3 "$WORK/api.py" "$API_PORT" &
+echo "== testkube (plain HTTP) with the mesh deployed and namespace shop" >&2
+cargo build --release --quiet -p testkube -p sparrowctl --bins --manifest-path "$ROOT/Cargo.toml"
+"$ROOT/target/release/testkube" serve --plain-http --addr "127.0.0.1:$API_PORT" \
+    --kubeconfig-out "$WORK/kubeconfig" > "$WORK/testkube.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$API_PORT/api/v1/namespaces" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-cat > "$WORK/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: bench, cluster: {server: "http://127.0.0.1:$API_PORT"}}]
-users: [{name: bench, user: {}}]
-contexts: [{name: bench, context: {cluster: bench, user: bench}}]
-current-context: bench
-KC
+for _ in $(seq 1 100); do grep -q listening "$WORK/testkube.log" 2>/dev/null && break; sleep 0.05; done
+export KUBECONFIG="$WORK/kubeconfig" HOME="$WORK"
+# The source pull secret exists, so every admission goes through the copy check: the first
+# creates the copy in shop, every later one finds it current (no API call).
+printf 'bench\n' | "$ROOT/target/release/sparrowctl" deploy --wait=false --skip-registry-check \
+    --registry-server registry.example.com/mesh --registry-username robot --registry-password-stdin >/dev/null
+kubectl create namespace shop >/dev/null
 
 echo "== starting the controller on 127.0.0.1:$PORT" >&2
-KUBECONFIG="$WORK/kubeconfig" RUST_LOG=warn "$BIN" --addr "127.0.0.1:$PORT" \
+RUST_LOG=warn "$BIN" --addr "127.0.0.1:$PORT" \
     --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" --mesh-namespace sparrow-mesh \
     --sidecar-image registry.example.com/mesh/sparrow-proxy:0.1.0 \
     --init-image registry.example.com/mesh/sparrow-init:0.1.0 --log-format json &

@@ -73,6 +73,11 @@ impl PullSecretCopies for KubeCopies {
         pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>> {
         Box::pin(async move {
+            // The common case, a current copy, is answered from the caches without a timer.
+            match self.copier.cached_outcome(namespace) {
+                Some(EnsureOutcome::Foreign) | None => {}
+                Some(_) => return Ok(None),
+            }
             // Below the webhook's 10 s timeout, so a slow API costs a warning, not a failed pod.
             let ensured =
                 tokio::time::timeout(ENSURE_TIMEOUT, self.copier.ensure_copy(namespace)).await;

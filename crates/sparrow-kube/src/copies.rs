@@ -26,7 +26,7 @@ use sparrow_core::manifests::{DOCKER_CONFIG_JSON_TYPE, pull_secret_labels};
 use sparrow_core::names::*;
 use tokio::sync::Notify;
 
-use crate::error::{ClusterError, is_already_exists, is_not_found};
+use crate::error::{ClusterError, describe_watch, is_already_exists, is_not_found};
 use crate::metrics::CopyMetrics;
 use crate::secrets::{data_hash, is_injected, is_ours, labels_are_ours};
 use crate::timed;
@@ -93,7 +93,7 @@ struct CopyEntry {
 type Flight = Shared<BoxFuture<'static, Result<EnsureOutcome, Arc<ClusterError>>>>;
 
 struct State {
-    source: RwLock<Option<Source>>,
+    source: RwLock<Option<Arc<Source>>>,
     copies: RwLock<HashMap<String, CopyEntry>>,
     in_flight: Mutex<HashMap<(String, String), Flight>>,
     source_changed: Notify,
@@ -186,6 +186,19 @@ impl PullSecretCopier {
     /// Makes sure `namespace` holds a current copy of the source. A current copy costs no API
     /// call; concurrent calls for one namespace share one write.
     pub async fn ensure_copy(&self, namespace: &str) -> Result<EnsureOutcome, Arc<ClusterError>> {
+        match self.cached(namespace) {
+            Ok(outcome) => Ok(outcome),
+            Err(source) => self.flight(namespace, source, true).await,
+        }
+    }
+
+    /// What the caches already answer for `namespace` without an API call; `None` when a
+    /// write is needed.
+    pub fn cached_outcome(&self, namespace: &str) -> Option<EnsureOutcome> {
+        self.cached(namespace).ok()
+    }
+
+    fn cached(&self, namespace: &str) -> Result<EnsureOutcome, Arc<Source>> {
         if namespace == self.config.mesh_namespace {
             return Ok(EnsureOutcome::SourceNamespace);
         }
@@ -193,19 +206,18 @@ impl PullSecretCopier {
             return Ok(EnsureOutcome::NoSource);
         };
         match read(&self.state.copies).get(namespace) {
-            Some(entry) if !entry.ours => return Ok(EnsureOutcome::Foreign),
+            Some(entry) if !entry.ours => Ok(EnsureOutcome::Foreign),
             Some(entry) if entry.hash.as_deref() == Some(source.hash.as_str()) => {
-                return Ok(EnsureOutcome::Current);
+                Ok(EnsureOutcome::Current)
             }
-            _ => {}
+            _ => Err(source),
         }
-        self.flight(namespace, source, true).await
     }
 
     /// The one write in progress for `namespace` and this source version, shared by every
     /// admission and the sync. It runs in its own task, so a caller that gives up (an
     /// admission's deadline) neither cancels nor stalls it.
-    fn flight(&self, namespace: &str, source: Source, admission: bool) -> Flight {
+    fn flight(&self, namespace: &str, source: Arc<Source>, admission: bool) -> Flight {
         let key = (namespace.to_owned(), source.hash.clone());
         // The lock is held until the flight is registered, so the task's removal comes after.
         let mut in_flight = lock(&self.state.in_flight);
@@ -428,7 +440,9 @@ impl PullSecretCopier {
                     }
                     self.state.source_synced.send_replace(true);
                 }
-                Err(error) => tracing::warn!(%error, "watching the source pull secret"),
+                Err(error) => {
+                    tracing::warn!(error = %describe_watch(&error), "watching the source pull secret")
+                }
             }
         }
     }
@@ -436,8 +450,10 @@ impl PullSecretCopier {
     fn set_source(&self, source: Option<Source>) {
         let changed = {
             let mut current = write(&self.state.source);
-            let changed = *current != source;
-            *current = source;
+            let changed = current.as_deref() != source.as_ref();
+            if changed {
+                *current = source.map(Arc::new);
+            }
             changed
         };
         if changed {
@@ -501,7 +517,9 @@ impl PullSecretCopier {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, "watching pull-secret copies"),
+                Err(error) => {
+                    tracing::warn!(error = %describe_watch(&error), "watching pull-secret copies")
+                }
             }
         }
     }
@@ -571,7 +589,7 @@ impl PullSecretCopier {
         }
     }
 
-    async fn write_with_retries(&self, namespace: &str, source: &Source) -> bool {
+    async fn write_with_retries(&self, namespace: &str, source: &Arc<Source>) -> bool {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=self.config.attempts.max(1) {
             // Another path (admission) may have brought it up to date meanwhile.

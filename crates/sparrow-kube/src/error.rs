@@ -28,6 +28,21 @@ pub fn describe(error: &kube::Error) -> String {
     }
 }
 
+/// A watch error in one line, without the Debug dump kube's own Display carries.
+pub fn describe_watch(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) => format!("listing failed: {}", describe(e)),
+        W::WatchStartFailed(e) => format!("starting the watch failed: {}", describe(e)),
+        W::WatchFailed(e) => format!("the watch failed: {}", describe(e)),
+        W::WatchError(status) => format!(
+            "the API server ended the watch: {} (HTTP {})",
+            status.message, status.code
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// True when the API answered 404.
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
