@@ -202,46 +202,10 @@ async fn an_unknown_user_is_unauthorized() {
     push_mesh(&registry, "", (USER, PASSWORD)).await;
     let server = server(&registry.authority());
 
-    let checks = check(
-        &server,
-        Some(&user("nobody", PASSWORD)),
-        TAG,
-        &ImageOverrides::default(),
-        &options(&registry),
-    )
-    .await;
-    assert!(
-        checks.iter().all(|c| matches!(
-            c.outcome,
-            Outcome::Unauthorized {
-                credentials_sent: true,
-                ..
-            }
-        )),
-        "{}",
-        lines(&checks)
-    );
+    assert_all_unauthorized(&registry, &server, Some(&user("nobody", PASSWORD)), true).await;
 
     // And no credentials at all: the registry asks for them.
-    let checks = check(
-        &server,
-        None,
-        TAG,
-        &ImageOverrides::default(),
-        &options(&registry),
-    )
-    .await;
-    assert!(
-        checks.iter().all(|c| matches!(
-            c.outcome,
-            Outcome::Unauthorized {
-                credentials_sent: false,
-                ..
-            }
-        )),
-        "{}",
-        lines(&checks)
-    );
+    assert_all_unauthorized(&registry, &server, None, false).await;
 }
 
 #[tokio::test]
@@ -338,25 +302,7 @@ async fn a_json_key_authenticates_as_the_json_key_user() {
 
     // Another project's key differs within bcrypt's first 72 bytes: refused.
     let other = RegistryAuth::json_key(&json_key("another-project")).expect("a JSON object");
-    let checks = check(
-        &server,
-        Some(&other),
-        TAG,
-        &ImageOverrides::default(),
-        &options(&registry),
-    )
-    .await;
-    assert!(
-        checks.iter().all(|c| matches!(
-            c.outcome,
-            Outcome::Unauthorized {
-                credentials_sent: true,
-                ..
-            }
-        )),
-        "{}",
-        lines(&checks)
-    );
+    assert_all_unauthorized(&registry, &server, Some(&other), true).await;
 }
 
 #[tokio::test]
@@ -638,42 +584,32 @@ async fn the_bearer_token_flow_works_like_ghcr_and_harbor() {
     assert_eq!(found, expected, "{}", lines(&checks));
 
     // The token endpoint refuses a wrong password.
-    let checks = check(
-        &server,
-        Some(&user(USER, "wrong")),
-        TAG,
-        &ImageOverrides::default(),
-        &options(&registry),
-    )
-    .await;
-    assert!(
-        checks.iter().all(|c| matches!(
-            c.outcome,
-            Outcome::Unauthorized {
-                credentials_sent: true,
-                ..
-            }
-        )),
-        "{}",
-        lines(&checks)
-    );
+    assert_all_unauthorized(&registry, &server, Some(&user(USER, "wrong")), true).await;
 
     // An anonymous token grants nothing.
+    assert_all_unauthorized(&registry, &server, None, false).await;
+}
+
+/// Checks the mesh images as `auth` and asserts every one is refused as unauthorized, with
+/// credentials sent to the registry (`sent`) or not.
+async fn assert_all_unauthorized(
+    registry: &LocalRegistry,
+    server: &RegistryServer,
+    auth: Option<&RegistryAuth>,
+    sent: bool,
+) {
     let checks = check(
-        &server,
-        None,
+        server,
+        auth,
         TAG,
         &ImageOverrides::default(),
-        &options(&registry),
+        &options(registry),
     )
     .await;
     assert!(
         checks.iter().all(|c| matches!(
             c.outcome,
-            Outcome::Unauthorized {
-                credentials_sent: false,
-                ..
-            }
+            Outcome::Unauthorized { credentials_sent, .. } if credentials_sent == sent
         )),
         "{}",
         lines(&checks)
