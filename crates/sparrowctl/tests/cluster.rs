@@ -80,6 +80,21 @@ impl Env {
         .expect("join")
     }
 
+    /// A namespace holding a Secret named `sparrow-registry-key` that is not Sparrow's.
+    async fn create_foreign_secret(&self, namespace: &str) {
+        assert_ok(&self.kubectl(&["create", "namespace", namespace]).await);
+        let secret = [
+            "-n",
+            namespace,
+            "create",
+            "secret",
+            "generic",
+            "sparrow-registry-key",
+            "--from-literal=token=theirs",
+        ];
+        assert_ok(&self.kubectl(&secret).await);
+    }
+
     fn writes(&self) -> u64 {
         self.cluster
             .requests()
@@ -320,19 +335,7 @@ async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_pull_secret_stops_deploy_and_survives_remove() {
     let env = Env::start().await;
-    assert_ok(&env.kubectl(&["create", "namespace", "sparrow-mesh"]).await);
-    assert_ok(
-        &env.kubectl(&[
-            "-n",
-            "sparrow-mesh",
-            "create",
-            "secret",
-            "generic",
-            "sparrow-registry-key",
-            "--from-literal=token=theirs",
-        ])
-        .await,
-    );
+    env.create_foreign_secret("sparrow-mesh").await;
     env.cluster.reset_requests();
     let output = env.deploy("pw", &[]).await;
     assert_eq!(output.status.code(), Some(1));
@@ -352,19 +355,7 @@ async fn a_foreign_pull_secret_stops_deploy_and_survives_remove() {
 
     // In another namespace it is left alone by deploy and by remove.
     let env = Env::start().await;
-    assert_ok(&env.kubectl(&["create", "namespace", "shop"]).await);
-    assert_ok(
-        &env.kubectl(&[
-            "-n",
-            "shop",
-            "create",
-            "secret",
-            "generic",
-            "sparrow-registry-key",
-            "--from-literal=token=theirs",
-        ])
-        .await,
-    );
+    env.create_foreign_secret("shop").await;
     assert_ok(&env.deploy("pw", &[]).await);
     let output = env.sparrowctl(&["remove", "--yes"], "").await;
     assert_ok(&output);
