@@ -12,7 +12,10 @@ if [ -z "$bin" ]; then
   cargo build -q --bins -p sparrowctl -p sparrow-controller -p testkube
   bin=$PWD/target/debug
 fi
-command -v kubectl >/dev/null || { echo "kubectl not found: apt-get install -y kubernetes-client" >&2; exit 1; }
+if ! command -v kubectl >/dev/null; then
+  echo "installing kubectl (Debian package kubernetes-client)..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null
+fi
 
 work=$(mktemp -d)
 pids=()
