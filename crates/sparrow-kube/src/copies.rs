@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use crate::error::{ClusterError, describe_watch, is_already_exists, is_not_found};
 use crate::metrics::CopyMetrics;
 use crate::secrets::{data_hash, is_injected, is_ours, labels_are_ours};
-use crate::timed;
+use crate::{timed, within};
 
 /// Settings of the copier.
 #[derive(Debug, Clone)]
@@ -286,8 +286,8 @@ impl PullSecretCopier {
         if known.as_ref().is_none_or(|e| !e.ours) {
             count(1);
             let action = format!("creating Secret {namespace}/{PULL_SECRET_NAME}");
-            match tokio::time::timeout(timeout, api.create(&PostParams::default(), &copy)).await {
-                Ok(Ok(_)) => {
+            match within(&action, timeout, api.create(&PostParams::default(), &copy)).await? {
+                Ok(_) => {
                     self.metrics.copies_created.inc();
                     self.record(
                         namespace,
@@ -299,14 +299,8 @@ impl PullSecretCopier {
                     tracing::info!(%namespace, "created pull-secret copy");
                     return Ok(EnsureOutcome::Created);
                 }
-                Ok(Err(error)) if is_already_exists(&error) => {}
-                Ok(Err(error)) => return Err(ClusterError::api(action, error)),
-                Err(_) => {
-                    return Err(ClusterError::Timeout {
-                        action,
-                        seconds: timeout.as_secs().max(1),
-                    });
-                }
+                Err(error) if is_already_exists(&error) => {}
+                Err(error) => return Err(ClusterError::api(action, error)),
             }
             // It exists (created concurrently by another replica, or someone else's): look.
             count(1);
@@ -354,17 +348,10 @@ impl PullSecretCopier {
             {"op": "add", "path": "/data", "value": copy.data},
         ]))
         .map_err(|e| ClusterError::Internal(format!("building the copy patch: {e}")))?;
-        match tokio::time::timeout(
-            timeout,
-            api.patch(
-                PULL_SECRET_NAME,
-                &PatchParams::default(),
-                &Patch::Json::<()>(patch),
-            ),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {
+        let (params, patch) = (PatchParams::default(), Patch::Json::<()>(patch));
+        let patched = api.patch(PULL_SECRET_NAME, &params, &patch);
+        match within(&action, timeout, patched).await? {
+            Ok(_) => {
                 self.metrics.copies_updated.inc();
                 self.record(
                     namespace,
@@ -376,7 +363,7 @@ impl PullSecretCopier {
                 tracing::info!(%namespace, "updated pull-secret copy");
                 Ok(EnsureOutcome::Updated)
             }
-            Ok(Err(kube::Error::Api(status))) if status.code == 422 => {
+            Err(kube::Error::Api(status)) if status.code == 422 => {
                 // The guard failed: see whose it is now.
                 let existing = timed(&action, timeout, api.get_opt(PULL_SECRET_NAME)).await?;
                 match existing {
@@ -399,15 +386,11 @@ impl PullSecretCopier {
                     }
                 }
             }
-            Ok(Err(error)) if is_not_found(&error) => {
+            Err(error) if is_not_found(&error) => {
                 write(&self.state.copies).remove(namespace);
                 Box::pin(self.write_copy(namespace, source, admission)).await
             }
-            Ok(Err(error)) => Err(ClusterError::api(action, error)),
-            Err(_) => Err(ClusterError::Timeout {
-                action,
-                seconds: timeout.as_secs().max(1),
-            }),
+            Err(error) => Err(ClusterError::api(action, error)),
         }
     }
 

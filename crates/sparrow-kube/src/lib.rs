@@ -28,11 +28,22 @@ pub async fn timed<T>(
     timeout: Duration,
     call: impl Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, ClusterError> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result.map_err(|e| ClusterError::api(action, e)),
-        Err(_) => Err(ClusterError::Timeout {
+    within(action, timeout, call)
+        .await?
+        .map_err(|e| ClusterError::api(action, e))
+}
+
+/// Runs one API call with a deadline; only a missed deadline is an error here, the API's
+/// answer is left to the caller (who may treat a 404 or 409 as success).
+pub async fn within<T>(
+    action: &str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<Result<T, kube::Error>, ClusterError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| ClusterError::Timeout {
             action: action.to_owned(),
             seconds: timeout.as_secs().max(1),
-        }),
-    }
+        })
 }

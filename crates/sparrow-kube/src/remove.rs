@@ -18,7 +18,7 @@ use sparrow_core::names::*;
 
 use crate::error::{ClusterError, is_not_found};
 use crate::secrets::{foreign_pull_secrets, is_injected};
-use crate::timed;
+use crate::{timed, within};
 
 /// Deletions run this many at a time (thousands of copies must go in seconds).
 const DELETE_CONCURRENCY: usize = 16;
@@ -271,19 +271,21 @@ async fn delete_quietly<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match tokio::time::timeout(timeout, api.delete(name, &DeleteParams::background())).await {
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(error)) if is_not_found(&error) => Ok(false),
+    match within(
+        action,
+        timeout,
+        api.delete(name, &DeleteParams::background()),
+    )
+    .await?
+    {
+        Ok(_) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
         // A namespace already Terminating answers 409: it is on its way out.
-        Ok(Err(kube::Error::Api(status)))
+        Err(kube::Error::Api(status))
             if status.code == 409 && api.resource_url() == "/api/v1/namespaces" =>
         {
             Ok(false)
         }
-        Ok(Err(error)) => Err(ClusterError::api(action, error)),
-        Err(_) => Err(ClusterError::Timeout {
-            action: action.to_owned(),
-            seconds: timeout.as_secs().max(1),
-        }),
+        Err(error) => Err(ClusterError::api(action, error)),
     }
 }
