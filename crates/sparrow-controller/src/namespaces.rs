@@ -25,6 +25,27 @@ pub trait NamespaceLabels: Send + Sync {
 #[derive(Debug, Clone, Default)]
 pub struct StaticNamespaceLabels(pub BTreeMap<String, BTreeMap<String, String>>);
 
+impl StaticNamespaceLabels {
+    /// Namespaces labelled as Kubernetes labels them (`kubernetes.io/metadata.name`), each with
+    /// an optional `injector.sparrow-mesh.io/auto-inject` switch.
+    pub fn with_switches(namespaces: &[(&str, Option<&str>)]) -> Self {
+        use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL};
+        Self(
+            namespaces
+                .iter()
+                .map(|(name, switch)| {
+                    let mut labels =
+                        BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), (*name).to_owned())]);
+                    if let Some(switch) = switch {
+                        labels.insert(AUTO_INJECT_LABEL.to_owned(), (*switch).to_owned());
+                    }
+                    ((*name).to_owned(), labels)
+                })
+                .collect(),
+        )
+    }
+}
+
 impl NamespaceLabels for StaticNamespaceLabels {
     fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
         self.0.get(namespace).cloned()

@@ -1,7 +1,6 @@
 //! The controller's HTTP surface served over TLS on 127.0.0.1, driven by a rustls client that
 //! trusts the webhook CA, as the API server does.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use sparrow_controller::{
     Webhook, router, serve, server_config,
 };
 use sparrow_core::WebhookTls;
-use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL, PROXY_CONTAINER};
+use sparrow_core::names::{AUTO_INJECT_LABEL, PROXY_CONTAINER};
 use sparrow_inject::{InjectConfig, Injector};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
@@ -77,17 +76,7 @@ impl Reply {
 }
 
 fn namespaces() -> StaticNamespaceLabels {
-    let ns = |name: &str, switch: Option<&str>| {
-        let mut labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned())]);
-        if let Some(s) = switch {
-            labels.insert(AUTO_INJECT_LABEL.to_owned(), s.to_owned());
-        }
-        (name.to_owned(), labels)
-    };
-    StaticNamespaceLabels(BTreeMap::from([
-        ns("shop", None),
-        ns("legacy", Some("disabled")),
-    ]))
+    StaticNamespaceLabels::with_switches(&[("shop", None), ("legacy", Some("disabled"))])
 }
 
 async fn start(copies: Option<Arc<dyn PullSecretCopies>>, readiness: Readiness) -> TestServer {

@@ -1,10 +1,9 @@
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use base64::Engine;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL, PROXY_CONTAINER};
+use sparrow_core::names::{AUTO_INJECT_LABEL, PROXY_CONTAINER};
 
 use super::*;
 use crate::namespaces::StaticNamespaceLabels;
@@ -42,17 +41,7 @@ impl PullSecretCopies for RecordingCopies {
 }
 
 fn namespaces() -> StaticNamespaceLabels {
-    let ns = |name: &str, switch: Option<&str>| {
-        let mut labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned())]);
-        if let Some(s) = switch {
-            labels.insert(AUTO_INJECT_LABEL.to_owned(), s.to_owned());
-        }
-        (name.to_owned(), labels)
-    };
-    StaticNamespaceLabels(BTreeMap::from([
-        ns("shop", None),
-        ns("legacy", Some("disabled")),
-    ]))
+    StaticNamespaceLabels::with_switches(&[("shop", None), ("legacy", Some("disabled"))])
 }
 
 fn webhook(copies: Option<Arc<RecordingCopies>>) -> Webhook {
