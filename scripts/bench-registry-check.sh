@@ -12,4 +12,4 @@ for binary in docker-registry skopeo htpasswd; do
     fi
 done
 
-cargo run --quiet --release -p sparrow-registry --features test-fixture --example bench_check -- "${1:-20}" "${2:-300}"
+cargo run --quiet --release -p sparrow-registry --example bench_check -- "${1:-20}" "${2:-300}"

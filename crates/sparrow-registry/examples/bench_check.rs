@@ -2,15 +2,15 @@
 //! (TLS, htpasswd): each run builds a fresh client, answers the auth challenge and checks the
 //! three manifests concurrently, as `sparrowctl registry check` does.
 //!
-//! `cargo run --release -p sparrow-registry --features test-fixture --example bench_check -- [RUNS] [BUDGET_MS]`
+//! `cargo run --release -p sparrow-registry --example bench_check -- [RUNS] [BUDGET_MS]`
 //! (or `scripts/bench-registry-check.sh`). Exits 1 when a check fails or the median is over budget.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sparrow_core::{ImageOverrides, Images, RegistryAuth, RegistryServer};
-use sparrow_registry::fixture::LocalRegistry;
 use sparrow_registry::{CheckOptions, all_passed, check_images};
+use sparrow_registry_fixture::LocalRegistry;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-password";

@@ -56,11 +56,19 @@ pub async fn check_images(
         .collect())
 }
 
-fn build_client(options: &CheckOptions) -> Result<Client, CheckError> {
+/// The OCI client for `options`: HTTPS with the extra roots, or plain HTTP.
+pub(crate) fn build_client(options: &CheckOptions) -> Result<Client, CheckError> {
     let extra_root_certificates = options.extra_roots()?;
     ensure_crypto_provider();
     let config = ClientConfig {
-        protocol: ClientProtocol::Https,
+        protocol: if options.plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        // One PUT per blob: the OCI distribution spec's monolithic upload, which every
+        // registry must accept, in fewer round trips than chunks.
+        use_monolithic_push: true,
         accept_invalid_certificates: options.insecure_skip_tls_verify,
         extra_root_certificates,
         connect_timeout: Some(options.timeout),

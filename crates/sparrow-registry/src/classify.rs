@@ -112,7 +112,7 @@ fn classify_envelope(envelope: &OciEnvelope, ctx: &Context<'_>) -> Outcome {
 }
 
 /// A status without a parsable error envelope.
-fn classify_status(code: u16, message: &str, ctx: &Context<'_>) -> Outcome {
+pub(crate) fn classify_status(code: u16, message: &str, ctx: &Context<'_>) -> Outcome {
     match code {
         401 => ctx.unauthorized(),
         403 => ctx.forbidden(),

@@ -1,5 +1,6 @@
 //! The registry preflight: before anything is deployed, prove that the credentials open the
-//! registry and that every image the mesh would run is there, over the OCI distribution API.
+//! registry and that every image the mesh would run is there, over the OCI distribution API;
+//! and the push that puts the mesh's images there in the first place ([`push_images`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sparrow_registry::CheckError> {
@@ -27,10 +28,9 @@ mod check;
 mod classify;
 mod options;
 mod outcome;
-
-#[cfg(feature = "test-fixture")]
-pub mod fixture;
+mod push;
 
 pub use check::check_images;
 pub use options::{CheckError, CheckOptions, DEFAULT_TIMEOUT};
 pub use outcome::{ImageCheck, Outcome, REGISTRY_CA_HINT, all_passed};
+pub use push::{PushError, PushedImage, push_images};

@@ -16,8 +16,11 @@ pub struct CheckOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// `--insecure-skip-tls-verify`: accept any certificate the registry presents.
     pub insecure_skip_tls_verify: bool,
-    /// The time allowed for each image, connection and authentication included.
+    /// The time allowed for each image, connection and authentication included (for a push:
+    /// for each request).
     pub timeout: Duration,
+    /// `--registry-server http://…`: plain HTTP instead of HTTPS (a kind or k3s local registry).
+    pub plain_http: bool,
 }
 
 impl Default for CheckOptions {
@@ -26,6 +29,7 @@ impl Default for CheckOptions {
             ca_pem: None,
             insecure_skip_tls_verify: false,
             timeout: DEFAULT_TIMEOUT,
+            plain_http: false,
         }
     }
 }

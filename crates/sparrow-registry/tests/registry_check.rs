@@ -9,8 +9,8 @@ use sparrow_core::{
     ControlPlane, ImageOverrides, Images, MeshConfig, Object, RegistryAuth, RegistryServer,
     WebhookTls, dockerconfigjson,
 };
-use sparrow_registry::fixture::LocalRegistry;
 use sparrow_registry::{CheckOptions, ImageCheck, Outcome, all_passed, check_images};
+use sparrow_registry_fixture::LocalRegistry;
 
 const USER: &str = "robot";
 const PASSWORD: &str = "correct horse battery staple";

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cluster;
 mod cmd;
 mod credentials;
+mod images_from;
 mod preflight;
 mod progress;
 mod usage;
@@ -82,6 +83,9 @@ enum Command {
     /// Manage the registry credentials.
     #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
+    /// List the mesh's images, or push them from a built layout into a private registry.
+    #[command(subcommand)]
+    Images(cmd::images::ImagesCommand),
     /// Print the version of sparrowctl and of the images it deploys by default.
     Version,
     /// Print a shell completion script: `sparrowctl completion bash > /etc/bash_completion.d/sparrowctl`.
@@ -153,6 +157,7 @@ impl Cli {
             Command::Remove(args) => cmd::remove::run(&self.global, args),
             Command::Status(args) => cmd::status::run(&self.global, args),
             Command::Registry(command) => cmd::registry::run(&self.global, command),
+            Command::Images(command) => cmd::images::run(&self.global, command),
             Command::Version => cmd::version::run(),
             Command::Completion { shell } => cmd::completion::run::<Self>(shell),
         }

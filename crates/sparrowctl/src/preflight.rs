@@ -8,6 +8,7 @@ use sparrow_core::{RegistryAuth, RegistryServer};
 use sparrow_registry::{CheckOptions, all_passed, check_images};
 
 use crate::GlobalArgs;
+use crate::credentials::RegistryArgs;
 
 /// How the registry is reached.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -22,8 +23,13 @@ pub struct RegistryTlsArgs {
 }
 
 impl RegistryTlsArgs {
-    /// Reads `--registry-ca` and validates the options (before anything is contacted).
-    pub fn options(&self, global: &GlobalArgs) -> anyhow::Result<CheckOptions> {
+    /// Reads `--registry-ca` and validates the options (before anything is contacted). An
+    /// `http://` `--registry-server` means plain HTTP, with a warning.
+    pub fn options(
+        &self,
+        global: &GlobalArgs,
+        registry: &RegistryArgs,
+    ) -> anyhow::Result<CheckOptions> {
         let ca_pem = match &self.registry_ca {
             Some(path) => Some(std::fs::read(path).with_context(|| {
                 format!("--registry-ca {}: cannot read the file", path.display())
@@ -34,6 +40,7 @@ impl RegistryTlsArgs {
             ca_pem,
             insecure_skip_tls_verify: self.insecure_skip_tls_verify,
             timeout: global.timeout,
+            plain_http: plain_http(registry),
         };
         options
             .validate()
@@ -43,6 +50,23 @@ impl RegistryTlsArgs {
             })?;
         Ok(options)
     }
+}
+
+/// True for `--registry-server http://…`, after a warning on stderr.
+fn plain_http(registry: &RegistryArgs) -> bool {
+    let Some(text) = &registry.registry_server else {
+        return false;
+    };
+    let is_http = text
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+    // The server as parsed: never the raw text, which could carry pasted user information.
+    if let (true, Ok(server)) = (is_http, RegistryServer::parse(text)) {
+        eprintln!(
+            "warning: --registry-server http://{server}: plain HTTP, so credentials and images cross the network unencrypted; the cluster's container runtime must also be configured to pull from it over HTTP"
+        );
+    }
+    is_http
 }
 
 /// Some image failed the check (the lines were printed).

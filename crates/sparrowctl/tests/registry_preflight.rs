@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use sparrow_registry::fixture::LocalRegistry;
+use sparrow_registry_fixture::LocalRegistry;
 use testkube::TestCluster;
 
 const TAG: &str = "9.9.9";

@@ -24,6 +24,8 @@ pub struct DeployArgs {
     #[command(flatten)]
     images: ImageArgs,
     #[command(flatten)]
+    images_from: crate::images_from::ImagesFromArgs,
+    #[command(flatten)]
     registry_tls: RegistryTlsArgs,
     /// Deploy without first checking the credentials and every image against the registry.
     #[arg(long, help_heading = "Registry check")]
@@ -90,6 +92,9 @@ impl DeployArgs {
             None => sparrow_core::RegistryServer::default(),
         };
         let images = self.images.resolve(&registry_server)?;
+        let tag = self.images.image_tag.as_deref();
+        let tag = tag.unwrap_or(sparrow_core::names::DEFAULT_IMAGE_TAG);
+        let images = self.images_from.pin(&registry_server, tag, images)?;
         let registry = self.registry.resolve(
             PasswordSources {
                 env: std::env::var(PASSWORD_ENV).ok(),
@@ -121,7 +126,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
         return print_rendered(&ControlPlane::render(&config, &tls), args.output);
     }
     // Read and validated before anything is contacted.
-    let check_options = args.registry_tls.options(global)?;
+    let check_options = args.registry_tls.options(global, &args.registry)?;
     block_on(async {
         if !args.skip_registry_check {
             println!("Checking {} with the given credentials:", config.registry);

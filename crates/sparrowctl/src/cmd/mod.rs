@@ -2,6 +2,7 @@
 
 pub mod completion;
 pub mod deploy;
+pub mod images;
 pub mod inject;
 pub mod registry;
 pub mod remove;

@@ -2,12 +2,14 @@
 
 use anyhow::Context as _;
 use sparrow_core::manifests::pull_secret;
+use sparrow_core::names::DEFAULT_IMAGE_TAG;
 use sparrow_core::{RegistryServer, dockerconfigjson};
 use sparrow_kube::update::{deployed_images, stored_registry_key, update_source};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, connect};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::images_from::ImagesFromArgs;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::usage::usage_bail;
 
@@ -41,6 +43,8 @@ pub struct CheckArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     images: ImageArgs,
+    #[command(flatten)]
+    images_from: ImagesFromArgs,
     #[command(flatten)]
     tls: RegistryTlsArgs,
 }
@@ -82,7 +86,11 @@ fn check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
         None,
     )?;
     let images = args.images.resolve(&resolved.server)?;
-    let options = args.tls.options(global)?;
+    let tag = args.images.image_tag.as_deref();
+    let images =
+        args.images_from
+            .pin(&resolved.server, tag.unwrap_or(DEFAULT_IMAGE_TAG), images)?;
+    let options = args.tls.options(global, &args.registry)?;
     block_on(check_and_report(
         &resolved.server,
         resolved.auth.as_ref(),
@@ -102,7 +110,7 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             "registry update needs credentials: --registry-key FILE, or --registry-username with a password"
         );
     }
-    let options = args.tls.options(global)?;
+    let options = args.tls.options(global, registry)?;
     // The credentials are read and checked before anything is contacted; only the registry
     // may come from the cluster (the one already stored), so a stand-in fills it for now.
     let resolved = registry.resolve(
