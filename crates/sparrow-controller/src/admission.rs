@@ -1,31 +1,37 @@
 //! Answers an AdmissionReview: decision and patch from `sparrow-inject`, namespace labels from
-//! the cache, the pull-secret copy ensured before answering. Bad input becomes a 400 (when the
-//! review itself is unreadable) or a denied AdmissionResponse (when the object is), never a
-//! panic or a 5xx.
+//! the cache, the pull-secret copy ensured before answering for a pod injected now in a
+//! namespace the cache says is meshed. Bad input becomes a 400 (when the review itself is
+//! unreadable or has no usable uid) or a denied AdmissionResponse (when its request or object
+//! is invalid), never a panic or a 5xx.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Pod;
 use sparrow_core::names::NAMESPACE_NAME_LABEL;
-use sparrow_inject::{Decision, Injector, SkipReason, decide};
+use sparrow_inject::{Decision, Injector, decide};
 
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pull_secrets::PullSecretCopies;
-use crate::review::{API_VERSION, AdmissionResponse, IncomingReview, KIND};
+use crate::review::{API_VERSION, AdmissionRequest, AdmissionResponse, IncomingReview, KIND};
+use crate::validation::{self, quoted};
 
-/// A request body that is not an AdmissionReview v1 with a request: answered with HTTP 400.
+/// A request body that is not an AdmissionReview v1 with a request that can be answered:
+/// answered with HTTP 400.
 #[derive(Debug, thiserror::Error)]
 pub enum BadReview {
     /// The body is not JSON of the AdmissionReview shape.
-    #[error("the body is not an AdmissionReview: {0}")]
+    #[error("the body is not an AdmissionReview: {}", one_line(&.0.to_string()))]
     Json(#[source] serde_json::Error),
     /// The body is JSON of another kind or version.
     #[error(
-        "expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got kind {kind:?}, apiVersion {api_version:?}"
+        "expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got kind {}, apiVersion {}",
+        quoted(kind),
+        quoted(api_version)
     )]
     WrongKind {
         /// The `kind` received.
@@ -36,6 +42,9 @@ pub enum BadReview {
     /// The review has no `request`.
     #[error("the AdmissionReview has no request")]
     NoRequest,
+    /// The request has no uid, or one that cannot be echoed back.
+    #[error("{0}")]
+    Uid(String),
 }
 
 /// What became of a review: the JSON to answer with and the labels to count it under.
@@ -49,6 +58,13 @@ pub struct AdmissionOutcome {
     pub reason: &'static str,
 }
 
+/// How long an admission waits for the namespace cache to learn a namespace it has not seen
+/// (one created a moment before its first pod) before deciding about the pull-secret copy.
+pub const NAMESPACE_WAIT: Duration = Duration::from_secs(2);
+const NAMESPACE_POLL: Duration = Duration::from_millis(20);
+/// The longest message quoted from a parser.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 /// The injection webhook's logic, independent of HTTP and TLS.
 pub struct Webhook {
     injector: Injector,
@@ -59,7 +75,7 @@ pub struct Webhook {
 
 impl Webhook {
     /// A webhook deciding with `config` and `namespaces`; `pull_secrets` is called for pods
-    /// that carry the sidecar (none: no copy is made).
+    /// it injects in namespaces the cache knows to be meshed (none: no copy is made).
     pub fn new(
         injector: Injector,
         namespaces: Arc<dyn NamespaceLabels>,
@@ -79,7 +95,8 @@ impl Webhook {
         &self.metrics
     }
 
-    /// Answers the review in `body`.
+    /// Answers the review in `body`. Its uid, kind, namespace and name are checked before
+    /// anything else uses them; a review whose request is invalid is denied.
     pub async fn review(&self, body: &[u8]) -> Result<AdmissionOutcome, BadReview> {
         let review: IncomingReview<'_> = serde_json::from_slice(body).map_err(BadReview::Json)?;
         if review.kind != KIND || review.api_version != API_VERSION {
@@ -88,90 +105,130 @@ impl Webhook {
                 api_version: review.api_version,
             });
         }
-        let request = review.request.ok_or(BadReview::NoRequest)?;
-        let uid = request.uid;
-        let is_pod = request.kind.group.is_empty()
-            && request.kind.version == "v1"
-            && request.kind.kind == "Pod";
+        let mut request = review.request.ok_or(BadReview::NoRequest)?;
+        let uid = request
+            .uid
+            .take()
+            .ok_or_else(|| BadReview::Uid("the AdmissionReview request has no uid".to_owned()))?;
+        validation::check_uid(&uid).map_err(BadReview::Uid)?;
+        let Some(kind) = &request.kind else {
+            let message = "the request has no kind".to_owned();
+            return Ok(denied(uid, message, "invalid-request"));
+        };
+        if let Err(message) = validation::check_kind(kind) {
+            return Ok(denied(uid, message, "invalid-request"));
+        }
+        let is_pod = kind.group.is_empty() && kind.version == "v1" && kind.kind == "Pod";
         // The webhook is registered for pod CREATE only; anything else passes untouched.
         if !is_pod || request.operation != "CREATE" {
             return Ok(outcome(AdmissionResponse::allow(uid), "allowed", ""));
         }
+        Ok(self.review_pod(uid, &request).await)
+    }
+
+    async fn review_pod(&self, uid: String, request: &AdmissionRequest<'_>) -> AdmissionOutcome {
         let pod: Pod = match request.object.map(|raw| serde_json::from_str(raw.get())) {
             Some(Ok(pod)) => pod,
             Some(Err(error)) => {
-                let message = format!("the object is not a valid Pod: {error}");
-                return Ok(outcome(
-                    AdmissionResponse::deny(uid, message),
-                    "denied",
-                    "invalid-pod",
-                ));
+                let message = format!(
+                    "the object is not a valid Pod: {}",
+                    one_line(&error.to_string())
+                );
+                return denied(uid, message, "invalid-pod");
             }
-            None => {
-                let message = "the request has no object".to_owned();
-                return Ok(outcome(
-                    AdmissionResponse::deny(uid, message),
-                    "denied",
-                    "invalid-pod",
-                ));
-            }
+            None => return denied(uid, "the request has no object".to_owned(), "invalid-pod"),
         };
-        let namespace = request
-            .namespace
-            .or_else(|| pod.metadata.namespace.clone())
+        let namespace = match validation::pod_namespace(
+            request.namespace.as_deref(),
+            pod.metadata.namespace.as_deref(),
+        ) {
+            Ok(namespace) => namespace,
+            Err(message) => return denied(uid, message, "invalid-request"),
+        };
+        let (name, generate_name) = (
+            pod.metadata.name.as_deref(),
+            pod.metadata.generate_name.as_deref(),
+        );
+        if let Err(message) = validation::check_pod_name(name, generate_name) {
+            return denied(uid, message, "invalid-pod");
+        }
+        let pod_name = name
+            .filter(|n| !n.is_empty())
+            .or(generate_name)
             .unwrap_or_default();
-        let dry_run = request.dry_run.unwrap_or(false);
-        let labels = self.namespace_labels(&namespace);
-        let pod_name = pod
-            .metadata
-            .name
-            .as_deref()
-            .or(pod.metadata.generate_name.as_deref())
-            .unwrap_or_default();
-
-        let decision = decide(&pod, &labels, self.injector.config());
+        let labels = self.namespace_labels(namespace);
         let mut response = AdmissionResponse::allow(uid);
-        let (result, reason) = match decision {
+        match decide(&pod, &labels, self.injector.config()) {
             Decision::Inject => match self.injector.patch_json(&pod) {
                 Ok(json) => {
                     response.patch_type = Some("JSONPatch");
                     response.patch = Some(STANDARD.encode(json));
-                    ("injected", "")
                 }
                 Err(error) => {
                     tracing::debug!(%namespace, pod = %pod_name, %error, "pod denied");
-                    let denied = AdmissionResponse::deny(response.uid, error.to_string());
-                    return Ok(outcome(denied, "denied", "invalid-annotation"));
+                    let message = one_line(&error.to_string());
+                    return denied(response.uid, message, "invalid-annotation");
                 }
             },
-            Decision::Skip(reason) => ("skipped", reason.as_str()),
-        };
-        tracing::debug!(%namespace, pod = %pod_name, result, reason, "admission");
-        let carries_sidecar = matches!(
-            decision,
-            Decision::Inject | Decision::Skip(SkipReason::AlreadyInjected)
-        );
-        if carries_sidecar && !dry_run {
-            self.ensure_pull_secret(&namespace, pod_name, &mut response.warnings)
+            Decision::Skip(reason) => {
+                tracing::debug!(%namespace, pod = %pod_name, reason = reason.as_str(), "admission skipped");
+                return outcome(response, "skipped", reason.as_str());
+            }
+        }
+        tracing::debug!(%namespace, pod = %pod_name, "admission injected");
+        // The only side effect: for a pod injected now, never on a dry run.
+        if !request.dry_run.unwrap_or(false) {
+            self.copy_for_injected_pod(namespace, pod_name, &mut response.warnings)
                 .await;
         }
-        Ok(outcome(response, result, reason))
+        outcome(response, "injected", "")
     }
 
     /// The namespace's labels from the cache; a namespace not seen yet (created a moment ago)
     /// is taken as unlabelled: the API server's selectors already matched it.
     fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
-        let mut labels = self.namespaces.labels(namespace).unwrap_or_default();
-        labels
-            .entry(NAMESPACE_NAME_LABEL.to_owned())
-            .or_insert_with(|| namespace.to_owned());
-        labels
+        let labels = self.namespaces.labels(namespace).unwrap_or_default();
+        with_name_label(labels, namespace)
     }
 
-    async fn ensure_pull_secret(&self, namespace: &str, pod: &str, warnings: &mut Vec<String>) {
+    /// Whether the namespace cache says `namespace` is meshed: a pod with no opinion of its
+    /// own would be injected there. `None`: the cache does not know the namespace, even after
+    /// [`NAMESPACE_WAIT`]. Nothing in the review counts: not the pod's labels, not its
+    /// annotations.
+    async fn namespace_is_meshed(&self, namespace: &str) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + NAMESPACE_WAIT;
+        let labels = loop {
+            if let Some(labels) = self.namespaces.labels(namespace) {
+                break with_name_label(labels, namespace);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(NAMESPACE_POLL).await;
+        };
+        let neutral = Pod::default();
+        Some(decide(&neutral, &labels, self.injector.config()) == Decision::Inject)
+    }
+
+    async fn copy_for_injected_pod(&self, namespace: &str, pod: &str, warnings: &mut Vec<String>) {
         let Some(copies) = &self.pull_secrets else {
             return;
         };
+        match self.namespace_is_meshed(namespace).await {
+            Some(true) => {}
+            known => {
+                let why = if known.is_some() {
+                    "is not meshed"
+                } else {
+                    "is not known to the controller"
+                };
+                tracing::info!(%namespace, %pod, "no pull secret copy: the namespace {why}");
+                warnings.push(format!(
+                    "sparrow-mesh: namespace {namespace} {why}, so the registry pull secret was not copied there"
+                ));
+                return;
+            }
+        }
         match copies.ensure_pull_secret_copy(namespace, pod).await {
             Ok(None) => {}
             Ok(Some(warning)) => warnings.push(warning.0),
@@ -184,6 +241,35 @@ impl Webhook {
             }
         }
     }
+}
+
+fn with_name_label(
+    mut labels: BTreeMap<String, String>,
+    namespace: &str,
+) -> BTreeMap<String, String> {
+    labels
+        .entry(NAMESPACE_NAME_LABEL.to_owned())
+        .or_insert_with(|| namespace.to_owned());
+    labels
+}
+
+/// `message` on one line, at most [`MAX_MESSAGE_CHARS`] characters.
+fn one_line(message: &str) -> String {
+    let flat: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS + 1)
+        .collect();
+    if flat.chars().count() > MAX_MESSAGE_CHARS {
+        let cut: String = flat.chars().take(MAX_MESSAGE_CHARS).collect();
+        format!("{cut}...")
+    } else {
+        flat
+    }
+}
+
+fn denied(uid: String, message: String, reason: &'static str) -> AdmissionOutcome {
+    outcome(AdmissionResponse::deny(uid, message), "denied", reason)
 }
 
 fn outcome(

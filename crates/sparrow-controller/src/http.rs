@@ -1,23 +1,25 @@
-//! The HTTP surface: `POST /inject`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The HTTP surface: `POST /inject`, `GET /healthz`, `GET /readyz`, `GET /metrics`; every other
+//! method or path gets a one-line answer saying what is served.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use prometheus_client::registry::Registry;
 use sparrow_core::names::WEBHOOK_PATH;
 
 use crate::admission::Webhook;
+use crate::body::{BodyLimits, read_review_body};
+use crate::connections::ConnectionState;
+use crate::held_body::HeldBody;
 use crate::readiness::Readiness;
 
-/// The largest review accepted: Kubernetes' own request size limit. Larger bodies get 413.
-pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
+pub use crate::body::MAX_REVIEW_BYTES;
 
 /// What the handlers share.
 pub struct AppState {
@@ -29,38 +31,63 @@ pub struct AppState {
     pub readiness: Readiness,
 }
 
-/// The routes, with the body limit.
+struct Shared {
+    app: Arc<AppState>,
+    body_limits: BodyLimits,
+}
+
+/// The routes, with the default bounds on review bodies.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with_limits(state, BodyLimits::default())
+}
+
+/// The routes, with review bodies bounded by `body_limits`.
+pub fn router_with_limits(state: Arc<AppState>, body_limits: BodyLimits) -> Router {
+    let shared = Arc::new(Shared {
+        app: state,
+        body_limits,
+    });
     Router::new()
         .route(WEBHOOK_PATH, post(inject))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(shared)
 }
 
-async fn inject(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// The one-line description of what is served, for wrong paths and methods.
+const SERVED: &str = "this server answers POST /inject (AdmissionReview v1), GET /healthz, GET /readyz and GET /metrics";
+
+async fn inject(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
-    let metrics = state.webhook.metrics();
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let result = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too-large"
-            } else {
-                "bad-request"
-            };
-            tracing::warn!(%status, "admission review body refused");
-            metrics.observe(result, "", started.elapsed());
-            return rejection.into_response();
+    let metrics = shared.app.webhook.metrics();
+    let (parts, mut body) = request.into_parts();
+    if let Err(message) = check_content_type(&parts.headers) {
+        metrics.observe("bad-request", "content-type", started.elapsed());
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message,
+            parts.version,
+            body,
+        );
+    }
+    let read = match read_review_body(&parts.headers, &mut body, &shared.body_limits).await {
+        Ok(read) => read,
+        Err(error) => {
+            let status = error.status();
+            tracing::warn!(%status, %error, "admission review body refused");
+            metrics.observe(error.metric(), "", started.elapsed());
+            return refusal(status, error.to_string(), parts.version, body);
         }
     };
-    match state.webhook.review(&body).await {
+    // The review has arrived: this connection is working, not stalling.
+    let _busy = parts
+        .extensions
+        .get::<Arc<ConnectionState>>()
+        .map(ConnectionState::busy);
+    match shared.app.webhook.review(&read.bytes).await {
         Ok(outcome) => {
             metrics.observe(outcome.result, outcome.reason, started.elapsed());
             ([(header::CONTENT_TYPE, "application/json")], outcome.body).into_response()
@@ -73,12 +100,50 @@ async fn inject(
     }
 }
 
+/// The API server sends `application/json`; anything else (or nothing) is refused.
+fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
+    let value = headers.get(header::CONTENT_TYPE);
+    let essence = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        Some(t) => Err(format!(
+            "Content-Type {t:?} is not supported: send the AdmissionReview as application/json"
+        )),
+        None => Err(
+            "the request has no readable Content-Type: send the AdmissionReview as application/json"
+                .to_owned(),
+        ),
+    }
+}
+
+/// A refusal sent before (or instead of) reading the rest of the body. The request body is
+/// dropped only once the answer is complete: over HTTP/2 the client then gets `RST_STREAM
+/// NO_ERROR` after a full response; over HTTP/1 the connection is closed after it.
+fn refusal(status: StatusCode, message: String, version: Version, request_body: Body) -> Response {
+    let text = format!("{message}\n");
+    let drain = version >= Version::HTTP_2;
+    let mut response = Response::new(Body::new(HeldBody::new(text.into(), request_body, drain)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if version < Version::HTTP_2 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let pending = state.readiness.pending();
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let pending = shared.app.readiness.pending();
     if pending.is_empty() {
         "ok\n".into_response()
     } else {
@@ -87,9 +152,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+    match prometheus_client::encoding::text::encode(&mut text, &shared.app.registry) {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,
@@ -102,5 +167,39 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             tracing::error!(%error, "could not encode metrics");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let message = format!(
+        "{} is not allowed on {}: {SERVED}",
+        parts.method,
+        shown(path)
+    );
+    let allow = if path == WEBHOOK_PATH {
+        "POST"
+    } else {
+        "GET, HEAD"
+    };
+    let mut response = refusal(StatusCode::METHOD_NOT_ALLOWED, message, parts.version, body);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+async fn not_found(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let message = format!("no such path {}: {SERVED}", shown(parts.uri.path()));
+    refusal(StatusCode::NOT_FOUND, message, parts.version, body)
+}
+
+/// A path as shown in an answer: at most 64 characters of it.
+fn shown(path: &str) -> String {
+    match path.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}...", &path[..cut]),
+        None => path.to_owned(),
     }
 }

@@ -10,7 +10,10 @@
 
 mod admission;
 mod args;
+mod body;
+mod connections;
 mod copies;
+mod held_body;
 mod http;
 mod logging;
 mod metrics;
@@ -20,15 +23,18 @@ mod readiness;
 mod review;
 mod server;
 mod tls;
+mod validation;
 
-pub use admission::{AdmissionOutcome, BadReview, Webhook};
+pub use admission::{AdmissionOutcome, BadReview, NAMESPACE_WAIT, Webhook};
 pub use args::{Args, LogFormat};
+pub use body::{BODY_BUDGET_BYTES, BODY_TIMEOUT, BodyBudget, BodyLimits};
+pub use connections::MAX_CONNECTIONS;
 pub use copies::KubeCopies;
-pub use http::{AppState, MAX_REVIEW_BYTES, router};
+pub use http::{AppState, MAX_REVIEW_BYTES, router, router_with_limits};
 pub use logging::init_logging;
 pub use metrics::AdmissionMetrics;
 pub use namespaces::{NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
 pub use pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 pub use readiness::Readiness;
-pub use server::{DRAIN_TIMEOUT, serve};
+pub use server::{DRAIN_TIMEOUT, ServerLimits, serve, serve_with_limits};
 pub use tls::{ReloadingCert, TlsError, server_config};

@@ -22,7 +22,7 @@ pub(crate) struct IncomingReview<'a> {
 }
 
 /// `group`, `version`, `kind` of the object under review.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct GroupVersionKind {
     #[serde(default)]
     pub group: String,
@@ -36,8 +36,10 @@ pub(crate) struct GroupVersionKind {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AdmissionRequest<'a> {
-    pub uid: String,
-    pub kind: GroupVersionKind,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub kind: Option<GroupVersionKind>,
     #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]

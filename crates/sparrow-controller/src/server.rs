@@ -1,46 +1,90 @@
 //! The TLS accept loop: one task per connection (handshake, then HTTP/1.1 or HTTP/2 with
-//! keep-alive), and a graceful stop that lets in-flight requests finish.
+//! keep-alive), bounded in number and in time, and a graceful stop that lets in-flight
+//! requests finish.
+//!
+//! Bounds: the TLS handshake, the request headers (HTTP/1.1) and the body (see
+//! [`crate::body`]) each have a deadline; a connection with no request in flight for
+//! [`ServerLimits::idle_timeout`] is closed gracefully (this also ends an HTTP/2 client that
+//! never sends its preface or headers); at most [`ServerLimits::max_connections`] are open,
+//! the oldest one not working on a review making room for a new one (see
+//! [`crate::connections`]).
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+
+use crate::connections::{ConnectionSlot, ConnectionState, ConnectionTable, MAX_CONNECTIONS};
 
 /// How long in-flight requests get to finish once shutdown starts (the pod's grace period is
 /// 30 s by default).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// A client that does not finish its TLS handshake in this time is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that does not send its request headers in this time is dropped.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes, then stops accepting,
-/// lets in-flight requests finish (at most [`DRAIN_TIMEOUT`]) and returns.
+/// How many connections the server holds and for how long.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// A client that does not finish its TLS handshake in this time is dropped.
+    pub handshake_timeout: Duration,
+    /// An HTTP/1.1 client that does not send its request headers in this time is dropped
+    /// (also between keep-alive requests).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed gracefully.
+    pub idle_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_streams: 64,
+        }
+    }
+}
+
+/// Serves `app` over TLS on `listener` with the default [`ServerLimits`] until `shutdown`
+/// completes, then stops accepting, lets in-flight requests finish (at most
+/// [`DRAIN_TIMEOUT`]) and returns.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with_limits(listener, tls, app, shutdown, ServerLimits::default()).await;
+}
+
+/// [`serve`] with the given limits.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ServerLimits,
+) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        // Headers and body in one buffer: one TLS record and one write per response, instead
-        // of a write per part (the syscalls were the largest cost under load).
-        .writev(false);
-    let builder = Arc::new(builder);
+    let table = ConnectionTable::new(limits.max_connections);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let builder = Arc::new(http_builder(&limits));
     let service = TowerToHyperService::new(app);
     tokio::pin!(shutdown);
     loop {
@@ -56,33 +100,162 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = table.admit() else {
+            // Every connection is working on a review: refuse this one at once.
+            tracing::debug!(%peer, "connection refused: all connections busy");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let service = service.clone();
-        let watcher = graceful.watcher();
+        let connection = Connection {
+            acceptor: acceptor.clone(),
+            builder: builder.clone(),
+            service: service.clone(),
+            limits: limits.clone(),
+            stop: stop_rx.clone(),
+        };
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(conn).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
+            connection.run(tcp, slot).await;
+            tracing::trace!(%peer, "connection closed");
         });
     }
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
+    let _ = stop_tx.send(true);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = table.wait_empty() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timeout: closing remaining connections"),
+    }
+}
+
+fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Request heads larger than this get 431 (and bodies are read in pieces this large).
+        .max_buf_size(64 * 1024)
+        // Headers and body in one buffer: one TLS record and one write per response, instead
+        // of a write per part (the syscalls were the largest cost under load).
+        .writev(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(64 * 1024)
+        // A peer that stops answering pings is gone.
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+/// What a connection task needs.
+struct Connection {
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    service: TowerToHyperService<Router>,
+    limits: ServerLimits,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, tcp: TcpStream, slot: ConnectionSlot) {
+        let state = slot.state().clone();
+        let handshake =
+            tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp));
+        let tls = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            },
+            () = state.evicted() => return,
+        };
+        let service = Tracked {
+            inner: self.service.clone(),
+            state: state.clone(),
+        };
+        let conn = self.builder.serve_connection(TokioIo::new(tls), service);
+        drive(conn, &state, &mut self.stop, self.limits.idle_timeout).await;
+        drop(slot);
+    }
+}
+
+/// Runs `conn` to its end: gracefully closed on shutdown or when idle, dropped when evicted.
+async fn drive<C>(
+    conn: C,
+    state: &ConnectionState,
+    stop: &mut watch::Receiver<bool>,
+    idle_timeout: Duration,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let mut closing = *stop.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let idle_left = idle_timeout.saturating_sub(state.idle_for());
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            () = state.evicted() => {
+                tracing::debug!("connection closed to make room for a new one");
+                return;
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            () = tokio::time::sleep(idle_left.max(Duration::from_millis(1))), if !closing => {
+                if state.idle_for() >= idle_timeout {
+                    tracing::debug!("closing an idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// The app, with each request counted on its connection and the connection's state in the
+/// request's extensions (so the handler can mark it busy).
+#[derive(Clone)]
+struct Tracked {
+    inner: TowerToHyperService<Router>,
+    state: Arc<ConnectionState>,
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<http::Request<Incoming>> for Tracked {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
+        let in_flight = self.state.request();
+        request.extensions_mut().insert(self.state.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(in_flight);
+            response
+        })
     }
 }

@@ -251,7 +251,10 @@ async fn pod_is_injected_over_tls() {
 async fn disabled_namespace_disabled_pod_and_non_pods_are_not_injected() {
     let server = start(None, Readiness::new()).await;
     let cases = [
-        review_with(|r| r["request"]["namespace"] = json!("legacy")),
+        review_with(|r| {
+            r["request"]["namespace"] = json!("legacy");
+            r["request"]["object"]["metadata"]["namespace"] = json!("legacy");
+        }),
         review_with(|r| {
             r["request"]["object"]["metadata"]["labels"][AUTO_INJECT_LABEL] = json!("disabled");
         }),
@@ -345,7 +348,10 @@ async fn health_readiness_and_metrics() {
         server.post(REVIEW.as_bytes().to_vec()).await.status,
         StatusCode::OK
     );
-    let skipped = review_with(|r| r["request"]["namespace"] = json!("legacy"));
+    let skipped = review_with(|r| {
+        r["request"]["namespace"] = json!("legacy");
+        r["request"]["object"]["metadata"]["namespace"] = json!("legacy");
+    });
     assert_eq!(server.post(skipped).await.status, StatusCode::OK);
     assert_eq!(
         server.post(b"nope".to_vec()).await.status,

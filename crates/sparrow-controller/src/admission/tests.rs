@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use base64::Engine;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use sparrow_core::names::{AUTO_INJECT_LABEL, PROXY_CONTAINER};
+use sparrow_core::names::{AUTO_INJECT_LABEL, INJECT_STATUS_ANNOTATION, PROXY_CONTAINER};
 
 use super::*;
 use crate::namespaces::StaticNamespaceLabels;
@@ -141,17 +141,17 @@ async fn unknown_namespace_is_decided_by_its_name() {
         (outcome.result, outcome.reason),
         ("skipped", "system-namespace")
     );
-    let in_new = review_with(|r| r["request"]["namespace"] = json!("brand-new"));
+    let in_new = review_with(|r| {
+        r["request"]["namespace"] = json!("brand-new");
+        r["request"]["object"]["metadata"]["namespace"] = json!("brand-new");
+    });
     let (outcome, _) = answer(&webhook, &in_new).await;
     assert_eq!(outcome.result, "injected");
 }
 
 #[tokio::test]
-async fn already_injected_pod_gets_its_copy_but_no_patch() {
-    let copies = Arc::new(RecordingCopies {
-        answer: Some("a Secret sparrow-registry-key not managed by sparrow exists"),
-        ..RecordingCopies::default()
-    });
+async fn already_injected_pod_gets_no_patch_and_no_copy() {
+    let copies = Arc::new(RecordingCopies::default());
     let webhook = webhook(Some(copies.clone()));
     let (_, first) = answer(&webhook, REVIEW_REPLICASET_POD.as_bytes()).await;
     let mut object: Value = serde_json::from_str::<Value>(REVIEW_REPLICASET_POD).expect("fixture")
@@ -165,11 +165,90 @@ async fn already_injected_pod_gets_its_copy_but_no_patch() {
         ("skipped", "already-injected")
     );
     assert!(json["response"].get("patch").is_none());
+    assert!(json["response"].get("warnings").is_none());
+    assert_eq!(
+        *copies.calls.lock().expect("lock"),
+        ["shop"],
+        "only the pod injected now gets a copy"
+    );
+}
+
+/// Defect 8: the status annotation in the request granted a copy in a disabled namespace.
+#[tokio::test]
+async fn an_annotation_or_label_in_the_request_grants_no_copy() {
+    let copies = Arc::new(RecordingCopies::default());
+    let webhook = webhook(Some(copies.clone()));
+    let annotated = review_with(|r| {
+        r["request"]["namespace"] = json!("legacy");
+        r["request"]["object"]["metadata"]["namespace"] = json!("legacy");
+        r["request"]["object"]["metadata"]["annotations"][INJECT_STATUS_ANNOTATION] =
+            json!("injected");
+    });
+    let (outcome, _) = answer(&webhook, &annotated).await;
+    assert_eq!(
+        (outcome.result, outcome.reason),
+        ("skipped", "already-injected")
+    );
+
+    // A pod label opting in is honoured for the sidecar, but the namespace is not meshed.
+    let opted_in = review_with(|r| {
+        r["request"]["namespace"] = json!("legacy");
+        r["request"]["object"]["metadata"]["namespace"] = json!("legacy");
+        r["request"]["object"]["metadata"]["labels"][AUTO_INJECT_LABEL] = json!("enabled");
+    });
+    let (outcome, json) = answer(&webhook, &opted_in).await;
+    assert_eq!(outcome.result, "injected");
     assert_eq!(
         json["response"]["warnings"],
-        json!(["a Secret sparrow-registry-key not managed by sparrow exists"])
+        json!([
+            "sparrow-mesh: namespace legacy is not meshed, so the registry pull secret was not copied there"
+        ])
     );
-    assert_eq!(*copies.calls.lock().expect("lock"), ["shop", "shop"]);
+    assert!(copies.calls.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_namespace_is_denied_before_any_use() {
+    let copies = Arc::new(RecordingCopies::default());
+    let webhook = webhook(Some(copies.clone()));
+    let spliced = review_with(|r| {
+        r["request"]["namespace"] = json!("kube-system/secrets?x=");
+        r["request"]["object"]["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("namespace");
+    });
+    let (outcome, json) = answer(&webhook, &spliced).await;
+    assert_eq!(
+        (outcome.result, outcome.reason),
+        ("denied", "invalid-request")
+    );
+    assert_eq!(json["response"]["allowed"], false);
+    assert_eq!(
+        json["response"]["status"]["message"],
+        "the request's namespace \"kube-system/secrets?x=\" is not a valid namespace name (RFC 1123 label: at most 63 lowercase letters, digits and '-')"
+    );
+    assert!(copies.calls.lock().expect("lock").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_namespace_the_cache_never_learns_gets_no_copy() {
+    let copies = Arc::new(RecordingCopies::default());
+    let webhook = webhook(Some(copies.clone()));
+    let in_new = review_with(|r| {
+        r["request"]["namespace"] = json!("brand-new");
+        r["request"]["object"]["metadata"]["namespace"] = json!("brand-new");
+    });
+    let started = tokio::time::Instant::now();
+    let (outcome, json) = answer(&webhook, &in_new).await;
+    assert_eq!(outcome.result, "injected");
+    assert!(started.elapsed() >= NAMESPACE_WAIT, "waited for the cache");
+    let warning = json["response"]["warnings"][0].as_str().expect("a warning");
+    assert!(
+        warning.contains("namespace brand-new is not known to the controller"),
+        "{warning}"
+    );
+    assert!(copies.calls.lock().expect("lock").is_empty());
 }
 
 #[tokio::test]
@@ -264,6 +343,7 @@ async fn unreadable_reviews_are_errors() {
             BadReview::Json(_) => "json",
             BadReview::WrongKind { .. } => "kind",
             BadReview::NoRequest => "no-request",
+            BadReview::Uid(_) => "uid",
         };
         assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
     }

@@ -1,0 +1,212 @@
+//! Reading a review's body within bounds: a declared `Content-Length` over the limit is refused
+//! before a byte of the body is read, a body that grows past the limit is refused as soon as it
+//! does, the whole body must arrive within [`BODY_TIMEOUT`], and all bodies being received at
+//! once share a memory budget ([`BodyBudget`]).
+//!
+//! The body is borrowed, not consumed: the caller keeps it alive until its answer has been
+//! sent, so that over HTTP/2 a refusal is a complete response followed by `RST_STREAM
+//! NO_ERROR`, not a reset the client reports as an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The largest review accepted: Kubernetes' own request size limit. Larger bodies get 413.
+pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
+/// The whole body must have arrived this long after the headers (the API server sends it at
+/// once; its own webhook timeout is at most 30 s).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of review bodies held at once, over all connections: a bound on what clients that
+/// send most of a body and then stall can make the controller hold.
+pub const BODY_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+/// The budget is counted in units of this many bytes.
+const BUDGET_UNIT: usize = 1024;
+
+/// A review body that was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// `Content-Length` declares more than the limit; nothing was read.
+    #[error(
+        "the declared body of {declared} bytes is larger than the {MAX_REVIEW_BYTES}-byte limit for an AdmissionReview"
+    )]
+    DeclaredTooLarge {
+        /// The declared length.
+        declared: u64,
+    },
+    /// The body grew past the limit while being read.
+    #[error("the body is larger than the {MAX_REVIEW_BYTES}-byte limit for an AdmissionReview")]
+    TooLarge,
+    /// `Content-Length` is not a number.
+    #[error("the Content-Length header is not a number of bytes")]
+    BadLength,
+    /// The body did not arrive in time (after this long).
+    #[error("the body did not arrive within {} ms of the headers", .0.as_millis())]
+    Timeout(Duration),
+    /// Too many bytes of other reviews are being received right now.
+    #[error("the webhook is receiving too many reviews at once; retry")]
+    Busy,
+    /// The connection failed while the body was read.
+    #[error("the body could not be read: {0}")]
+    Read(#[source] axum::Error),
+}
+
+impl BodyError {
+    /// The HTTP status this refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::DeclaredTooLarge { .. } | Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadLength | Self::Read(_) => StatusCode::BAD_REQUEST,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `result` label of the admissions metric.
+    pub fn metric(&self) -> &'static str {
+        match self {
+            Self::DeclaredTooLarge { .. } | Self::TooLarge => "too-large",
+            Self::Timeout(_) => "timeout",
+            Self::Busy => "busy",
+            Self::BadLength | Self::Read(_) => "bad-request",
+        }
+    }
+}
+
+/// The memory all bodies being received share.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(bytes.div_ceil(BUDGET_UNIT))))
+    }
+
+    fn take(&self, bytes: usize, held: &mut Option<OwnedSemaphorePermit>) -> bool {
+        let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
+        match self.0.clone().try_acquire_many_owned(units) {
+            Ok(permit) => {
+                match held {
+                    Some(held) => held.merge(permit),
+                    None => *held = Some(permit),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        Self::new(BODY_BUDGET_BYTES)
+    }
+}
+
+/// The bounds of review bodies: the shared memory budget and the deadline.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// The memory all bodies being received share.
+    pub budget: BodyBudget,
+    /// How long after the headers the whole body must have arrived.
+    pub timeout: Duration,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            budget: BodyBudget::default(),
+            timeout: BODY_TIMEOUT,
+        }
+    }
+}
+
+/// A body that was read, with its share of the budget (released on drop).
+#[derive(Debug)]
+pub struct ReadBody {
+    /// The bytes.
+    pub bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads `body` (whose request had `headers`) within `limits`.
+pub async fn read_review_body(
+    headers: &HeaderMap,
+    body: &mut Body,
+    limits: &BodyLimits,
+) -> Result<ReadBody, BodyError> {
+    let declared = declared_length(headers)?;
+    if let Some(declared) = declared
+        && declared > MAX_REVIEW_BYTES as u64
+    {
+        return Err(BodyError::DeclaredTooLarge { declared });
+    }
+    // Bounded above: at most the limit is reserved up front.
+    let capacity = declared.map_or(0, |d| d as usize);
+    match tokio::time::timeout(limits.timeout, collect(body, capacity, &limits.budget)).await {
+        Ok(read) => read,
+        Err(_) => Err(BodyError::Timeout(limits.timeout)),
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
+    let Some(value) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or(BodyError::BadLength)
+}
+
+async fn collect(
+    body: &mut Body,
+    capacity: usize,
+    budget: &BodyBudget,
+) -> Result<ReadBody, BodyError> {
+    let mut held = None;
+    // The common case, the whole body in one frame, keeps that frame without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we read
+        };
+        total = total.saturating_add(data.len());
+        if total > MAX_REVIEW_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        if !budget.take(data.len(), &mut held) {
+            return Err(BodyError::Busy);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            earlier => {
+                if joined.is_empty() {
+                    joined.reserve(capacity.max(total));
+                }
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    let bytes = first.unwrap_or_else(|| joined.freeze());
+    Ok(ReadBody {
+        bytes,
+        _budget: held,
+    })
+}
+
+#[cfg(test)]
+mod tests;
