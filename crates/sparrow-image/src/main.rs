@@ -9,7 +9,7 @@ use sparrow_image::{MeshInputs, archive, build_image, layout_files, mesh_images,
 
 /// Build the mesh's images (controller, proxy, init) into an OCI layout and an OCI archive.
 #[derive(Debug, Parser)]
-#[command(name = "sparrow-image", version, max_term_width = 100)]
+#[command(name = "sparrow-image", max_term_width = 100)]
 struct Args {
     /// The layout directory to write; the archive goes beside the blobs in it.
     #[arg(long, value_name = "DIR")]
@@ -26,9 +26,9 @@ struct Args {
     /// The netfilter tree for the init image (xtables binaries, libraries, loader, extensions).
     #[arg(long, value_name = "DIR")]
     init_root: PathBuf,
-    /// The images' tag and version label.
-    #[arg(long, value_name = "VERSION")]
-    version: String,
+    /// The images' tag and version label (the crate version).
+    #[arg(long, value_name = "TAG")]
+    tag: String,
     /// The commit the binaries were built from.
     #[arg(long, value_name = "COMMIT")]
     revision: String,
@@ -56,7 +56,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         proxy: args.proxy,
         init: args.init,
         init_root: args.init_root,
-        version: args.version.clone(),
+        version: args.tag.clone(),
         revision: args.revision,
         source: args.source,
         epoch: args.epoch,
@@ -71,9 +71,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     write_layout(&args.out, &files)
         .with_context(|| format!("cannot write the layout {}", args.out.display()))?;
     let tar = archive(&files, args.epoch).context("cannot write the archive")?;
-    let tar_path = args
-        .out
-        .join(format!("sparrow-images-{}.tar", args.version));
+    let tar_path = args.out.join(format!("sparrow-images-{}.tar", args.tag));
     std::fs::write(&tar_path, &tar)
         .with_context(|| format!("cannot write {}", tar_path.display()))?;
     for image in &images {
