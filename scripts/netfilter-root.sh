@@ -20,10 +20,14 @@ exec 9>"$cache/lock"
 flock 9
 for package in "${packages[@]}"; do
     if ! compgen -G "$cache/debs/${package}_*.deb" >/dev/null; then
-        (cd "$cache/debs" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || {
-            echo "error: apt-get download $package failed: run apt-get update, or check that deb.debian.org is reachable" >&2
-            exit 1
-        }
+        # A machine that never ran apt-get update knows no packages: update once, then retry.
+        if ! (cd "$cache/debs" && apt-get download -q "$package" >/dev/null 2>&1); then
+            apt-get update -qq >/dev/null 2>&1 || true
+            (cd "$cache/debs" && apt-get download -q "$package" >/dev/null 2>&1) || {
+                echo "error: apt-get download $package failed: check that deb.debian.org is reachable (apt-get update)" >&2
+                exit 1
+            }
+        fi
     fi
 done
 

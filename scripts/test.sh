@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests need when it is missing:
-# the real docker-registry, skopeo, htpasswd (apache2-utils), kubectl (kubernetes-client) and curl.
+# the real docker-registry, skopeo, htpasswd (apache2-utils), kubectl (kubernetes-client), curl,
+# and umoci and runc, which unpack and run the built images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v curl >/dev/null || need+=(curl)
+command -v umoci >/dev/null || need+=(umoci)
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
