@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests need when it is missing:
 # the real docker-registry, skopeo, htpasswd (apache2-utils), kubectl (kubernetes-client), curl,
-# and umoci and runc, which unpack and run the built images.
+# umoci and runc, which unpack and run the built images, and for the data-plane tests in network
+# namespaces iptables (both backends) and iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v curl >/dev/null || need+=(curl)
 command -v umoci >/dev/null || need+=(umoci)
 command -v runc >/dev/null || need+=(runc)
+{ command -v xtables-nft-multi && command -v xtables-legacy-multi; } >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -102,6 +102,7 @@ impl Args {
                 .filter(|n| !n.is_empty())
                 .cloned()
                 .collect(),
+            sidecar: defaults.sidecar,
         }
     }
 

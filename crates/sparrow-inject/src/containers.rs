@@ -10,8 +10,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sparrow_core::names::{INIT_CONTAINER, PROXY_CONTAINER};
 
-use crate::InjectConfig;
-use crate::ports::{PortRange, join_ranges};
+use crate::ports::PortRange;
+use crate::proxy_env::{
+    ADMIN_LISTEN_ADDR_ENV, CONTROL_PLANE_NAMESPACE_ENV, INBOUND_LISTEN_ADDR_ENV,
+    OUTBOUND_LISTEN_ADDR_ENV, POD_NAME_ENV, POD_NAMESPACE_ENV,
+};
+use crate::redirect::RedirectFlags;
+use crate::{InjectConfig, SidecarKind};
 
 /// The proxy's inbound listener: inbound traffic is redirected here.
 pub const INBOUND_PORT: u16 = 4143;
@@ -76,9 +81,11 @@ fn admin_probe(path: &str, initial_delay: i32) -> Probe {
 }
 
 /// The `sparrow-proxy` sidecar: non-root, read-only root filesystem, no privilege escalation,
-/// ready when its admin port says so.
+/// ready when its admin port says so. A native sidecar ([`SidecarKind::Native`]) goes among
+/// the init containers with `restartPolicy: Always` and a startup probe on /ready; a classic
+/// one among the containers.
 pub fn proxy_container(config: &InjectConfig) -> Container {
-    Container {
+    let mut container = Container {
         name: PROXY_CONTAINER.to_owned(),
         image: Some(config.proxy_image.clone()),
         image_pull_policy: config.pull_policy.map(|p| p.as_str().to_owned()),
@@ -87,24 +94,15 @@ pub fn proxy_container(config: &InjectConfig) -> Container {
             port("sparrow-admin", ADMIN_PORT),
         ]),
         env: Some(vec![
+            env(INBOUND_LISTEN_ADDR_ENV, format!("0.0.0.0:{INBOUND_PORT}")),
             env(
-                "SPARROW_PROXY_INBOUND_LISTEN_ADDR",
-                format!("0.0.0.0:{INBOUND_PORT}"),
-            ),
-            env(
-                "SPARROW_PROXY_OUTBOUND_LISTEN_ADDR",
+                OUTBOUND_LISTEN_ADDR_ENV,
                 format!("127.0.0.1:{OUTBOUND_PORT}"),
             ),
-            env(
-                "SPARROW_PROXY_ADMIN_LISTEN_ADDR",
-                format!("0.0.0.0:{ADMIN_PORT}"),
-            ),
-            env(
-                "SPARROW_PROXY_CONTROL_PLANE_NAMESPACE",
-                config.mesh_namespace.clone(),
-            ),
-            field_env("SPARROW_PROXY_POD_NAME", "metadata.name"),
-            field_env("SPARROW_PROXY_POD_NAMESPACE", "metadata.namespace"),
+            env(ADMIN_LISTEN_ADDR_ENV, format!("0.0.0.0:{ADMIN_PORT}")),
+            env(CONTROL_PLANE_NAMESPACE_ENV, config.mesh_namespace.clone()),
+            field_env(POD_NAME_ENV, "metadata.name"),
+            field_env(POD_NAMESPACE_ENV, "metadata.namespace"),
         ]),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "100m"), ("memory", "20Mi")])),
@@ -126,6 +124,24 @@ pub fn proxy_container(config: &InjectConfig) -> Container {
         liveness_probe: Some(admin_probe("/live", 10)),
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
+    };
+    if config.sidecar == SidecarKind::Native {
+        // A restartable init container: the kubelet starts the next containers once the
+        // startup probe passes (the application never starts before the proxy listens) and
+        // stops it after the application containers, so Jobs complete.
+        container.restart_policy = Some("Always".to_owned());
+        container.startup_probe = Some(startup_probe());
+    }
+    container
+}
+
+/// Polls /ready every second for up to two minutes: the application waits at most a second
+/// longer than the proxy needs to bind its listeners.
+fn startup_probe() -> Probe {
+    Probe {
+        period_seconds: Some(1),
+        failure_threshold: Some(120),
+        ..admin_probe("/ready", 0)
     }
 }
 
@@ -137,28 +153,7 @@ pub fn init_container(
     skip_inbound: &[PortRange],
     skip_outbound: &[PortRange],
 ) -> Container {
-    // The admin port must stay reachable for the kubelet's probes.
-    let mut inbound = vec![PortRange {
-        first: ADMIN_PORT,
-        last: ADMIN_PORT,
-    }];
-    inbound.extend_from_slice(skip_inbound);
-    inbound.sort();
-    inbound.dedup();
-    let mut args = vec![
-        "--incoming-proxy-port".to_owned(),
-        INBOUND_PORT.to_string(),
-        "--outgoing-proxy-port".to_owned(),
-        OUTBOUND_PORT.to_string(),
-        "--proxy-uid".to_owned(),
-        PROXY_UID.to_string(),
-        "--inbound-ports-to-ignore".to_owned(),
-        join_ranges(&inbound),
-    ];
-    if !skip_outbound.is_empty() {
-        args.push("--outbound-ports-to-ignore".to_owned());
-        args.push(join_ranges(skip_outbound));
-    }
+    let args = RedirectFlags::for_pod(skip_inbound, skip_outbound).to_args();
     Container {
         name: INIT_CONTAINER.to_owned(),
         image: Some(config.init_image.clone()),

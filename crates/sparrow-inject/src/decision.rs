@@ -76,7 +76,8 @@ impl fmt::Display for SkipReason {
     }
 }
 
-/// The pod has the sidecar already: `sparrow-proxy` is among its containers, or it carries
+/// The pod has the sidecar already: `sparrow-proxy` is among its containers or init
+/// containers (a native sidecar), or it carries
 /// `injector.sparrow-mesh.io/status: injected`.
 pub fn has_sidecar(pod: &Pod) -> bool {
     let annotated = pod
@@ -85,10 +86,12 @@ pub fn has_sidecar(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|a| a.get(INJECT_STATUS_ANNOTATION))
         .is_some_and(|v| v == INJECT_STATUS_INJECTED);
-    let has_proxy = pod
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.containers.iter().any(|c| c.name == PROXY_CONTAINER));
+    let has_proxy = pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .any(|c| c.name == PROXY_CONTAINER)
+    });
     annotated || has_proxy
 }
 

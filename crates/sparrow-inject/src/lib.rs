@@ -13,8 +13,10 @@ mod documents;
 mod error;
 mod patch;
 mod ports;
+pub mod proxy_env;
+mod redirect;
 
-pub use config::InjectConfig;
+pub use config::{InjectConfig, NATIVE_SIDECAR_MINOR, SidecarKind};
 pub use containers::{
     ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, PROXY_UID, init_container, proxy_container,
 };
@@ -24,6 +26,10 @@ pub use error::InjectError;
 pub use patch::{Injector, inject_pod, patch};
 pub use ports::{
     PortRange, SKIP_INBOUND_PORTS_ANNOTATION, SKIP_OUTBOUND_PORTS_ANNOTATION, parse_port_ranges,
+};
+pub use redirect::{
+    INBOUND_PORTS_TO_IGNORE_FLAG, INCOMING_PROXY_PORT_FLAG, OUTBOUND_PORTS_TO_IGNORE_FLAG,
+    OUTGOING_PROXY_PORT_FLAG, PROXY_UID_FLAG, RedirectFlags,
 };
 
 #[cfg(test)]

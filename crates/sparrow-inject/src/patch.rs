@@ -14,7 +14,7 @@ use crate::containers::{init_container, proxy_container};
 use crate::ports::{
     SKIP_INBOUND_PORTS_ANNOTATION, SKIP_OUTBOUND_PORTS_ANNOTATION, annotated_ranges,
 };
-use crate::{InjectConfig, InjectError};
+use crate::{InjectConfig, InjectError, SidecarKind};
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, InjectError> {
     serde_json::to_value(value).map_err(InjectError::Json)
@@ -43,8 +43,8 @@ impl Prepared {
 enum Piece<'a> {
     /// A prepared container.
     One(&'a Prepared),
-    /// A list holding one prepared container.
-    List(&'a Prepared),
+    /// A list of pieces.
+    List(Vec<Piece<'a>>),
     /// Anything else.
     Owned(Value),
 }
@@ -53,7 +53,7 @@ impl Piece<'_> {
     fn into_value(self) -> Value {
         match self {
             Self::One(p) => p.value.clone(),
-            Self::List(p) => Value::Array(vec![p.value.clone()]),
+            Self::List(items) => Value::Array(items.into_iter().map(Piece::into_value).collect()),
             Self::Owned(v) => v,
         }
     }
@@ -61,9 +61,14 @@ impl Piece<'_> {
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), InjectError> {
         match self {
             Self::One(p) => out.extend_from_slice(p.json.as_bytes()),
-            Self::List(p) => {
+            Self::List(items) => {
                 out.push(b'[');
-                out.extend_from_slice(p.json.as_bytes());
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out)?;
+                }
                 out.push(b']');
             }
             Self::Owned(v) => serde_json::to_writer(&mut *out, v).map_err(InjectError::Json)?,
@@ -155,39 +160,48 @@ impl Injector {
             ))?)
         };
         let pull_secret = || json!({ "name": PULL_SECRET_NAME });
+        let init = || match custom_init {
+            Some(init) => Piece::Owned(init),
+            None => Piece::One(&self.default_init),
+        };
+        let native = self.config.sidecar == SidecarKind::Native;
 
-        let mut ops = Vec::with_capacity(4);
+        let mut ops = Vec::with_capacity(5);
         match &pod.spec {
             None => {
-                let init = custom_init.unwrap_or_else(|| self.default_init.value.clone());
-                ops.push(at(
-                    &["spec"],
-                    Piece::Owned(json!({
-                        "initContainers": [init],
-                        "containers": [self.proxy.value.clone()],
-                        "imagePullSecrets": [pull_secret()],
-                    })),
-                ));
+                let mut spec = json!({ "imagePullSecrets": [pull_secret()] });
+                let (inits, containers) = if native {
+                    (vec![init(), Piece::One(&self.proxy)], vec![])
+                } else {
+                    (vec![init()], vec![Piece::One(&self.proxy)])
+                };
+                spec["initContainers"] = Piece::List(inits).into_value();
+                spec["containers"] = Piece::List(containers).into_value();
+                ops.push(at(&["spec"], Piece::Owned(spec)));
             }
             Some(spec) => {
-                match spec.init_containers.as_deref() {
-                    None => ops.push(at(
-                        &["spec", "initContainers"],
-                        match custom_init {
-                            Some(init) => Piece::Owned(Value::Array(vec![init])),
-                            None => Piece::List(&self.default_init),
-                        },
-                    )),
-                    Some(list) if !has_container(list, INIT_CONTAINER) => ops.push(at(
-                        &["spec", "initContainers", "-"],
-                        match custom_init {
-                            Some(init) => Piece::Owned(init),
-                            None => Piece::One(&self.default_init),
-                        },
-                    )),
-                    Some(_) => {}
+                let init_list = spec.init_containers.as_deref().unwrap_or_default();
+                let has_proxy = has_container(init_list, PROXY_CONTAINER)
+                    || has_container(&spec.containers, PROXY_CONTAINER);
+                // Appended: the user's init containers run before the redirect exists, and
+                // a native proxy right after the redirect it serves.
+                let mut new_inits = Vec::with_capacity(2);
+                if !has_container(init_list, INIT_CONTAINER) {
+                    new_inits.push(init());
                 }
-                if !has_container(&spec.containers, PROXY_CONTAINER) {
+                if native && !has_proxy {
+                    new_inits.push(Piece::One(&self.proxy));
+                }
+                if spec.init_containers.is_none() {
+                    if !new_inits.is_empty() {
+                        ops.push(at(&["spec", "initContainers"], Piece::List(new_inits)));
+                    }
+                } else {
+                    for piece in new_inits {
+                        ops.push(at(&["spec", "initContainers", "-"], piece));
+                    }
+                }
+                if !native && !has_proxy {
                     ops.push(at(&["spec", "containers", "-"], Piece::One(&self.proxy)));
                 }
                 match spec.image_pull_secrets.as_deref() {

@@ -43,38 +43,46 @@ pub fn parse_port_ranges(
     annotation: &'static str,
     value: &str,
 ) -> Result<Vec<PortRange>, InjectError> {
-    let invalid = || InjectError::InvalidPorts {
+    PortRange::parse_list(value).ok_or_else(|| InjectError::InvalidPorts {
         annotation,
         value: value.to_owned(),
-    };
-    let mut ranges = Vec::new();
-    if value.trim().is_empty() {
-        return Ok(ranges);
-    }
-    for item in value.split(',') {
-        let item = item.trim();
-        let range = match item.split_once('-') {
-            Some((first, last)) => {
-                let first = parse_port(first.trim()).ok_or_else(invalid)?;
-                let last = parse_port(last.trim()).ok_or_else(invalid)?;
-                if first > last {
-                    return Err(invalid());
+    })
+}
+
+impl PortRange {
+    /// Parses `80,443, 8000-8100` (blanks around items tolerated, empty value = no ports)
+    /// into sorted, de-duplicated ranges; `None` when an item is not a port (1-65535) or a
+    /// range `first-last` with `first <= last`.
+    pub fn parse_list(value: &str) -> Option<Vec<PortRange>> {
+        let mut ranges = Vec::new();
+        if value.trim().is_empty() {
+            return Some(ranges);
+        }
+        for item in value.split(',') {
+            let item = item.trim();
+            let range = match item.split_once('-') {
+                Some((first, last)) => {
+                    let first = parse_port(first.trim())?;
+                    let last = parse_port(last.trim())?;
+                    if first > last {
+                        return None;
+                    }
+                    PortRange { first, last }
                 }
-                PortRange { first, last }
-            }
-            None => {
-                let port = parse_port(item).ok_or_else(invalid)?;
-                PortRange {
-                    first: port,
-                    last: port,
+                None => {
+                    let port = parse_port(item)?;
+                    PortRange {
+                        first: port,
+                        last: port,
+                    }
                 }
-            }
-        };
-        ranges.push(range);
+            };
+            ranges.push(range);
+        }
+        ranges.sort();
+        ranges.dedup();
+        Some(ranges)
     }
-    ranges.sort();
-    ranges.dedup();
-    Ok(ranges)
 }
 
 /// The ranges in one of the skip annotations of a pod (none when the annotation is absent).

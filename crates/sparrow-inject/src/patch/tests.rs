@@ -24,6 +24,7 @@ fn cfg() -> InjectConfig {
         pull_policy: Some(PullPolicy::IfNotPresent),
         disable_auto_inject: false,
         enabled_namespaces: Vec::new(),
+        sidecar: crate::SidecarKind::Classic,
     }
 }
 
