@@ -152,6 +152,9 @@ impl Webhook {
         if let Err(message) = validation::check_pod_name(name, generate_name) {
             return denied(uid, message, "invalid-pod");
         }
+        if let Err(message) = validation::check_pod_spec(&pod) {
+            return denied(uid, message, "invalid-pod");
+        }
         let pod_name = name
             .filter(|n| !n.is_empty())
             .or(generate_name)

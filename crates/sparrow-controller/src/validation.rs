@@ -3,6 +3,7 @@
 //! once it is a valid namespace name. Each check says what is wrong in one line, quoting at
 //! most a short prefix of what was sent.
 
+use k8s_openapi::api::core::v1::Pod;
 use sparrow_core::config::validate_namespace;
 
 use crate::review::GroupVersionKind;
@@ -109,6 +110,19 @@ pub(crate) fn check_pod_name(
             quoted(prefix)
         )),
         (None, None) => Err("the Pod has neither a name nor a generateName".to_owned()),
+    }
+}
+
+/// A pod the API server would refuse for want of containers is refused here: the patch
+/// appends to `spec.containers`, which must exist (`"spec": {}` broke the fuzz target's
+/// invariant that every patch applies).
+pub(crate) fn check_pod_spec(pod: &Pod) -> Result<(), String> {
+    match &pod.spec {
+        None => Err("the Pod has no spec".to_owned()),
+        Some(spec) if spec.containers.is_empty() => {
+            Err("the Pod has no containers (Kubernetes requires at least one)".to_owned())
+        }
+        Some(_) => Ok(()),
     }
 }
 

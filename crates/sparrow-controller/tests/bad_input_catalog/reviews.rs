@@ -343,6 +343,36 @@ fn objects() -> Vec<Case> {
         edit("object of apiVersion v2", NOT_A_POD, |r| {
             r["request"]["object"]["apiVersion"] = json!("v2");
         }),
+        object(
+            "a pod without a spec",
+            Expect::Denied("the Pod has no spec"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"}}),
+        ),
+        edit(
+            "a spec without containers",
+            Expect::Denied("the Pod has no containers"),
+            |r| {
+                r["request"]["object"]["spec"]
+                    .as_object_mut()
+                    .expect("spec")
+                    .remove("containers");
+            },
+        ),
+        edit(
+            "an empty container list",
+            Expect::Denied("the Pod has no containers"),
+            |r| {
+                r["request"]["object"]["spec"]["containers"] = json!([]);
+            },
+        ),
+        edit(
+            "null init containers and pull secrets",
+            Expect::Injected,
+            |r| {
+                r["request"]["object"]["spec"]["initContainers"] = Value::Null;
+                r["request"]["object"]["spec"]["imagePullSecrets"] = Value::Null;
+            },
+        ),
         edit(
             "a port annotation that is not ports",
             Expect::Denied("config.sparrow-mesh.io/skip-inbound-ports"),
