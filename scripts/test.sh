@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs what the tests need when it is missing:
-# the real docker-registry, skopeo, htpasswd (apache2-utils), kubectl (kubernetes-client), curl,
-# umoci and runc, which unpack and run the built images, and for the data-plane tests in network
-# namespaces iptables (both backends) and iproute2.
+# Runs every test of the workspace, on the real local node: brings the node up (building it on first
+# use, into /var/cache/sparrow-mesh/node), runs the suite with the node's variables exported (its
+# kubectl first on PATH) and brings the node down at the end, also when the run fails.
+# Installs what the tests need when it is missing: the real docker-registry, skopeo, htpasswd
+# (apache2-utils), curl, umoci and runc, which unpack and run the built images, for the data-plane
+# tests in network namespaces iptables (both backends) and iproute2, and for the node containerd,
+# the CNI plugins and conntrack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +13,14 @@ need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
-command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v curl >/dev/null || need+=(curl)
 command -v umoci >/dev/null || need+=(umoci)
 command -v runc >/dev/null || need+=(runc)
 { command -v xtables-nft-multi && command -v xtables-legacy-multi; } >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
+command -v containerd >/dev/null || need+=(containerd)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v conntrack >/dev/null || need+=(conntrack)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,8 +28,36 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# A node of this checkout's own (namespace, state directory and ports derive from its path), so
+# that test runs from different checkouts of one machine never touch each other's node.
+id=$(pwd -P | sha256sum | cut -c1-8)
+free_port() {
+  local port=$1
+  while [ -n "$(ss -Hltn "sport = :$port")" ]; do port=$((port + 1)); done
+  echo "$port"
+}
+export SPARROW_CLUSTER_NETNS=sparrow-t$id
+SPARROW_NODE_API_PORT=$(free_port $((20000 + 0x${id:0:4} % 20000)))
+SPARROW_NODE_REGISTRY_PORT=$(free_port $((SPARROW_NODE_API_PORT + 1)))
+export SPARROW_NODE_API_PORT SPARROW_NODE_REGISTRY_PORT
+
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# shellcheck disable=SC2329 # the EXIT trap runs it
+cleanup() {
+  scripts/local-cluster.sh down >/dev/null || echo "test.sh: the node did not come down cleanly" >&2
+  rm -f "$log"
+}
+trap cleanup EXIT
+if ! scripts/local-cluster.sh up; then
+  state=/var/lib/sparrow-mesh/$SPARROW_CLUSTER_NETNS
+  for f in "$state"/log/*.log; do
+    [ -f "$f" ] && { echo "--- last lines of $f"; tail -n 15 "$f"; }
+  done
+  echo "test.sh: the local node did not come up; no tests ran" >&2
+  exit 1
+fi
+eval "$(scripts/local-cluster.sh env)"
+
 set +e
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

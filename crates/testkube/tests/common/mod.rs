@@ -29,7 +29,7 @@ impl Kubectl {
                 .arg("--client")
                 .output()
                 .is_ok_and(|o| o.status.success()),
-            "kubectl not found: apt-get install -y kubernetes-client"
+            "kubectl not found: run scripts/test.sh, or eval \"$(scripts/local-cluster.sh env)\" for the node's kubectl"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
