@@ -64,7 +64,7 @@ build_node() {
 build_local_tools() {
   local c
   for c in "${NODE_LOCAL_CMDS[@]}"; do
-    (cd "$ROOT/cluster" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CACHE_BIN/$(basename "$c")" "./$c") ||
+    (cd "$ROOT/cluster" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$CACHE_BIN/$(basename "$c")" "./$c") ||
       { echo "node: building cluster/$c failed" >&2; return 1; }
   done
 }
