@@ -28,6 +28,14 @@ pub enum RegistryAuthError {
         "the registry password is empty: give it with --registry-password-stdin, SPARROW_REGISTRY_PASSWORD or --registry-password"
     )]
     EmptyPassword,
+    /// The `.dockerconfigjson` would not fit in a Secret (Kubernetes stores at most 1 MiB).
+    #[error(
+        "the registry credentials are too large: the pull secret would hold {bytes} bytes, and a Kubernetes Secret holds at most {MAX_SECRET_DATA_BYTES}; use a smaller key or token"
+    )]
+    TooLarge {
+        /// The size the `.dockerconfigjson` would have.
+        bytes: usize,
+    },
     /// The key file's text is not a JSON object.
     #[error(
         "the registry key is not a JSON object ({reason}): --registry-key expects a JSON key file such as a service-account key"
@@ -138,6 +146,18 @@ pub enum CredentialKind {
     UsernamePassword,
 }
 
+impl CredentialKind {
+    /// The kind a stored `.dockerconfigjson` holds, from its username: `_json_key` is a
+    /// JSON key, anything else a username and password.
+    pub fn from_username(username: &str) -> Self {
+        if username == JSON_KEY_USERNAME {
+            Self::JsonKey
+        } else {
+            Self::UsernamePassword
+        }
+    }
+}
+
 impl fmt::Display for CredentialKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -145,6 +165,22 @@ impl fmt::Display for CredentialKind {
             Self::UsernamePassword => "username-password",
         })
     }
+}
+
+/// The most data a Kubernetes Secret holds.
+pub const MAX_SECRET_DATA_BYTES: usize = 1 << 20;
+
+/// Refuses credentials whose `.dockerconfigjson` would be larger than a Secret can hold, so
+/// that `deploy` fails before its first write rather than halfway.
+pub fn check_fits_in_secret(
+    server: &RegistryServer,
+    auth: &RegistryAuth,
+) -> Result<(), RegistryAuthError> {
+    let bytes = dockerconfigjson(server, auth).len();
+    if bytes > MAX_SECRET_DATA_BYTES {
+        return Err(RegistryAuthError::TooLarge { bytes });
+    }
+    Ok(())
 }
 
 /// The decoded `.dockerconfigjson`, byte for byte what

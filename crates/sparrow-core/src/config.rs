@@ -148,6 +148,23 @@ impl Default for MeshConfig {
 )]
 pub struct NamespaceError(pub String);
 
+/// Checks one `--enabled-namespaces` entry: a valid name that the mesh may inject (never a
+/// system namespace or the mesh's own, which every webhook excludes).
+pub fn validate_enabled_namespace(name: &str, mesh_namespace: &str) -> Result<(), String> {
+    validate_namespace(name).map_err(|e| e.to_string())?;
+    if crate::names::SYSTEM_NAMESPACES.contains(&name) {
+        return Err(format!(
+            "{name} is a system namespace, which the mesh never injects: remove it from the list"
+        ));
+    }
+    if name == mesh_namespace {
+        return Err(format!(
+            "{name} is the mesh's own namespace, which is never injected: remove it from the list"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an RFC 1123 label, as Kubernetes does for namespace names.
 pub fn validate_namespace(name: &str) -> Result<(), NamespaceError> {
     let ok = !name.is_empty()

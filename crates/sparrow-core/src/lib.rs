@@ -5,15 +5,20 @@
 
 pub mod auth;
 pub mod config;
+pub mod image_ref;
+pub mod inventory;
 pub mod manifests;
 pub mod names;
+pub mod ownership;
 pub mod registry;
+pub mod selector;
 pub mod tls;
 
 pub use auth::{
     CredentialKind, RegistryAuth, RegistryAuthError, dockerconfigjson, secret_data_hash,
 };
 pub use config::{ImageOverrides, Images, InjectionScope, MeshConfig, PullPolicy};
+pub use inventory::{Kind, PARTS, Part};
 pub use manifests::{ControlPlane, Object};
 pub use registry::{RegistryServer, RegistryServerError};
 pub use tls::WebhookTls;

@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::auth::dockerconfigjson;
 use crate::config::MeshConfig;
+use crate::inventory::{Kind, PARTS, Part, Presence, describe};
 use crate::names::*;
 use crate::tls::WebhookTls;
 
@@ -63,36 +64,43 @@ pub enum Object {
     MutatingWebhookConfiguration(MutatingWebhookConfiguration),
 }
 
+/// Runs `$body` with `$o` bound to the typed object inside `$object`, whatever its variant.
+macro_rules! each_variant {
+    ($object:expr, $o:ident => $body:expr) => {
+        match $object {
+            Object::Namespace($o) => $body,
+            Object::Secret($o) => $body,
+            Object::ServiceAccount($o) => $body,
+            Object::ClusterRole($o) => $body,
+            Object::ClusterRoleBinding($o) => $body,
+            Object::Role($o) => $body,
+            Object::RoleBinding($o) => $body,
+            Object::Deployment($o) => $body,
+            Object::Service($o) => $body,
+            Object::MutatingWebhookConfiguration($o) => $body,
+        }
+    };
+}
+
 impl Object {
     /// The object's metadata.
     pub fn meta(&self) -> &ObjectMeta {
-        match self {
-            Self::Namespace(o) => &o.metadata,
-            Self::Secret(o) => &o.metadata,
-            Self::ServiceAccount(o) => &o.metadata,
-            Self::ClusterRole(o) => &o.metadata,
-            Self::ClusterRoleBinding(o) => &o.metadata,
-            Self::Role(o) => &o.metadata,
-            Self::RoleBinding(o) => &o.metadata,
-            Self::Deployment(o) => &o.metadata,
-            Self::Service(o) => &o.metadata,
-            Self::MutatingWebhookConfiguration(o) => &o.metadata,
-        }
+        each_variant!(self, o => &o.metadata)
     }
 
     /// The object's kind.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Self::Namespace(_) => "Namespace",
-            Self::Secret(_) => "Secret",
-            Self::ServiceAccount(_) => "ServiceAccount",
-            Self::ClusterRole(_) => "ClusterRole",
-            Self::ClusterRoleBinding(_) => "ClusterRoleBinding",
-            Self::Role(_) => "Role",
-            Self::RoleBinding(_) => "RoleBinding",
-            Self::Deployment(_) => "Deployment",
-            Self::Service(_) => "Service",
-            Self::MutatingWebhookConfiguration(_) => "MutatingWebhookConfiguration",
+            Self::Namespace(_) => Kind::Namespace,
+            Self::Secret(_) => Kind::Secret,
+            Self::ServiceAccount(_) => Kind::ServiceAccount,
+            Self::ClusterRole(_) => Kind::ClusterRole,
+            Self::ClusterRoleBinding(_) => Kind::ClusterRoleBinding,
+            Self::Role(_) => Kind::Role,
+            Self::RoleBinding(_) => Kind::RoleBinding,
+            Self::Deployment(_) => Kind::Deployment,
+            Self::Service(_) => Kind::Service,
+            Self::MutatingWebhookConfiguration(_) => Kind::MutatingWebhookConfiguration,
         }
     }
 
@@ -103,28 +111,18 @@ impl Object {
 
     /// `Kind/name`, or `Kind namespace/name`, for progress lines.
     pub fn describe(&self) -> String {
-        match &self.meta().namespace {
-            Some(ns) => format!("{} {ns}/{}", self.kind(), self.name()),
-            None => format!("{} {}", self.kind(), self.name()),
-        }
+        describe(self.kind(), self.meta().namespace.as_deref(), self.name())
     }
 
     /// The object as JSON with `apiVersion` and `kind`.
     pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            Self::Namespace(o) => serde_json::to_value(o),
-            Self::Secret(o) => serde_json::to_value(o),
-            Self::ServiceAccount(o) => serde_json::to_value(o),
-            Self::ClusterRole(o) => serde_json::to_value(o),
-            Self::ClusterRoleBinding(o) => serde_json::to_value(o),
-            Self::Role(o) => serde_json::to_value(o),
-            Self::RoleBinding(o) => serde_json::to_value(o),
-            Self::Deployment(o) => serde_json::to_value(o),
-            Self::Service(o) => serde_json::to_value(o),
-            Self::MutatingWebhookConfiguration(o) => serde_json::to_value(o),
-        };
         // k8s-openapi types only hold strings, maps and numbers: serialisation cannot fail.
-        value.unwrap_or_default()
+        each_variant!(self, o => serde_json::to_value(o)).unwrap_or_default()
+    }
+
+    /// True for the object pod creation depends on (the webhook configuration).
+    pub fn gates_admission(&self) -> bool {
+        self.kind() == Kind::MutatingWebhookConfiguration
     }
 }
 
@@ -142,6 +140,14 @@ pub fn common_labels(component: &str) -> BTreeMap<String, String> {
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (NAME_LABEL.to_owned(), component.to_owned()),
     ])
+}
+
+/// [`common_labels`] plus the ownership marker `sparrow-mesh.io/mesh=<mesh>`: what the
+/// control plane's own objects carry, and what `remove` looks for.
+pub fn owned_labels(mesh: &str, component: &str) -> BTreeMap<String, String> {
+    let mut labels = common_labels(component);
+    labels.insert(MESH_LABEL.to_owned(), mesh.to_owned());
+    labels
 }
 
 /// Labels of the pull secret and of every copy: [`common_labels`] plus `usage=sparrow-registry-key`.
@@ -165,6 +171,14 @@ fn meta(name: &str, namespace: Option<&str>, labels: BTreeMap<String, String>) -
     }
 }
 
+/// The source pull secret of the mesh in `mesh`: [`pull_secret`] with the ownership marker.
+pub fn source_pull_secret(mesh: &str, dockerconfigjson: Vec<u8>) -> Secret {
+    let mut secret = pull_secret(mesh, dockerconfigjson);
+    let labels = secret.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MESH_LABEL.to_owned(), mesh.to_owned());
+    secret
+}
+
 /// The pull secret in `namespace`, holding `dockerconfigjson` bytes.
 pub fn pull_secret(namespace: &str, dockerconfigjson: Vec<u8>) -> Secret {
     Secret {
@@ -179,56 +193,22 @@ pub fn pull_secret(namespace: &str, dockerconfigjson: Vec<u8>) -> Secret {
 }
 
 impl ControlPlane {
-    /// Renders the control plane for `config`, serving the webhook with `tls`.
+    /// Renders the control plane for `config`, serving the webhook with `tls`: one object
+    /// per entry of [`PARTS`] that is present, in that order.
     pub fn render(config: &MeshConfig, tls: &WebhookTls) -> Self {
-        let ns = config.namespace.as_str();
-        let mut objects = vec![Object::Namespace(Namespace {
-            metadata: meta(ns, None, common_labels(PART_OF_VALUE)),
-            ..Namespace::default()
-        })];
-        if let Some(auth) = &config.auth {
-            objects.push(Object::Secret(pull_secret(
-                ns,
-                dockerconfigjson(&config.registry, auth),
-            )));
-        }
-        objects.push(Object::Secret(tls_secret(ns, tls)));
-        objects.push(Object::ServiceAccount(ServiceAccount {
-            metadata: meta(CONTROLLER_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
-            ..ServiceAccount::default()
-        }));
-        objects.push(Object::ClusterRole(cluster_role()));
-        objects.push(Object::ClusterRoleBinding(ClusterRoleBinding {
-            metadata: meta(CONTROLLER_NAME, None, common_labels(CONTROLLER_NAME)),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".to_owned(),
-                kind: "ClusterRole".to_owned(),
-                name: CONTROLLER_NAME.to_owned(),
-            },
-            subjects: Some(vec![controller_subject(ns)]),
-        }));
-        objects.push(Object::Role(Role {
-            metadata: meta(CONTROLLER_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
-            rules: Some(vec![rule(
-                "coordination.k8s.io",
-                "leases",
-                &["get", "create", "update"],
-                &[],
-            )]),
-        }));
-        objects.push(Object::RoleBinding(RoleBinding {
-            metadata: meta(CONTROLLER_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".to_owned(),
-                kind: "Role".to_owned(),
-                name: CONTROLLER_NAME.to_owned(),
-            },
-            subjects: Some(vec![controller_subject(ns)]),
-        }));
-        objects.push(Object::Deployment(deployment(config)));
-        objects.push(Object::Service(service(ns)));
-        objects.push(Object::MutatingWebhookConfiguration(webhook(config, tls)));
+        let objects = PARTS
+            .iter()
+            .filter(|part| part.presence == Presence::Always || config.auth.is_some())
+            .filter_map(|part| build(part, config, tls))
+            .collect();
         Self { objects }
+    }
+
+    /// The rendered object for `part`, if it is part of this rendering.
+    pub fn object(&self, part: &Part, mesh: &str) -> Option<&Object> {
+        self.objects
+            .iter()
+            .find(|o| o.kind() == part.kind && o.name() == part.name(mesh))
     }
 
     /// Multi-document YAML, one document per object, in apply order.
@@ -261,6 +241,64 @@ pub fn to_yaml_documents(
     Ok(out)
 }
 
+/// Builds one part; `None` for the pull secret when no credentials were given.
+fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
+    let ns = config.namespace.as_str();
+    let owned = |name: &str, namespace: Option<&str>, component: &str| {
+        meta(name, namespace, owned_labels(ns, component))
+    };
+    let name = part.name(ns);
+    let namespace = part.namespace(ns);
+    Some(match part.kind {
+        Kind::Namespace => Object::Namespace(Namespace {
+            metadata: owned(name, None, PART_OF_VALUE),
+            ..Namespace::default()
+        }),
+        Kind::Secret if name == PULL_SECRET_NAME => Object::Secret(source_pull_secret(
+            ns,
+            dockerconfigjson(&config.registry, config.auth.as_ref()?),
+        )),
+        Kind::Secret => Object::Secret(tls_secret(ns, tls)),
+        Kind::ServiceAccount => Object::ServiceAccount(ServiceAccount {
+            metadata: owned(name, namespace, CONTROLLER_NAME),
+            ..ServiceAccount::default()
+        }),
+        Kind::ClusterRole => Object::ClusterRole(cluster_role(ns)),
+        Kind::ClusterRoleBinding => Object::ClusterRoleBinding(ClusterRoleBinding {
+            metadata: owned(name, None, CONTROLLER_NAME),
+            role_ref: role_ref("ClusterRole"),
+            subjects: Some(vec![controller_subject(ns)]),
+        }),
+        Kind::Role => Object::Role(Role {
+            metadata: owned(name, namespace, CONTROLLER_NAME),
+            rules: Some(vec![rule(
+                "coordination.k8s.io",
+                "leases",
+                &["get", "create", "update"],
+                &[],
+            )]),
+        }),
+        Kind::RoleBinding => Object::RoleBinding(RoleBinding {
+            metadata: owned(name, namespace, CONTROLLER_NAME),
+            role_ref: role_ref("Role"),
+            subjects: Some(vec![controller_subject(ns)]),
+        }),
+        Kind::Deployment => Object::Deployment(deployment(config)),
+        Kind::Service => Object::Service(service(ns)),
+        Kind::MutatingWebhookConfiguration => {
+            Object::MutatingWebhookConfiguration(webhook(config, tls))
+        }
+    })
+}
+
+fn role_ref(kind: &str) -> RoleRef {
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".to_owned(),
+        kind: kind.to_owned(),
+        name: CONTROLLER_NAME.to_owned(),
+    }
+}
+
 fn controller_subject(ns: &str) -> Subject {
     Subject {
         kind: "ServiceAccount".to_owned(),
@@ -272,7 +310,7 @@ fn controller_subject(ns: &str) -> Subject {
 
 fn tls_secret(ns: &str, tls: &WebhookTls) -> Secret {
     Secret {
-        metadata: meta(TLS_SECRET_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
+        metadata: meta(TLS_SECRET_NAME, Some(ns), owned_labels(ns, CONTROLLER_NAME)),
         type_: Some("kubernetes.io/tls".to_owned()),
         data: Some(BTreeMap::from([
             (
@@ -307,9 +345,9 @@ fn rule(group: &str, resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRu
 /// name), but read, list, watch, change and delete only secrets named `sparrow-registry-key`.
 /// list/watch with `resourceNames` are allowed only with `fieldSelector=metadata.name=...`,
 /// so the controller can never read another secret.
-pub fn cluster_role() -> ClusterRole {
+pub fn cluster_role(mesh: &str) -> ClusterRole {
     ClusterRole {
-        metadata: meta(CONTROLLER_NAME, None, common_labels(CONTROLLER_NAME)),
+        metadata: meta(CONTROLLER_NAME, None, owned_labels(mesh, CONTROLLER_NAME)),
         rules: Some(vec![
             rule("", "secrets", &["create"], &[]),
             rule(
@@ -381,7 +419,7 @@ fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
 
 fn deployment(config: &MeshConfig) -> Deployment {
     let ns = config.namespace.as_str();
-    let mut pod_labels = common_labels(CONTROLLER_NAME);
+    let mut pod_labels = owned_labels(ns, CONTROLLER_NAME);
     // The control plane is never injected into itself.
     pod_labels.insert(AUTO_INJECT_LABEL.to_owned(), "disabled".to_owned());
     let container = Container {
@@ -442,7 +480,7 @@ fn deployment(config: &MeshConfig) -> Deployment {
         ..Container::default()
     };
     Deployment {
-        metadata: meta(CONTROLLER_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
+        metadata: meta(CONTROLLER_NAME, Some(ns), owned_labels(ns, CONTROLLER_NAME)),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             selector: LabelSelector {
@@ -496,7 +534,7 @@ fn deployment(config: &MeshConfig) -> Deployment {
 
 fn service(ns: &str) -> Service {
     Service {
-        metadata: meta(CONTROLLER_NAME, Some(ns), common_labels(CONTROLLER_NAME)),
+        metadata: meta(CONTROLLER_NAME, Some(ns), owned_labels(ns, CONTROLLER_NAME)),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels()),
             ports: Some(vec![ServicePort {
@@ -536,114 +574,161 @@ fn selector(requirements: Vec<LabelSelectorRequirement>) -> LabelSelector {
     }
 }
 
+/// What the API server does when the controller cannot answer for a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The pod is refused: for namespaces and pods that opted in explicitly, which must
+    /// never run without the sidecar.
+    Fail,
+    /// The pod is admitted without the sidecar: for namespaces nobody opted in (auto
+    /// injection's implicit selector), which a controller that is down must never block.
+    Ignore,
+}
+
+impl FailurePolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "Fail",
+            Self::Ignore => "Ignore",
+        }
+    }
+}
+
+/// One webhook of the injector before it is rendered: its name prefix, selectors and policy.
+struct Hook {
+    prefix: &'static str,
+    namespaces: LabelSelector,
+    pods: LabelSelector,
+    policy: FailurePolicy,
+}
+
 /// The webhooks of the injector, one per way a pod can be chosen, with selectors that are
 /// disjoint, so the API server calls us exactly once for a pod that gets the sidecar and
 /// never for one that does not. The pod label wins over the namespace's; a pod labelled
 /// `disabled` is never sent; `--enabled-namespaces` wins over namespace labels.
 ///
-/// | mode | webhook | namespaces | pods |
-/// |---|---|---|---|
-/// | auto (default) | `namespaces.` | label not `disabled` | label not `disabled` |
-/// | auto (default) | `pods.` | label `disabled` | label `enabled` |
-/// | `--disable-auto-inject` | `namespaces.` | label `enabled` | label not `disabled` |
-/// | `--disable-auto-inject` | `listed.` | label not `enabled`, in `--enabled-namespaces` | label not `disabled` |
-/// | `--disable-auto-inject` | `pods.` | label not `enabled`, not listed | label `enabled` |
+/// Availability: only the implicit selector (auto injection of namespaces nobody labelled)
+/// is `Ignore`; every explicit opt-in (a namespace or pod labelled `enabled`, a namespace in
+/// `--enabled-namespaces`) is `Fail`, so a meshed namespace never runs a pod without the
+/// sidecar, and a controller that is down blocks nothing else.
+///
+/// | mode | webhook | namespaces | pods | failurePolicy |
+/// |---|---|---|---|---|
+/// | auto (default) | `namespaces.` | label `enabled` | label not `disabled` | Fail |
+/// | auto (default) | `pods.` | label not `enabled` | label `enabled` | Fail |
+/// | auto (default) | `implicit.` | label neither `enabled` nor `disabled` | label neither | Ignore |
+/// | `--disable-auto-inject` | `namespaces.` | label `enabled` | label not `disabled` | Fail |
+/// | `--disable-auto-inject` | `listed.` | label not `enabled`, in `--enabled-namespaces` | label not `disabled` | Fail |
+/// | `--disable-auto-inject` | `pods.` | label not `enabled`, not listed | label `enabled` | Fail |
 ///
 /// Every webhook also excludes the system namespaces and the mesh namespace.
 pub fn injector_webhooks(config: &MeshConfig, ca_pem: &str) -> Vec<MutatingWebhook> {
+    injector_hooks(config)
+        .into_iter()
+        .map(|hook| rendered_hook(config, ca_pem, hook))
+        .collect()
+}
+
+fn injector_hooks(config: &MeshConfig) -> Vec<Hook> {
     let excluded = excluded_namespaces(&config.namespace);
     let enabled = vec!["enabled".to_owned()];
-    let disabled = vec!["disabled".to_owned()];
+    let switches = vec!["enabled".to_owned(), "disabled".to_owned()];
     let not_excluded = || requirement(NAMESPACE_NAME_LABEL, "NotIn", &excluded);
-    let pod_not_disabled = || selector(vec![requirement(AUTO_INJECT_LABEL, "NotIn", &disabled)]);
-    let pod_enabled = || selector(vec![requirement(AUTO_INJECT_LABEL, "In", &enabled)]);
-    let mut webhooks = Vec::new();
+    let label =
+        |operator: &str, values: &[String]| requirement(AUTO_INJECT_LABEL, operator, values);
+    let pod_not_disabled = || selector(vec![label("NotIn", &["disabled".to_owned()])]);
+    let pod_enabled = || selector(vec![label("In", &enabled)]);
+    let hook = |prefix, namespaces: Vec<_>, pods, policy| Hook {
+        prefix,
+        namespaces: selector(namespaces),
+        pods,
+        policy,
+    };
+    let mut hooks = vec![hook(
+        "namespaces",
+        vec![not_excluded(), label("In", &enabled)],
+        pod_not_disabled(),
+        FailurePolicy::Fail,
+    )];
     if config.injection.disable_auto_inject {
         let listed = &config.injection.enabled_namespaces;
-        webhooks.push((
-            "namespaces",
-            selector(vec![
-                not_excluded(),
-                requirement(AUTO_INJECT_LABEL, "In", &enabled),
-            ]),
-            pod_not_disabled(),
-        ));
+        let mut pods_namespaces = vec![not_excluded(), label("NotIn", &enabled)];
         if !listed.is_empty() {
-            webhooks.push((
+            hooks.push(hook(
                 "listed",
-                selector(vec![
+                vec![
                     not_excluded(),
-                    requirement(AUTO_INJECT_LABEL, "NotIn", &enabled),
+                    label("NotIn", &enabled),
                     requirement(NAMESPACE_NAME_LABEL, "In", listed),
-                ]),
+                ],
                 pod_not_disabled(),
+                FailurePolicy::Fail,
             ));
-        }
-        let mut pods_namespaces = vec![
-            not_excluded(),
-            requirement(AUTO_INJECT_LABEL, "NotIn", &enabled),
-        ];
-        if !listed.is_empty() {
             pods_namespaces.push(requirement(NAMESPACE_NAME_LABEL, "NotIn", listed));
         }
-        webhooks.push(("pods", selector(pods_namespaces), pod_enabled()));
-    } else {
-        webhooks.push((
-            "namespaces",
-            selector(vec![
-                not_excluded(),
-                requirement(AUTO_INJECT_LABEL, "NotIn", &disabled),
-            ]),
-            pod_not_disabled(),
-        ));
-        webhooks.push((
+        hooks.push(hook(
             "pods",
-            selector(vec![
-                not_excluded(),
-                requirement(AUTO_INJECT_LABEL, "In", &disabled),
-            ]),
+            pods_namespaces,
             pod_enabled(),
+            FailurePolicy::Fail,
+        ));
+    } else {
+        hooks.push(hook(
+            "pods",
+            vec![not_excluded(), label("NotIn", &enabled)],
+            pod_enabled(),
+            FailurePolicy::Fail,
+        ));
+        hooks.push(hook(
+            "implicit",
+            vec![not_excluded(), label("NotIn", &switches)],
+            selector(vec![label("NotIn", &switches)]),
+            FailurePolicy::Ignore,
         ));
     }
-    webhooks
-        .into_iter()
-        .map(
-            |(prefix, namespace_selector, object_selector)| MutatingWebhook {
-                name: format!("{prefix}.{WEBHOOK_NAME}"),
-                admission_review_versions: vec!["v1".to_owned()],
-                client_config: WebhookClientConfig {
-                    ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-                    service: Some(ServiceReference {
-                        name: CONTROLLER_NAME.to_owned(),
-                        namespace: config.namespace.clone(),
-                        path: Some(WEBHOOK_PATH.to_owned()),
-                        port: Some(SERVICE_PORT),
-                    }),
-                    url: None,
-                },
-                rules: Some(vec![RuleWithOperations {
-                    api_groups: Some(vec![String::new()]),
-                    api_versions: Some(vec!["v1".to_owned()]),
-                    operations: Some(vec!["CREATE".to_owned()]),
-                    resources: Some(vec!["pods".to_owned()]),
-                    scope: Some("Namespaced".to_owned()),
-                }]),
-                namespace_selector: Some(namespace_selector),
-                object_selector: Some(object_selector),
-                side_effects: "NoneOnDryRun".to_owned(),
-                failure_policy: Some("Fail".to_owned()),
-                timeout_seconds: Some(10),
-                reinvocation_policy: Some("Never".to_owned()),
-                match_policy: Some("Equivalent".to_owned()),
-                match_conditions: None,
-            },
-        )
-        .collect()
+    hooks
+}
+
+fn rendered_hook(config: &MeshConfig, ca_pem: &str, hook: Hook) -> MutatingWebhook {
+    MutatingWebhook {
+        name: format!("{}.{WEBHOOK_NAME}", hook.prefix),
+        admission_review_versions: vec!["v1".to_owned()],
+        client_config: WebhookClientConfig {
+            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+            service: Some(ServiceReference {
+                name: CONTROLLER_NAME.to_owned(),
+                namespace: config.namespace.clone(),
+                path: Some(WEBHOOK_PATH.to_owned()),
+                port: Some(SERVICE_PORT),
+            }),
+            url: None,
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![String::new()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned()]),
+            resources: Some(vec!["pods".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        namespace_selector: Some(hook.namespaces),
+        object_selector: Some(hook.pods),
+        side_effects: "NoneOnDryRun".to_owned(),
+        failure_policy: Some(hook.policy.as_str().to_owned()),
+        timeout_seconds: Some(10),
+        reinvocation_policy: Some("Never".to_owned()),
+        match_policy: Some("Equivalent".to_owned()),
+        match_conditions: None,
+    }
 }
 
 fn webhook(config: &MeshConfig, tls: &WebhookTls) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
-        metadata: meta(WEBHOOK_CONFIG_NAME, None, common_labels(CONTROLLER_NAME)),
+        metadata: meta(
+            WEBHOOK_CONFIG_NAME,
+            None,
+            owned_labels(&config.namespace, CONTROLLER_NAME),
+        ),
         webhooks: Some(injector_webhooks(config, &tls.ca_pem)),
     }
 }

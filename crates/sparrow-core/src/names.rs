@@ -75,3 +75,11 @@ pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-nod
 
 /// The label Kubernetes puts on every namespace with the namespace's own name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Label on everything Sparrow creates, naming the mesh (its namespace) it belongs to.
+/// `remove` deletes only what carries it; on a Namespace it means deploy created it.
+pub const MESH_LABEL: &str = "sparrow-mesh.io/mesh";
+
+/// Namespaces `remove` never deletes, whatever their labels say.
+pub const PROTECTED_NAMESPACES: &[&str] =
+    &["kube-system", "kube-public", "kube-node-lease", "default"];

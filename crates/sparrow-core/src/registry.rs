@@ -113,7 +113,11 @@ impl RegistryServer {
             Some((authority, path)) => (authority, Some(path)),
             None => (trimmed, None),
         };
-        if authority.contains('@') {
+        if let Some((_, after)) = authority.rsplit_once('@') {
+            // `reg.com@sha256:abcd` is a digest on a bare host, not user information.
+            if is_digest(after) {
+                return Err(E::Digest(input.to_owned()));
+            }
             return Err(E::UserInfo(input.to_owned()));
         }
         if let Some(path) = path {

@@ -1,19 +1,33 @@
-//! `deploy`: read what must be kept (the webhook certificate, a foreign pull secret), then
-//! server-side apply every object of the control plane in order.
+//! `deploy`: read what must be kept or refused (the webhook certificate, a foreign pull
+//! secret, a namespace Sparrow did not create, another mesh's cluster-wide objects), then
+//! server-side apply every part of the control plane in order; the webhook configuration
+//! separately, once the controller can answer it.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::api::{Patch, PatchParams, PostParams};
 use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME, TLS_SECRET_NAME};
-use sparrow_core::{ControlPlane, Object, WebhookTls};
+use sparrow_core::ownership::{belongs_to, mesh_of};
+use sparrow_core::{ControlPlane, Object, PARTS, WebhookTls};
 
-use crate::error::ClusterError;
+use crate::error::{ClusterError, is_already_exists};
+use crate::parts::{api, read_part};
 use crate::secrets::is_ours;
 use crate::timed;
+
+/// Whether the mesh namespace is Sparrow's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NamespaceOwner {
+    /// It does not exist: deploy creates it, marked as created by Sparrow.
+    #[default]
+    Absent,
+    /// Deploy created it (it carries this mesh's marker).
+    Sparrow,
+    /// It existed before: used as it is, never labelled, never deleted by `remove`.
+    Someone,
+}
 
 /// What `deploy` must keep from the cluster as it is.
 #[derive(Debug, Default)]
@@ -21,15 +35,52 @@ pub struct Existing {
     /// The webhook certificate already in use: reused so the running controller and the
     /// webhook's caBundle never disagree.
     pub tls: Option<WebhookTls>,
+    /// Who owns the mesh namespace.
+    pub namespace: NamespaceOwner,
+    /// The webhook configuration exists already (a previous deploy).
+    pub webhook_present: bool,
 }
 
-/// Reads the existing TLS secret and refuses a pull secret Sparrow does not own.
-/// Two GETs; a missing namespace simply means nothing exists yet.
+/// One step of applying, reported as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyStep {
+    /// An object was applied (`Kind ns/name`).
+    Applied(String),
+    /// The namespace existed and is not Sparrow's: used as it is.
+    NamespaceKept(String),
+}
+
+/// Reads, before any write, everything that decides what deploy may do: refuses a pull
+/// secret Sparrow does not own and cluster-wide objects of another mesh; finds the TLS
+/// secret to reuse and who owns the namespace.
 pub async fn read_existing(
     client: &kube::Client,
     namespace: &str,
     timeout: Duration,
 ) -> Result<Existing, ClusterError> {
+    let mut existing = Existing::default();
+    for part in PARTS.iter().filter(|p| !p.kind.namespaced()) {
+        let Some(found) = read_part(client, part, namespace, timeout).await? else {
+            continue;
+        };
+        let labels = found.metadata.labels.as_ref();
+        if part.is_namespace() {
+            existing.namespace = if belongs_to(labels, namespace) {
+                NamespaceOwner::Sparrow
+            } else {
+                NamespaceOwner::Someone
+            };
+        } else if let Some(other) = mesh_of(labels).filter(|m| *m != namespace) {
+            return Err(ClusterError::OtherMesh {
+                object: part.describe(namespace),
+                mesh: other.to_owned(),
+            });
+        }
+        existing.webhook_present |= part.gates_admission();
+    }
+    if existing.namespace == NamespaceOwner::Absent {
+        return Ok(existing);
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let action = format!("reading Secret {namespace}/{PULL_SECRET_NAME}");
     if let Some(secret) = timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await?
@@ -41,37 +92,93 @@ pub async fn read_existing(
         });
     }
     let action = format!("reading Secret {namespace}/{TLS_SECRET_NAME}");
-    let tls = timed(&action, timeout, secrets.get_opt(TLS_SECRET_NAME))
+    existing.tls = timed(&action, timeout, secrets.get_opt(TLS_SECRET_NAME))
         .await?
-        .and_then(|secret| {
-            let data = secret.data?;
-            let text = |key: &str| {
-                data.get(key)
-                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                    .filter(|t| !t.is_empty())
-            };
-            Some(WebhookTls {
-                ca_pem: text("ca.crt")?,
-                cert_pem: text("tls.crt")?,
-                key_pem: text("tls.key")?,
-            })
-        });
-    Ok(Existing { tls })
+        .and_then(tls_of);
+    Ok(existing)
 }
 
-/// Server-side applies every object in order (field manager `sparrowctl`, forced: we own
-/// these fields). `on_applied` is called after each object.
+fn tls_of(secret: Secret) -> Option<WebhookTls> {
+    let data = secret.data?;
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|t| !t.is_empty())
+    };
+    Some(WebhookTls {
+        ca_pem: text("ca.crt")?,
+        cert_pem: text("tls.crt")?,
+        key_pem: text("tls.key")?,
+    })
+}
+
+/// Applies every object but the webhook configuration, in order (field manager
+/// `sparrowctl`, forced: we own these fields). The namespace is created only when absent
+/// and applied only when Sparrow created it; someone else's is used untouched.
 pub async fn apply_control_plane(
     client: &kube::Client,
     plane: &ControlPlane,
+    existing: &Existing,
     timeout: Duration,
-    mut on_applied: impl FnMut(&Object),
+    mut on_step: impl FnMut(ApplyStep),
 ) -> Result<(), ClusterError> {
-    for object in &plane.objects {
+    for object in plane.objects.iter().filter(|o| !o.gates_admission()) {
+        if let Object::Namespace(_) = object {
+            let step = ensure_namespace(client, object, existing.namespace, timeout).await?;
+            on_step(step);
+            continue;
+        }
         apply_object(client, object, timeout).await?;
-        on_applied(object);
+        on_step(ApplyStep::Applied(object.describe()));
     }
     Ok(())
+}
+
+/// Applies the webhook configuration: the last step, once the controller can answer.
+pub async fn apply_webhook(
+    client: &kube::Client,
+    plane: &ControlPlane,
+    timeout: Duration,
+) -> Result<Option<String>, ClusterError> {
+    match plane.objects.iter().find(|o| o.gates_admission()) {
+        Some(object) => {
+            apply_object(client, object, timeout).await?;
+            Ok(Some(object.describe()))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn ensure_namespace(
+    client: &kube::Client,
+    object: &Object,
+    owner: NamespaceOwner,
+    timeout: Duration,
+) -> Result<ApplyStep, ClusterError> {
+    let kept = || ApplyStep::NamespaceKept(object.name().to_owned());
+    match owner {
+        NamespaceOwner::Sparrow => {
+            apply_object(client, object, timeout).await?;
+            Ok(ApplyStep::Applied(object.describe()))
+        }
+        NamespaceOwner::Someone => Ok(kept()),
+        NamespaceOwner::Absent => {
+            // Create, never apply: if someone made it meanwhile, it is theirs.
+            let api = api(client, object.kind(), None);
+            let value: kube::api::DynamicObject = serde_json::from_value(object.to_json())
+                .map_err(|e| ClusterError::Internal(format!("rendering the namespace: {e}")))?;
+            let action = format!("creating {}", object.describe());
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            };
+            match crate::within(&action, timeout, api.create(&params, &value)).await? {
+                Ok(_) => Ok(ApplyStep::Applied(object.describe())),
+                Err(error) if is_already_exists(&error) => Ok(kept()),
+                Err(error) => Err(ClusterError::api(action, error)),
+            }
+        }
+    }
 }
 
 /// Server-side applies one object.
@@ -80,48 +187,13 @@ pub async fn apply_object(
     object: &Object,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
-    match object {
-        Object::Namespace(o) => apply(Api::all(client.clone()), o, object, timeout).await,
-        Object::Secret(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::ServiceAccount(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::ClusterRole(o) => apply(Api::all(client.clone()), o, object, timeout).await,
-        Object::ClusterRoleBinding(o) => apply(Api::all(client.clone()), o, object, timeout).await,
-        Object::Role(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::RoleBinding(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::Deployment(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::Service(o) => apply(namespaced(client, object), o, object, timeout).await,
-        Object::MutatingWebhookConfiguration(o) => {
-            apply(Api::all(client.clone()), o, object, timeout).await
-        }
-    }
-}
-
-fn namespaced<K>(client: &kube::Client, object: &Object) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    Api::namespaced(
-        client.clone(),
-        object.meta().namespace.as_deref().unwrap_or("default"),
-    )
-}
-
-async fn apply<K>(
-    api: Api<K>,
-    value: &K,
-    object: &Object,
-    timeout: Duration,
-) -> Result<(), ClusterError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
+    let api = api(client, object.kind(), object.meta().namespace.as_deref());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let action = format!("applying {}", object.describe());
     timed(
         &action,
         timeout,
-        api.patch(object.name(), &params, &Patch::Apply(value)),
+        api.patch(object.name(), &params, &Patch::Apply(object.to_json())),
     )
     .await?;
     Ok(())

@@ -30,7 +30,10 @@ pub struct Cluster {
 
 /// Loads the configuration and proves the API server answers within `timeout`.
 pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluster, ClusterError> {
-    let (config, context) = load_config(target).await?;
+    let (mut config, context) = load_config(target).await?;
+    // --timeout governs connecting too: kube's own connect timeout (30s) must not cut it
+    // short, so it is set past ours, which then fires first with a message that names it.
+    config.connect_timeout = Some(timeout + Duration::from_secs(1));
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadConfig {
         context: target.context.clone(),
@@ -46,8 +49,8 @@ pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluste
         Ok(Err(error)) => return Err(unreachable(describe(&error))),
         Err(_) => {
             return Err(unreachable(format!(
-                "no answer within {}s",
-                timeout.as_secs_f32()
+                "no answer within {} (--timeout): check that the API server is running and reachable from this machine (address, VPN, firewall), or raise --timeout",
+                humanize(timeout)
             )));
         }
     }
@@ -70,12 +73,12 @@ async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), C
     let kubeconfig = match &target.kubeconfig {
         Some(path) => Some(
             Kubeconfig::read_from(path)
-                .map_err(|e| bad(format!("{}: {}", path.display(), error_chain(&e))))?,
+                .map_err(|e| bad(format!("{}: {}", path.display(), kubeconfig_error(&e))))?,
         ),
         None if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
             || default_kubeconfig_exists() =>
         {
-            Some(Kubeconfig::read().map_err(|e| bad(error_chain(&e)))?)
+            Some(Kubeconfig::read().map_err(|e| bad(kubeconfig_error(&e)))?)
         }
         None => None,
     };
@@ -102,6 +105,35 @@ async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), C
             })?;
             Ok((config, "in-cluster".to_owned()))
         }
+    }
+}
+
+/// A duration as the user wrote it: `2m`, `30s`, `1m 30s`.
+pub fn humanize(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match (seconds / 60, seconds % 60) {
+        (0, 0) => format!("{}ms", duration.as_millis()),
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+/// A kubeconfig loading error in one line. A YAML error shows its position only: the
+/// parser's own text quotes source lines, and a kubeconfig holds tokens and keys.
+fn kubeconfig_error(error: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError as E;
+    match error {
+        E::Parse(yaml) => match yaml.location() {
+            Some(at) => format!(
+                "not a valid kubeconfig: YAML error at line {}, column {}",
+                at.line(),
+                at.column()
+            ),
+            None => "not a valid kubeconfig: YAML error".to_owned(),
+        },
+        E::ReadConfig(io, path) => format!("cannot read {}: {io}", path.display()),
+        other => error_chain(other),
     }
 }
 

@@ -107,6 +107,24 @@ pub enum ClusterError {
         /// Its name.
         name: String,
     },
+    /// A cluster-wide object of the control plane belongs to the mesh in another namespace.
+    #[error(
+        "{object} belongs to the Sparrow mesh in namespace {mesh}: only one mesh runs per cluster; deploy with -n {mesh}, or remove that mesh first (sparrowctl remove -n {mesh})"
+    )]
+    OtherMesh {
+        /// The object, `Kind name`.
+        object: String,
+        /// The namespace of the mesh it belongs to.
+        mesh: String,
+    },
+    /// `remove -n X` where X holds no Sparrow control plane: nothing was deleted.
+    #[error("no Sparrow control plane in namespace {namespace}: nothing was deleted{}", elsewhere.as_ref().map(|m| format!(" (Sparrow is installed in namespace {m}: sparrowctl remove -n {m})")).unwrap_or_default())]
+    NoControlPlane {
+        /// The namespace given.
+        namespace: String,
+        /// Where a mesh is installed, if anywhere.
+        elsewhere: Option<String>,
+    },
     /// A bug or a task that died: not the cluster's fault.
     #[error("internal error: {0}")]
     Internal(String),

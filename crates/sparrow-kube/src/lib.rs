@@ -10,6 +10,7 @@ pub mod copies;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+pub mod parts;
 pub mod remove;
 pub mod secrets;
 pub mod status;

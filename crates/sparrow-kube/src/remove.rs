@@ -1,24 +1,28 @@
-//! `remove`: the webhook first (so no pod creation depends on a controller about to go),
-//! then the control plane, then every Secret labelled `usage=sparrow-registry-key` in every
-//! namespace, then the namespace. Idempotent: what is already gone is skipped.
+//! `remove`: read, decide ([`plan`]), then delete exactly what was judged ours: the webhook
+//! first (so no pod creation depends on a controller about to go), the rest of the control
+//! plane, the mesh's pull-secret copies, then the namespace if deploy created it.
+
+mod contents;
+pub mod plan;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams};
-use serde::de::DeserializeOwned;
+use kube::api::{ListParams, ObjectMeta};
 use sparrow_core::manifests::pull_secret_selector;
-use sparrow_core::names::*;
+use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_core::ownership::{belongs_to, is_copy_of};
+use sparrow_core::{Kind, PARTS};
 
-use crate::error::{ClusterError, is_not_found};
+use crate::error::ClusterError;
+use crate::parts::{api, delete_exact, read_part};
 use crate::secrets::{foreign_pull_secrets, is_injected};
-use crate::{timed, within};
+use crate::timed;
+
+pub use plan::{Found, NamespaceFate, Observed, Plan, Removal, Target, plan};
 
 /// Deletions run this many at a time (thousands of copies must go in seconds).
 const DELETE_CONCURRENCY: usize = 16;
@@ -35,185 +39,187 @@ pub enum RemoveStep {
 /// What `remove` found besides what it deleted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RemoveReport {
-    /// Labelled pull secrets deleted (`ns/name`).
+    /// Pull secrets deleted, the source and the copies (`ns/name`).
     pub secrets_deleted: Vec<String>,
+    /// Objects deleted in all.
+    pub deleted: usize,
     /// Secrets named `sparrow-registry-key` without our label, left untouched (`ns/name`).
     pub foreign_secrets: Vec<String>,
+    /// Objects named like ours that another owner made, left untouched (`Kind ns/name`).
+    pub kept: Vec<String>,
     /// Namespaces whose pods still carry the sidecar: they need a restart.
     pub injected_namespaces: Vec<String>,
-    /// The namespace was not deleted because Sparrow did not create it.
-    pub namespace_kept: bool,
+    /// Why the namespace was kept, when it was.
+    pub namespace_kept: Option<String>,
 }
 
-/// Removes the mesh from `namespace`.
-pub async fn remove(
+/// Reads everything `remove` decides on; writes nothing.
+pub async fn observe(
     client: &kube::Client,
-    namespace: &str,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<Observed, ClusterError> {
+    let mut parts = Vec::new();
+    for part in PARTS {
+        let found = read_part(client, part, mesh, timeout)
+            .await?
+            .map(|m| found(m.metadata));
+        parts.push((*part, found));
+    }
+    let labelled_secrets = labelled_secrets(client, timeout).await?;
+    let namespace_is_ours = parts.iter().any(|(p, f)| {
+        p.is_namespace()
+            && f.as_ref()
+                .is_some_and(|f| belongs_to(Some(&f.labels), mesh))
+    });
+    let foreign_in_namespace = if namespace_is_ours {
+        contents::foreign_objects(client, mesh, timeout).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Observed {
+        mesh: mesh.to_owned(),
+        parts,
+        labelled_secrets,
+        foreign_in_namespace,
+    })
+}
+
+fn found(meta: ObjectMeta) -> Found {
+    Found {
+        terminating: meta.deletion_timestamp.is_some(),
+        namespace: meta.namespace,
+        name: meta.name.unwrap_or_default(),
+        uid: meta.uid,
+        labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
+    }
+}
+
+async fn labelled_secrets(
+    client: &kube::Client,
+    timeout: Duration,
+) -> Result<Vec<Found>, ClusterError> {
+    let all: Api<Secret> = Api::all(client.clone());
+    let list = timed(
+        "listing Secrets labelled usage=sparrow-registry-key",
+        timeout,
+        all.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
+    )
+    .await?;
+    Ok(list.items.into_iter().map(|m| found(m.metadata)).collect())
+}
+
+/// Carries out `removal` for the mesh in `mesh`, reporting each step.
+pub async fn execute(
+    client: &kube::Client,
+    mesh: &str,
+    removal: &Removal,
     timeout: Duration,
     mut on_step: impl FnMut(RemoveStep),
 ) -> Result<RemoveReport, ClusterError> {
-    let mut report = RemoveReport::default();
-    // The webhook first, so no pod creation waits on a controller about to go.
-    delete(
-        Api::<MutatingWebhookConfiguration>::all(client.clone()),
-        WEBHOOK_CONFIG_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<Deployment>::namespaced(client.clone(), namespace),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<Service>::namespaced(client.clone(), namespace),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<RoleBinding>::namespaced(client.clone(), namespace),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<Role>::namespaced(client.clone(), namespace),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<ClusterRole>::all(client.clone()),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<ServiceAccount>::namespaced(client.clone(), namespace),
-        CONTROLLER_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-    delete(
-        Api::<Secret>::namespaced(client.clone(), namespace),
-        TLS_SECRET_NAME,
-        timeout,
-        &mut on_step,
-    )
-    .await?;
-
-    // Every labelled pull secret: exactly what `kubectl get secrets -l usage=sparrow-registry-key -A`
-    // lists. The source goes first, so a controller still shutting down restores no copy; another
-    // listing catches any copy made meanwhile.
+    let mut report = RemoveReport {
+        kept: removal.kept.clone(),
+        ..RemoveReport::default()
+    };
+    for target in &removal.parts {
+        let existed = delete_target(client, target, timeout).await?;
+        report_step(&mut report, &mut on_step, target, existed);
+    }
+    // Copies, then again for any a controller still shutting down made meanwhile.
+    let mut copies = removal.copies.clone();
     for _round in 0..3 {
-        let deleted = delete_labelled_secrets(client, namespace, timeout, &mut on_step).await?;
-        if deleted.is_empty() {
+        if copies.is_empty() {
             break;
         }
-        report.secrets_deleted.extend(deleted);
+        for (target, existed) in delete_all(client, &copies, timeout).await? {
+            report_step(&mut report, &mut on_step, &target, existed);
+        }
+        copies = copies_of(client, mesh, timeout).await?;
     }
-    // Same-named secrets we do not own are reported, never touched.
     report.foreign_secrets = foreign_pull_secrets(client, timeout).await?;
-
     report.injected_namespaces = injected_namespaces(client, timeout).await?;
-
-    // The namespace goes only if Sparrow created it (never `default` or a team's namespace).
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    match timed(
-        &format!("reading Namespace {namespace}"),
-        timeout,
-        namespaces.get_metadata_opt(namespace),
-    )
-    .await?
-    {
-        Some(meta) if meta.metadata.deletion_timestamp.is_some() => {
-            // A second remove while the first one's namespace is still Terminating.
+    match &removal.namespace {
+        NamespaceFate::Delete(target) => {
+            let existed = delete_target(client, target, timeout).await?;
+            report_step(&mut report, &mut on_step, target, existed);
+        }
+        NamespaceFate::Kept(why) => report.namespace_kept = Some(why.clone()),
+        NamespaceFate::Terminating => {
             on_step(RemoveStep::AlreadyGone(format!(
-                "Namespace {namespace} (terminating)"
+                "Namespace {mesh} (terminating)"
             )));
         }
-        Some(meta)
-            if meta
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(PART_OF_LABEL))
-                .is_some_and(|v| v == PART_OF_VALUE) =>
-        {
-            delete(namespaces, namespace, timeout, &mut on_step).await?;
-        }
-        Some(_) => report.namespace_kept = true,
-        None => on_step(RemoveStep::AlreadyGone(format!("Namespace {namespace}"))),
+        NamespaceFate::Gone => on_step(RemoveStep::AlreadyGone(format!("Namespace {mesh}"))),
     }
     Ok(report)
 }
 
-/// Deletes every Secret labelled `usage=sparrow-registry-key`, the mesh namespace's source
-/// first; returns what was deleted (`ns/name`), empty when there was nothing.
-async fn delete_labelled_secrets(
-    client: &kube::Client,
-    namespace: &str,
-    timeout: Duration,
+fn report_step(
+    report: &mut RemoveReport,
     on_step: &mut impl FnMut(RemoveStep),
-) -> Result<Vec<String>, ClusterError> {
-    let all_secrets: Api<Secret> = Api::all(client.clone());
-    let labelled = timed(
-        "listing Secrets labelled usage=sparrow-registry-key",
-        timeout,
-        all_secrets.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
-    )
-    .await?;
-    let (sources, copies): (Vec<_>, Vec<_>) = labelled
-        .items
-        .iter()
-        .filter_map(|m| Some((m.metadata.namespace.clone()?, m.metadata.name.clone()?)))
-        .partition(|(ns, _)| ns == namespace);
-    let mut deleted = Vec::new();
-    for batch in [sources, copies] {
-        let mut results: Vec<(String, bool)> = futures::stream::iter(batch)
-            .map(|(ns, name)| {
-                let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-                async move {
-                    let gone = delete_quietly(
-                        &api,
-                        &name,
-                        &format!("deleting Secret {ns}/{name}"),
-                        timeout,
-                    )
-                    .await?;
-                    Ok::<_, ClusterError>((format!("{ns}/{name}"), gone))
-                }
-            })
-            .buffer_unordered(DELETE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        results.sort();
-        for (id, existed) in results {
-            if existed {
-                on_step(RemoveStep::Deleted(format!("Secret {id}")));
-                deleted.push(id);
-            } else {
-                on_step(RemoveStep::AlreadyGone(format!("Secret {id}")));
-            }
-        }
+    target: &Target,
+    existed: bool,
+) {
+    if !existed {
+        on_step(RemoveStep::AlreadyGone(target.describe()));
+        return;
     }
-    Ok(deleted)
+    report.deleted += 1;
+    if target.kind == Kind::Secret && target.name == PULL_SECRET_NAME {
+        report.secrets_deleted.push(format!(
+            "{}/{}",
+            target.namespace.as_deref().unwrap_or_default(),
+            target.name
+        ));
+    }
+    on_step(RemoveStep::Deleted(target.describe()));
+}
+
+async fn delete_target(
+    client: &kube::Client,
+    target: &Target,
+    timeout: Duration,
+) -> Result<bool, ClusterError> {
+    let api = api(client, target.kind, target.namespace.as_deref());
+    let action = format!("deleting {}", target.describe());
+    delete_exact(&api, &target.name, target.uid.clone(), &action, timeout).await
+}
+
+async fn delete_all(
+    client: &kube::Client,
+    targets: &[Target],
+    timeout: Duration,
+) -> Result<Vec<(Target, bool)>, ClusterError> {
+    let mut results: Vec<(Target, bool)> = futures::stream::iter(targets.iter().cloned())
+        .map(|target| async move {
+            let existed = delete_target(client, &target, timeout).await?;
+            Ok::<_, ClusterError>((target, existed))
+        })
+        .buffer_unordered(DELETE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    results.sort_by_key(|(t, _)| t.describe());
+    Ok(results)
+}
+
+async fn copies_of(
+    client: &kube::Client,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<Vec<Target>, ClusterError> {
+    Ok(labelled_secrets(client, timeout)
+        .await?
+        .into_iter()
+        .filter(|s| s.namespace.as_deref() != Some(mesh))
+        .filter(|s| is_copy_of(Some(&s.labels), Some(&s.annotations), mesh))
+        .map(|s| Target {
+            kind: Kind::Secret,
+            namespace: s.namespace,
+            name: s.name,
+            uid: s.uid,
+        })
+        .collect())
 }
 
 /// Namespaces with pods annotated `injector.sparrow-mesh.io/status: injected` (metadata only).
@@ -237,55 +243,21 @@ pub async fn injected_namespaces(
     Ok(namespaces.into_iter().collect())
 }
 
-/// Deletes one object and reports it (`Kind ns/name`), or that it was already gone.
-async fn delete<K>(
-    api: Api<K>,
-    name: &str,
+/// [`observe`], [`plan`] and [`execute`] in one: removes the mesh in `mesh`. Nothing
+/// installed is an empty report; a namespace that holds no control plane is
+/// [`ClusterError::NoControlPlane`], with nothing deleted.
+pub async fn remove(
+    client: &kube::Client,
+    mesh: &str,
     timeout: Duration,
-    on_step: &mut impl FnMut(RemoveStep),
-) -> Result<(), ClusterError>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let kind = K::kind(&());
-    let id = match api.namespace() {
-        Some(ns) => format!("{kind} {ns}/{name}"),
-        None => format!("{kind} {name}"),
-    };
-    let existed = delete_quietly(&api, name, &format!("deleting {id}"), timeout).await?;
-    on_step(if existed {
-        RemoveStep::Deleted(id)
-    } else {
-        RemoveStep::AlreadyGone(id)
-    });
-    Ok(())
-}
-
-/// Deletes `name`; `Ok(false)` when it was already gone.
-async fn delete_quietly<K>(
-    api: &Api<K>,
-    name: &str,
-    action: &str,
-    timeout: Duration,
-) -> Result<bool, ClusterError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    match within(
-        action,
-        timeout,
-        api.delete(name, &DeleteParams::background()),
-    )
-    .await?
-    {
-        Ok(_) => Ok(true),
-        Err(error) if is_not_found(&error) => Ok(false),
-        // A namespace already Terminating answers 409: it is on its way out.
-        Err(kube::Error::Api(status))
-            if status.code == 409 && api.resource_url() == "/api/v1/namespaces" =>
-        {
-            Ok(false)
-        }
-        Err(error) => Err(ClusterError::api(action, error)),
+    on_step: impl FnMut(RemoveStep),
+) -> Result<RemoveReport, ClusterError> {
+    match plan(&observe(client, mesh, timeout).await?) {
+        Plan::NothingInstalled => Ok(RemoveReport::default()),
+        Plan::NotHere { elsewhere } => Err(ClusterError::NoControlPlane {
+            namespace: mesh.to_owned(),
+            elsewhere,
+        }),
+        Plan::Remove(removal) => execute(client, mesh, &removal, timeout, on_step).await,
     }
 }

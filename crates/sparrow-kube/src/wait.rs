@@ -86,8 +86,10 @@ const PULL_REASONS: &[&str] = &[
 pub async fn diagnose(client: &kube::Client, namespace: &str) -> String {
     let mut findings = Vec::new();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut pod_count = 0usize;
     match pods.list(&ListParams::default()).await {
         Ok(list) => {
+            pod_count = list.items.len();
             for pod in list.items {
                 let statuses = pod.status.iter().flat_map(|s| {
                     s.init_container_statuses
@@ -127,8 +129,14 @@ pub async fn diagnose(client: &kube::Client, namespace: &str) -> String {
             }
         }
     }
-    if findings.is_empty() {
-        "no image pull failures found; check `kubectl -n <namespace> describe deployment sparrow-controller`".replace("<namespace>", namespace)
+    if findings.is_empty() && pod_count == 0 {
+        format!(
+            "no controller pod was created; check `kubectl -n {namespace} describe replicaset` and `kubectl -n {namespace} get events` (quota, admission or scheduling)"
+        )
+    } else if findings.is_empty() {
+        format!(
+            "no image pull failures found; check `kubectl -n {namespace} describe deployment {CONTROLLER_NAME}`"
+        )
     } else {
         findings.join("; ")
     }

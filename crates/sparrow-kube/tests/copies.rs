@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use sparrow_core::manifests::pull_secret;
+use sparrow_core::manifests::source_pull_secret;
 use sparrow_core::{RegistryAuth, RegistryServer, dockerconfigjson};
 use sparrow_kube::copies::{CopyConfig, EnsureOutcome, PullSecretCopier};
 use sparrow_kube::metrics::CopyMetrics;
@@ -20,7 +20,7 @@ const MESH: &str = "sparrow-mesh";
 fn source_secret(password: &str) -> Secret {
     let server = RegistryServer::parse("127.0.0.1:5000/team/mesh").expect("server");
     let auth = RegistryAuth::user_password("robot", password).expect("auth");
-    pull_secret(MESH, dockerconfigjson(&server, &auth))
+    source_pull_secret(MESH, dockerconfigjson(&server, &auth))
 }
 
 async fn create_namespace(client: &kube::Client, name: &str) {

@@ -1,8 +1,12 @@
 //! Connecting to the cluster from the global flags, and the async runtime the verbs use.
 
+use std::path::PathBuf;
+
 use sparrow_kube::{Cluster, ClusterTarget};
 
 use crate::GlobalArgs;
+use crate::input::{InputError, MAX_KUBECONFIG_BYTES, check_file};
+use crate::usage::UsageError;
 
 /// A single-threaded runtime: the CLI does one thing at a time and starts fast.
 pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
@@ -12,8 +16,57 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     Ok(runtime.block_on(future))
 }
 
+/// The usage checks every verb that talks to the cluster makes first: `-n` must be a
+/// namespace name Kubernetes accepts.
+pub fn check_global(global: &GlobalArgs) -> anyhow::Result<()> {
+    sparrow_core::config::validate_namespace(&global.namespace)
+        .map_err(|e| UsageError(format!("-n/--namespace: {e}")))?;
+    Ok(())
+}
+
+/// The kubeconfig files that will be read, as kubectl finds them.
+fn kubeconfig_files(global: &GlobalArgs) -> Vec<(PathBuf, bool)> {
+    if let Some(path) = &global.kubeconfig {
+        return vec![(path.clone(), true)];
+    }
+    if let Some(value) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        return std::env::split_paths(&value)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p, false))
+            .collect();
+    }
+    std::env::var_os("HOME")
+        .map(|home| (PathBuf::from(home).join(".kube/config"), false))
+        .into_iter()
+        .collect()
+}
+
+/// Refuses a kubeconfig that is not a regular file or is larger than a kubeconfig can be,
+/// before the loader reads it whole.
+fn check_kubeconfig_files(global: &GlobalArgs) -> Result<(), InputError> {
+    for (path, required) in kubeconfig_files(global) {
+        let flag = if required {
+            "--kubeconfig"
+        } else {
+            "kubeconfig"
+        };
+        match check_file(
+            flag,
+            &path,
+            MAX_KUBECONFIG_BYTES,
+            "a kubeconfig is a small YAML file",
+        ) {
+            Err(InputError::Io { source, .. })
+                if !required && source.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// Loads the kubeconfig (or in-cluster config) and proves the API server answers.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Cluster> {
+    check_kubeconfig_files(global)?;
     let target = ClusterTarget {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone(),

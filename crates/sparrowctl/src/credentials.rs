@@ -201,10 +201,12 @@ impl ImageArgs {
             ("--init-image", &self.init_image),
         ] {
             if let Some(image) = image
-                && (image.is_empty() || image.chars().any(char::is_whitespace))
+                && let Err(error) = sparrow_core::image_ref::validate_image_ref(image)
             {
+                let shown: String = image.chars().take(80).collect();
+                let ellipsis = if shown.len() < image.len() { "..." } else { "" };
                 usage_bail!(
-                    "invalid {flag} {image:?}: give an image reference such as registry.example.com/mesh/proxy:1.0"
+                    "invalid {flag} {shown:?}{ellipsis}: it {error}; give an image reference such as registry.example.com/mesh/proxy:1.0"
                 );
             }
         }
@@ -213,27 +215,43 @@ impl ImageArgs {
             proxy: self.sidecar_image.clone(),
             init: self.init_image.clone(),
         };
-        Ok(Images::resolve(server, tag, &overrides))
+        let images = Images::resolve(server, tag, &overrides);
+        for (label, image) in images.all() {
+            if let Err(error) = sparrow_core::image_ref::validate_image_ref(image) {
+                usage_bail!(
+                    "the {label} image {image:?} is not a valid image reference: it {error}; shorten --registry-server or give the image with its flag"
+                );
+            }
+        }
+        Ok(images)
     }
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<RegistryAuth> {
     let shown = path.display();
-    if path.is_dir() {
-        anyhow::bail!("--registry-key {shown}: is a directory, not a JSON key file");
-    }
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("--registry-key {shown}: cannot read the key file"))?;
+    let bytes = crate::input::read_file(
+        "--registry-key",
+        path,
+        crate::input::MAX_KEY_BYTES,
+        "a Kubernetes Secret holds at most 1 MiB, so no usable key is larger",
+    )?;
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("--registry-key {shown}: the key file is not UTF-8 text"))?;
     RegistryAuth::json_key(&text).with_context(|| format!("--registry-key {shown}"))
 }
 
 fn read_password(stdin: &mut dyn Read) -> anyhow::Result<String> {
-    let mut text = String::new();
-    stdin
-        .read_to_string(&mut text)
-        .context("--registry-password-stdin: cannot read the password from standard input")?;
+    let bytes = crate::input::read_bounded(
+        "--registry-password-stdin",
+        stdin,
+        crate::input::MAX_PASSWORD_BYTES,
+        "a Kubernetes Secret holds at most 1 MiB, so no usable password is larger",
+    )?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "--registry-password-stdin: the password on standard input is not UTF-8 text"
+        )
+    })?;
     // Like `docker login --password-stdin`: exactly one trailing newline is not part of it.
     let trimmed = text
         .strip_suffix('\n')

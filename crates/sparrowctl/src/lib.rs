@@ -11,6 +11,8 @@ mod cluster;
 mod cmd;
 mod credentials;
 mod images_from;
+mod input;
+pub mod output;
 mod preflight;
 mod progress;
 mod usage;
@@ -87,7 +89,7 @@ enum Command {
     #[command(subcommand)]
     Images(cmd::images::ImagesCommand),
     /// Print the version of sparrowctl and of the images it deploys by default.
-    Version,
+    Version(cmd::version::VersionArgs),
     /// Print a shell completion script: `sparrowctl completion bash > /etc/bash_completion.d/sparrowctl`.
     Completion {
         /// The shell to generate completions for.
@@ -158,7 +160,7 @@ impl Cli {
             Command::Status(args) => cmd::status::run(&self.global, args),
             Command::Registry(command) => cmd::registry::run(&self.global, command),
             Command::Images(command) => cmd::images::run(&self.global, command),
-            Command::Version => cmd::version::run(),
+            Command::Version(args) => cmd::version::run(args),
             Command::Completion { shell } => cmd::completion::run::<Self>(shell),
         }
     }

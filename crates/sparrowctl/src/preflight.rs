@@ -31,9 +31,12 @@ impl RegistryTlsArgs {
         registry: &RegistryArgs,
     ) -> anyhow::Result<CheckOptions> {
         let ca_pem = match &self.registry_ca {
-            Some(path) => Some(std::fs::read(path).with_context(|| {
-                format!("--registry-ca {}: cannot read the file", path.display())
-            })?),
+            Some(path) => Some(crate::input::read_file(
+                "--registry-ca",
+                path,
+                crate::input::MAX_CA_BYTES,
+                "a CA bundle is a few PEM certificates",
+            )?),
             None => None,
         };
         let options = CheckOptions {
@@ -89,7 +92,7 @@ pub async fn check_and_report(
 ) -> anyhow::Result<()> {
     let checks = check_images(server, auth, images, options).await?;
     for check in &checks {
-        println!("{check}");
+        crate::say!("{check}");
     }
     if all_passed(&checks) {
         return Ok(());

@@ -415,7 +415,7 @@ fn bad_input_is_one_line_with_the_right_exit_code_and_no_stdout() {
             ],
             "",
             1,
-            "--registry-key missing.json: cannot read the key file",
+            "--registry-key missing.json: cannot read the file",
         ),
         (
             &[

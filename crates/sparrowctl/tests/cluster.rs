@@ -138,23 +138,20 @@ fn assert_ok(output: &Output) {
     );
 }
 
-const OBJECTS: &[(&str, &str, &str)] = &[
-    ("namespaces", "", "sparrow-mesh"),
-    ("secrets", "sparrow-mesh", "sparrow-registry-key"),
-    ("secrets", "sparrow-mesh", "sparrow-controller-tls"),
-    ("serviceaccounts", "sparrow-mesh", "sparrow-controller"),
-    ("clusterroles", "", "sparrow-controller"),
-    ("clusterrolebindings", "", "sparrow-controller"),
-    ("roles", "sparrow-mesh", "sparrow-controller"),
-    ("rolebindings", "sparrow-mesh", "sparrow-controller"),
-    ("deployments", "sparrow-mesh", "sparrow-controller"),
-    ("services", "sparrow-mesh", "sparrow-controller"),
-    (
-        "mutatingwebhookconfigurations",
-        "",
-        "sparrow-sidecar-injector",
-    ),
-];
+/// Every object of the control plane deployed to `sparrow-mesh` with credentials:
+/// (resource, namespace or "", name), from the one list of parts.
+fn objects() -> Vec<(&'static str, &'static str, &'static str)> {
+    sparrow_core::PARTS
+        .iter()
+        .map(|p| {
+            (
+                p.kind.plural(),
+                p.namespace("sparrow-mesh").unwrap_or(""),
+                p.name("sparrow-mesh"),
+            )
+        })
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
@@ -165,7 +162,7 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         !text(&output.stdout).contains("first-pw") && !text(&output.stderr).contains("first-pw"),
         "no credential in output"
     );
-    for (resource, ns, name) in OBJECTS {
+    for (resource, ns, name) in objects() {
         let object = env
             .cluster
             .object(resource, ns, name)
@@ -190,7 +187,8 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         env.dockerconfigjson("sparrow-mesh")
             .contains(r#""password":"first-pw""#)
     );
-    // The minimum: one apply per object, plus the two reads (pull secret ownership, TLS reuse).
+    // The minimum: the namespace created, one apply per other object, and one read of each
+    // cluster-wide part (whose they are); a new namespace holds no secret to read.
     assert_eq!(
         env.cluster.request_count("patch", "*"),
         0,
@@ -207,9 +205,10 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         .filter(|((v, _), _)| v == "get")
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(patches, 11, "{requests:?}");
-    assert_eq!(gets, 2, "{requests:?}");
-    assert_eq!(env.cluster.total_requests(), 13, "{requests:?}");
+    assert_eq!(patches, 10, "{requests:?}");
+    assert_eq!(gets, 4, "{requests:?}");
+    assert_eq!(env.cluster.request_count("create", "namespaces"), 1);
+    assert_eq!(env.cluster.total_requests(), 15, "{requests:?}");
 
     // Deploy again with a new password: same objects, credentials updated, certificate kept.
     let tls_before = env
@@ -279,9 +278,15 @@ async fn usage_errors_make_no_request_at_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
     let env = Env::start().await;
-    for (resource, ns, name) in OBJECTS {
-        env.cluster.fail_next("patch", resource, 1, 500);
-        let output = if *name == "sparrow-controller-tls" {
+    for (resource, ns, name) in objects() {
+        // The namespace is created (deploy made it), then applied on every later deploy.
+        let verb = if resource == "namespaces" {
+            "create"
+        } else {
+            "patch"
+        };
+        env.cluster.fail_next(verb, resource, 1, 500);
+        let output = if name == "sparrow-controller-tls" {
             // Without credentials the TLS secret is the first Secret applied.
             env.sparrowctl(
                 &[
@@ -309,8 +314,13 @@ async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
         } else {
             format!("{ns}/{name}")
         };
+        let action = if verb == "create" {
+            "creating"
+        } else {
+            "applying"
+        };
         assert!(
-            stderr.starts_with("error: applying ") && stderr.contains(&shown),
+            stderr.starts_with(&format!("error: {action} ")) && stderr.contains(&shown),
             "{resource}: {stderr}"
         );
         assert!(stderr.contains("HTTP 500"), "{resource}: {stderr}");
@@ -406,6 +416,17 @@ async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
             ])
             .await,
         );
+        assert_ok(
+            &env.kubectl(&[
+                "-n",
+                ns,
+                "annotate",
+                "secret",
+                "sparrow-registry-key",
+                "sparrow-mesh.io/source=sparrow-mesh/sparrow-registry-key",
+            ])
+            .await,
+        );
     }
     let listed = env
         .kubectl(&[
@@ -457,14 +478,23 @@ async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
         .await;
     assert_ok(&listed);
     assert_eq!(text(&listed.stdout), "", "kubectl lists nothing");
-    for (resource, ns, name) in OBJECTS {
+    for (resource, ns, name) in objects() {
         assert!(
             env.cluster.object(resource, ns, name).is_none(),
             "{resource} {ns}/{name} left behind"
         );
     }
-    // Twice: still success.
-    assert_ok(&env.sparrowctl(&["remove", "--yes"], "").await);
+    // Twice: still success, and it says so.
+    env.cluster.reset_requests();
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout)
+            .contains("Nothing installed: no Sparrow Mesh in namespace sparrow-mesh"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -737,5 +767,213 @@ async fn registry_update_reads_and_checks_credentials_before_contacting_the_clus
         0,
         "{:?}",
         env.cluster.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_into_an_existing_namespace_never_adopts_it_and_remove_keeps_it() {
+    let env = Env::start().await;
+    assert_ok(&env.kubectl(&["create", "namespace", "team"]).await);
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "app",
+            "--from-literal=a=b",
+        ])
+        .await,
+    );
+    let output = env.deploy("pw", &["-n", "team"]).await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("using the existing Namespace team (not created by Sparrow"),
+        "{}",
+        text(&output.stdout)
+    );
+    let namespace = env.cluster.object("namespaces", "", "team").expect("team");
+    assert!(
+        namespace["metadata"]["labels"]
+            .get("sparrow-mesh.io/mesh")
+            .is_none(),
+        "an existing namespace is never marked as ours: {namespace}"
+    );
+    let output = env.sparrowctl(&["remove", "-n", "team", "--yes"], "").await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("Namespace team was kept: Sparrow did not create it."),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(env.cluster.object("namespaces", "", "team").is_some());
+    assert!(env.cluster.object("configmaps", "team", "app").is_some());
+    assert!(
+        env.cluster
+            .object("deployments", "team", "sparrow-controller")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_with_a_namespace_holding_no_control_plane_deletes_nothing() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    env.cluster.reset_requests();
+    for namespace in ["kube-system", "sparrow-msh", "default"] {
+        let output = env
+            .sparrowctl(&["remove", "-n", namespace, "--yes"], "")
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{namespace}");
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "error: no Sparrow control plane in namespace {namespace}: nothing was deleted (Sparrow is installed in namespace sparrow-mesh: sparrowctl remove -n sparrow-mesh)"
+            )
+        );
+    }
+    for namespace in ["Bad_Name", "x-", ""] {
+        let output = env
+            .sparrowctl(&["remove", "--yes", "--namespace", namespace], "")
+            .await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{namespace:?}: {}",
+            text(&output.stderr)
+        );
+        assert!(text(&output.stderr).contains("-n/--namespace: invalid namespace"));
+    }
+    assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
+    for (resource, ns, name) in objects() {
+        assert!(
+            env.cluster.object(resource, ns, name).is_some(),
+            "{resource} {ns}/{name} must survive"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_mesh_is_refused_before_any_write() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    env.cluster.reset_requests();
+    let output = env.deploy("pw", &["-n", "other"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(
+            "ClusterRole sparrow-controller belongs to the Sparrow mesh in namespace sparrow-mesh"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_keeps_a_namespace_that_holds_someone_elses_objects() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "sparrow-mesh",
+            "create",
+            "configmap",
+            "notes",
+            "--from-literal=a=b",
+        ])
+        .await,
+    );
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains(
+            "Namespace sparrow-mesh was kept: it holds objects Sparrow did not create: ConfigMap sparrow-mesh/notes."
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        env.cluster
+            .object("configmaps", "sparrow-mesh", "notes")
+            .is_some()
+    );
+    assert!(
+        env.cluster
+            .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_never_comes_up_blocks_no_pod_creation() {
+    let env = Env::start().await;
+    let output = env
+        .sparrowctl(
+            &[
+                "deploy",
+                "--timeout",
+                "2s",
+                "--skip-registry-check",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the webhook configuration was not applied, so pod creation is not blocked anywhere"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no controller pod was created"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Plain progress lines when stdout is not a terminal, including the wait.
+    assert!(
+        text(&output.stdout).contains("… waiting for the controller to become available"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        env.cluster
+            .object(
+                "mutatingwebhookconfigurations",
+                "",
+                "sparrow-sidecar-injector"
+            )
+            .is_none()
+    );
+    // `status` says where pod creation is blocked: nowhere.
+    let output = env.sparrowctl(&["status"], "").await;
+    assert!(
+        text(&output.stdout).contains("✓ admission: pod creation is not blocked anywhere"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // With the webhook in place (--wait=false) and no controller, status names the
+    // namespaces that opted in, and only those.
+    assert_ok(&env.kubectl(&["create", "namespace", "shop"]).await);
+    assert_ok(
+        &env.kubectl(&[
+            "label",
+            "namespace",
+            "shop",
+            "injector.sparrow-mesh.io/auto-inject=enabled",
+        ])
+        .await,
+    );
+    assert_ok(&env.deploy("pw", &[]).await);
+    let output = env.sparrowctl(&["status", "-o", "json"], "").await;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["admission"]["blocked"], true);
+    assert_eq!(
+        report["admission"]["blockedNamespaces"],
+        serde_json::json!(["shop"])
     );
 }

@@ -161,7 +161,7 @@ fn every_object_carries_our_labels_and_the_pull_secret_its_usage() {
 fn images_come_from_the_registry_server_or_overrides() {
     let plane = ControlPlane::render(&config(robot()), &fake_tls());
     let Some(Object::Deployment(deployment)) =
-        plane.objects.iter().find(|o| o.kind() == "Deployment")
+        plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
     else {
         panic!("deployment")
     };
@@ -196,7 +196,7 @@ fn images_come_from_the_registry_server_or_overrides() {
 
 #[test]
 fn rbac_can_never_read_another_secret() {
-    let role = cluster_role();
+    let role = cluster_role("sparrow-mesh");
     for rule in role.rules.expect("rules") {
         if rule.resources.as_deref() != Some(&["secrets".to_owned()]) {
             continue;
@@ -221,17 +221,7 @@ fn matching(
     ns_label: Option<&str>,
     pod_label: Option<&str>,
 ) -> Vec<String> {
-    let matches = |selector: &LabelSelector, labels: &BTreeMap<String, String>| {
-        selector.match_expressions.iter().flatten().all(|req| {
-            let values = req.values.clone().unwrap_or_default();
-            let value = labels.get(&req.key);
-            match req.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                other => panic!("unexpected operator {other}"),
-            }
-        })
-    };
+    let matches = crate::selector::selector_matches;
     let mut ns_labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]);
     if let Some(v) = ns_label {
         ns_labels.insert(AUTO_INJECT_LABEL.to_owned(), v.to_owned());
@@ -305,7 +295,13 @@ fn webhook_settings() {
     );
     for hook in config.webhooks.as_ref().expect("webhooks") {
         assert_eq!(hook.side_effects, "NoneOnDryRun");
-        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        // Only the implicit selector (namespaces nobody labelled) fails open.
+        let want = if hook.name.starts_with("implicit.") {
+            "Ignore"
+        } else {
+            "Fail"
+        };
+        assert_eq!(hook.failure_policy.as_deref(), Some(want), "{}", hook.name);
         assert_eq!(hook.timeout_seconds, Some(10));
         assert_eq!(hook.admission_review_versions, ["v1"]);
         assert_eq!(
@@ -368,7 +364,9 @@ fn objects_round_trip_through_k8s_openapi() {
         }
         let json = object.to_json();
         assert!(
-            json["apiVersion"].is_string() && json["kind"] == object.kind(),
+            json["apiVersion"].is_string()
+                && json["kind"] == object.kind().name()
+                && json["apiVersion"] == object.kind().api_version(),
             "{}",
             object.describe()
         );
@@ -387,4 +385,79 @@ fn json_list_holds_every_object_in_order() {
         items[items.len() - 1]["kind"],
         "MutatingWebhookConfiguration"
     );
+}
+
+/// Fail closed exactly where someone opted in: a namespace or pod labelled `enabled`, or a
+/// namespace listed at deploy; everything else a down controller must never block.
+#[test]
+fn failure_policy_follows_explicit_opt_in() {
+    let auto = config(None);
+    let mut opt_in = config(None);
+    opt_in.injection = InjectionScope {
+        disable_auto_inject: true,
+        enabled_namespaces: vec!["listed".to_owned()],
+    };
+    let labels = [None, Some("enabled"), Some("disabled"), Some("other")];
+    for (config, mode) in [(&auto, "auto"), (&opt_in, "opt-in")] {
+        for ns in ["shop", "listed"] {
+            for ns_label in labels {
+                for pod_label in labels {
+                    let explicit = ns_label == Some("enabled")
+                        || pod_label == Some("enabled")
+                        || (config.injection.disable_auto_inject && ns == "listed");
+                    let hooks = matching(config, ns, ns_label, pod_label);
+                    let webhooks = injector_webhooks(config, "ca");
+                    for name in hooks {
+                        let hook = webhooks.iter().find(|w| w.name == name).expect("hook");
+                        let want = if explicit { "Fail" } else { "Ignore" };
+                        assert_eq!(
+                            hook.failure_policy.as_deref(),
+                            Some(want),
+                            "{mode} ns={ns} {ns_label:?} pod={pod_label:?}: {name}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Render follows the one list of parts, in its order, and marks everything with the mesh.
+#[test]
+fn render_follows_the_parts_list_and_marks_the_mesh() {
+    let mut config = config(robot());
+    config.namespace = "team".to_owned();
+    let plane = ControlPlane::render(&config, &fake_tls());
+    let rendered: Vec<String> = plane.objects.iter().map(Object::describe).collect();
+    let listed: Vec<String> = crate::PARTS.iter().map(|p| p.describe("team")).collect();
+    assert_eq!(rendered, listed);
+    for object in &plane.objects {
+        assert_eq!(
+            object
+                .meta()
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MESH_LABEL)),
+            Some(&"team".to_owned()),
+            "{}",
+            object.describe()
+        );
+    }
+    let Some(Object::Deployment(deployment)) = plane.object(&crate::PARTS[8], "team") else {
+        panic!("deployment")
+    };
+    let template_labels = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    assert_eq!(
+        template_labels
+            .and_then(|l| l.get(MESH_LABEL))
+            .map(String::as_str),
+        Some("team"),
+        "the controller's pods are marked too"
+    );
+    let without = ControlPlane::render(&self::config(None), &fake_tls());
+    assert_eq!(without.objects.len(), crate::PARTS.len() - 1);
 }

@@ -151,6 +151,12 @@ fn refuses_with_a_message_naming_the_value() {
             "\"registry.example.com/mesh:1.0\" contains an image tag",
         ),
         ("registry.example.com/mesh@sha256:abcd", "contains a digest"),
+        // A digest on a bare host is a digest, not user information.
+        (
+            "reg.com@sha256:abcd",
+            "\"reg.com@sha256:abcd\" contains a digest",
+        ),
+        ("reg.com:5000@sha256:abcd", "contains a digest"),
         ("ftp://registry.example.com", "unsupported scheme"),
         ("registry.example.com:0", "invalid port \"0\""),
         ("registry.example.com:65536", "invalid port \"65536\""),

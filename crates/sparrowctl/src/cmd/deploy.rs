@@ -1,17 +1,17 @@
 //! `sparrowctl deploy`: validate every input, then render (`--dry-run`) or apply the control plane.
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
-use sparrow_core::config::validate_namespace;
+use sparrow_core::config::{validate_enabled_namespace, validate_namespace};
 use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, WebhookTls};
 
 use sparrow_core::names::PULL_SECRET_NAME;
-use sparrow_kube::{apply, wait};
+use sparrow_kube::apply::{self, ApplyStep};
+use sparrow_kube::wait;
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, connect_reporting};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::progress::Progress;
 use crate::usage::UsageError;
@@ -81,7 +81,8 @@ impl DeployArgs {
         validate_namespace(&global.namespace)
             .map_err(|e| UsageError(format!("-n/--namespace: {e}")))?;
         for ns in &self.enabled_namespaces {
-            validate_namespace(ns).map_err(|e| UsageError(format!("--enabled-namespaces: {e}")))?;
+            validate_enabled_namespace(ns, &global.namespace)
+                .map_err(|e| UsageError(format!("--enabled-namespaces: {e}")))?;
         }
         let pull_policy: PullPolicy = self.pull_policy.parse().map_err(UsageError::from_display)?;
         // Image flags are checked before credentials so that no stdin is read for a usage error.
@@ -98,11 +99,14 @@ impl DeployArgs {
         let registry = self.registry.resolve(
             PasswordSources {
                 env: std::env::var(PASSWORD_ENV).ok(),
-                stdin: &mut std::io::stdin().lock(),
+                stdin: &mut StdinWithDeadline::stdin(global.timeout),
                 warnings: &mut std::io::stderr(),
             },
             None,
         )?;
+        if let Some(auth) = &registry.auth {
+            sparrow_core::auth::check_fits_in_secret(&registry.server, auth)?;
+        }
         Ok(MeshConfig {
             namespace: global.namespace.clone(),
             registry: registry.server,
@@ -129,7 +133,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     let check_options = args.registry_tls.options(global, &args.registry)?;
     block_on(async {
         if !args.skip_registry_check {
-            println!("Checking {} with the given credentials:", config.registry);
+            crate::say!("Checking {} with the given credentials:", config.registry);
             check_and_report(
                 &config.registry,
                 config.auth.as_ref(),
@@ -153,12 +157,7 @@ fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<
             text
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(rendered.as_bytes())
-        .context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")?;
-    Ok(())
+    crate::output::write_all(rendered.as_bytes()).context("writing to stdout")
 }
 
 async fn deploy_to_cluster(
@@ -170,26 +169,83 @@ async fn deploy_to_cluster(
     let cluster = connect_reporting(global, &progress).await?;
     let client = &cluster.client;
 
-    // Reads before the first write: a foreign pull secret stops us with nothing written, and
-    // the webhook certificate in use is kept so the controller and caBundle never disagree.
+    // Reads before the first write: a foreign pull secret or another mesh stops us with
+    // nothing written, the webhook certificate in use is kept so the controller and the
+    // caBundle never disagree, and a namespace that exists is used, never adopted.
     let existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
-    let tls = match existing.tls {
-        Some(tls) => tls,
+    let tls = match &existing.tls {
+        Some(tls) => tls.clone(),
         None => WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
             .context("generating the webhook certificate")?,
     };
     let plane = ControlPlane::render(config, &tls);
-    apply::apply_control_plane(client, &plane, global.timeout, |object| {
-        progress.done(&format!("applied {}", object.describe()));
-    })
+    apply::apply_control_plane(
+        client,
+        &plane,
+        &existing,
+        global.timeout,
+        |step| match step {
+            ApplyStep::Applied(what) => progress.done(&format!("applied {what}")),
+            ApplyStep::NamespaceKept(ns) => progress.done(&format!(
+                "using the existing Namespace {ns} (not created by Sparrow: remove keeps it)"
+            )),
+        },
+    )
     .await?;
 
+    // The webhook goes in last, once the controller can answer it: a controller that never
+    // comes up leaves pod creation unblocked.
     if wait {
-        progress.working("waiting for the controller to become available");
-        wait::wait_for_controller(client, &config.namespace, global.timeout).await?;
+        let waited = progress
+            .waiting(
+                "waiting for the controller to become available",
+                wait::wait_for_controller(client, &config.namespace, global.timeout),
+            )
+            .await;
+        if let Err(error) = waited {
+            drop(progress);
+            return Err(not_available(&cluster, config, &existing, error, global).await);
+        }
         progress.done("controller available");
     }
+    if let Some(what) = apply::apply_webhook(client, &plane, global.timeout).await? {
+        progress.done(&format!("applied {what}"));
+    }
     drop(progress);
+    print_summary(config, wait);
+    Ok(())
+}
+
+/// The wait failed: say so, and whether pod creation is blocked anywhere because of it.
+async fn not_available(
+    cluster: &sparrow_kube::Cluster,
+    config: &MeshConfig,
+    existing: &apply::Existing,
+    error: wait::WaitError,
+    global: &GlobalArgs,
+) -> anyhow::Error {
+    let blocking = if existing.webhook_present {
+        match sparrow_kube::status::admission_now(
+            &cluster.client,
+            &config.namespace,
+            global.timeout,
+        )
+        .await
+        {
+            Ok(admission) => format!(
+                "the webhook configuration of the previous deploy stays: {}",
+                admission.describe()
+            ),
+            Err(e) => format!("the webhook configuration of the previous deploy stays ({e})"),
+        }
+    } else {
+        "the webhook configuration was not applied, so pod creation is not blocked anywhere"
+            .to_owned()
+    };
+    anyhow::anyhow!("{error}; {blocking}; run deploy again once it is fixed")
+}
+
+fn print_summary(config: &MeshConfig, wait: bool) {
     let credentials = match &config.auth {
         Some(auth) => format!(
             "credentials ({}) stored in Secret {}/{}",
@@ -199,14 +255,14 @@ async fn deploy_to_cluster(
         ),
         None => "no registry credentials".to_owned(),
     };
-    println!(
+    crate::say!(
         "Sparrow Mesh deployed to namespace {} from {}; {credentials}.",
-        config.namespace, config.registry
+        config.namespace,
+        config.registry
     );
     if !wait {
-        println!(
-            "Not waiting for the controller (--wait=false): `sparrowctl status` shows when it is ready."
+        crate::say!(
+            "Not waiting for the controller (--wait=false): until it is ready, pods in namespaces that opted in (auto-inject=enabled) are refused; others are admitted without the sidecar. `sparrowctl status` shows when it is ready."
         );
     }
-    Ok(())
 }

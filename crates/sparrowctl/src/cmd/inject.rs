@@ -3,7 +3,7 @@
 //! the webhook is not wanted; the controller still copies the pull secret when such a pod is
 //! admitted.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -12,6 +12,7 @@ use sparrow_inject::{Decision, InjectConfig, inject_documents_with_report};
 
 use crate::GlobalArgs;
 use crate::credentials::ImageArgs;
+use crate::input::{MAX_MANIFEST_BYTES, StdinWithDeadline, read_bounded, read_file};
 use crate::usage::UsageError;
 
 /// Flags of `inject`.
@@ -35,16 +36,28 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
     let registry =
         RegistryServer::parse(&args.registry_server).map_err(UsageError::from_display)?;
     let images = args.images.resolve(&registry)?;
-    let input = if args.file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("-f -: cannot read standard input")?;
-        text
+    let bytes = if args.file.as_os_str() == "-" {
+        read_bounded(
+            "-f -",
+            &mut StdinWithDeadline::stdin(global.timeout),
+            MAX_MANIFEST_BYTES,
+            "split the manifests into smaller files",
+        )?
     } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("-f {}: cannot read the file", args.file.display()))?
+        read_file(
+            "-f",
+            &args.file,
+            MAX_MANIFEST_BYTES,
+            "split the manifests into smaller files",
+        )?
     };
+    let input = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "-f {}: not UTF-8 text (invalid byte at offset {})",
+            args.file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     let mesh = MeshConfig {
         namespace: global.namespace.clone(),
         registry,
@@ -54,10 +67,7 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
     let config = InjectConfig::from_mesh(&mesh);
     let injected = inject_documents_with_report(&input, &config)
         .with_context(|| format!("-f {}", args.file.display()))?;
-    std::io::stdout()
-        .lock()
-        .write_all(injected.yaml.as_bytes())
-        .context("writing to stdout")?;
+    crate::output::write_all(injected.yaml.as_bytes()).context("writing to stdout")?;
     let mut stderr = std::io::stderr().lock();
     for outcome in &injected.outcomes {
         let _ = match &outcome.decision {

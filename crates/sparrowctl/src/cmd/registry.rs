@@ -1,15 +1,16 @@
 //! `sparrowctl registry update`: rotate the registry credentials.
 
 use anyhow::Context as _;
-use sparrow_core::manifests::pull_secret;
+use sparrow_core::manifests::source_pull_secret;
 use sparrow_core::names::DEFAULT_IMAGE_TAG;
 use sparrow_core::{RegistryServer, dockerconfigjson};
 use sparrow_kube::update::{deployed_images, stored_registry_key, update_source};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect};
+use crate::cluster::{block_on, check_global, connect};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
 use crate::images_from::ImagesFromArgs;
+use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::usage::usage_bail;
 
@@ -80,7 +81,7 @@ fn check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
     let resolved = args.registry.resolve(
         PasswordSources {
             env,
-            stdin: &mut std::io::stdin().lock(),
+            stdin: &mut StdinWithDeadline::stdin(global.timeout),
             warnings: &mut std::io::stderr(),
         },
         None,
@@ -103,7 +104,9 @@ fn check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
 fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
     let registry = &args.registry;
     let env = std::env::var(PASSWORD_ENV).ok();
-    // Usage errors first: nothing is contacted or read for a bad command line.
+    // Usage errors first: nothing is contacted or read, and no warning printed, for a bad
+    // command line.
+    check_global(global)?;
     registry.check_rules(true, env.is_some())?;
     if !registry.has_credentials() {
         usage_bail!(
@@ -116,12 +119,13 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
     let resolved = registry.resolve(
         PasswordSources {
             env,
-            stdin: &mut std::io::stdin().lock(),
+            stdin: &mut StdinWithDeadline::stdin(global.timeout),
             warnings: &mut std::io::stderr(),
         },
         Some(RegistryServer::default()),
     )?;
     let auth = resolved.auth.context("no credentials given")?;
+    sparrow_core::auth::check_fits_in_secret(&resolved.server, &auth)?;
     let given_server = registry
         .registry_server
         .is_some()
@@ -140,7 +144,7 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
         if !args.skip_registry_check {
             match deployed_images(&cluster.client, &global.namespace, global.timeout).await? {
                 Some(images) => {
-                    println!("Checking the deployed images with the new credentials:");
+                    crate::say!("Checking the deployed images with the new credentials:");
                     check_and_report(
                         &server,
                         Some(&auth),
@@ -150,15 +154,15 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
                     )
                     .await?;
                 }
-                None => println!(
+                None => crate::say!(
                     "No controller Deployment found: the new credentials are stored without an image check."
                 ),
             }
         }
-        let secret = pull_secret(&global.namespace, dockerconfigjson(&server, &auth));
+        let secret = source_pull_secret(&global.namespace, dockerconfigjson(&server, &auth));
         let copies =
             update_source(&cluster.client, &global.namespace, &secret, global.timeout).await?;
-        println!(
+        crate::say!(
             "Registry credentials ({}) for {} updated in Secret {}/{}; the controller will refresh {copies} cop{}.",
             auth.kind(),
             server.auth_key(),

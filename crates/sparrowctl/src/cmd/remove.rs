@@ -1,13 +1,14 @@
-//! `sparrowctl remove`: the webhook, the control plane, every labelled pull secret in every
-//! namespace, then the namespace.
+//! `sparrowctl remove`: check that `-n` holds a Sparrow control plane, then delete what
+//! that mesh created (the webhook first, the control plane, its pull-secret copies, the
+//! namespace if deploy created it), and nothing else.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use sparrow_core::manifests::pull_secret_selector;
-use sparrow_kube::remove::{RemoveStep, remove};
+use sparrow_kube::ClusterError;
+use sparrow_kube::remove::{Plan, Removal, RemoveReport, RemoveStep, execute, observe, plan};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect_reporting};
+use crate::cluster::{block_on, check_global, connect_reporting};
 use crate::progress::Progress;
 use crate::usage::usage_bail;
 
@@ -19,70 +20,113 @@ pub struct RemoveArgs {
     yes: bool,
 }
 
+/// The answer at the prompt was not yes: nothing was removed.
+#[derive(Debug, thiserror::Error)]
+#[error("not confirmed: nothing was removed")]
+pub struct NotConfirmed;
+
 /// Runs `remove`.
 pub fn run(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
-    if !args.yes {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            usage_bail!(
-                "refusing to remove Sparrow Mesh without confirmation: stdin is not a terminal; pass --yes"
-            );
-        }
-        print!(
-            "Remove Sparrow Mesh from namespace {} and delete every Secret labelled {} in every namespace? [y/N] ",
-            global.namespace,
-            pull_secret_selector()
+    check_global(global)?;
+    if !args.yes && !std::io::stdin().is_terminal() {
+        usage_bail!(
+            "refusing to remove Sparrow Mesh without confirmation: stdin is not a terminal; pass --yes"
         );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        stdin.lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            println!("Nothing removed.");
-            return Ok(());
-        }
     }
-    block_on(remove_from_cluster(global))?
+    block_on(remove_from_cluster(global, args.yes))?
 }
 
-async fn remove_from_cluster(global: &GlobalArgs) -> anyhow::Result<()> {
+async fn remove_from_cluster(global: &GlobalArgs, yes: bool) -> anyhow::Result<()> {
+    let mesh = global.namespace.as_str();
     let progress = Progress::new();
     let cluster = connect_reporting(global, &progress).await?;
-    let mut deleted = 0usize;
-    let report = remove(
+    progress.working("reading what Sparrow installed");
+    let observed = observe(&cluster.client, mesh, global.timeout).await?;
+    let removal = match plan(&observed) {
+        Plan::NothingInstalled => {
+            drop(progress);
+            crate::say!(
+                "Nothing installed: no Sparrow Mesh in namespace {mesh} or anywhere else; nothing deleted."
+            );
+            return Ok(());
+        }
+        Plan::NotHere { elsewhere } => {
+            return Err(ClusterError::NoControlPlane {
+                namespace: mesh.to_owned(),
+                elsewhere,
+            }
+            .into());
+        }
+        Plan::Remove(removal) => removal,
+    };
+    if !yes {
+        drop(progress);
+        confirm(mesh, &removal)?;
+        return run_removal(global, &cluster, &removal, &Progress::new()).await;
+    }
+    run_removal(global, &cluster, &removal, &progress).await
+}
+
+/// Asks on the terminal; anything but yes is [`NotConfirmed`].
+fn confirm(mesh: &str, removal: &Removal) -> anyhow::Result<()> {
+    print!(
+        "Remove Sparrow Mesh from namespace {mesh}: {} object(s) of the control plane and {} copie(s) of its registry secret? [y/N] ",
+        removal.parts.len(),
+        removal.copies.len()
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(NotConfirmed.into())
+    }
+}
+
+async fn run_removal(
+    global: &GlobalArgs,
+    cluster: &sparrow_kube::Cluster,
+    removal: &Removal,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mesh = global.namespace.as_str();
+    let report = execute(
         &cluster.client,
-        &global.namespace,
+        mesh,
+        removal,
         global.timeout,
         |step| match step {
-            RemoveStep::Deleted(what) => {
-                deleted += 1;
-                progress.done(&format!("deleted {what}"));
-            }
+            RemoveStep::Deleted(what) => progress.done(&format!("deleted {what}")),
             RemoveStep::AlreadyGone(what) => progress.working(&format!("{what} already gone")),
         },
     )
     .await?;
-    drop(progress);
-    println!(
-        "Sparrow Mesh removed from namespace {}: {deleted} object(s) deleted, {} registry secret(s) among them.",
-        global.namespace,
+    print_report(mesh, &report);
+    Ok(())
+}
+
+fn print_report(mesh: &str, report: &RemoveReport) {
+    crate::say!(
+        "Sparrow Mesh removed from namespace {mesh}: {} object(s) deleted, {} registry secret(s) among them.",
+        report.deleted,
         report.secrets_deleted.len()
     );
-    if report.namespace_kept {
-        println!(
-            "Namespace {} was kept: Sparrow did not create it.",
-            global.namespace
-        );
+    if let Some(why) = &report.namespace_kept {
+        crate::say!("Namespace {mesh} was kept: {why}.");
+    }
+    for object in &report.kept {
+        crate::say!("Left untouched: {object} (not created by this mesh).");
     }
     for secret in &report.foreign_secrets {
-        println!(
+        crate::say!(
             "Left untouched: Secret {secret} (not created by Sparrow: no usage=sparrow-registry-key label)."
         );
     }
     if !report.injected_namespaces.is_empty() {
-        println!(
+        crate::say!(
             "Pods in these namespaces still carry the sidecar; restart them (kubectl rollout restart) to drop it: {}",
             report.injected_namespaces.join(", ")
         );
     }
-    Ok(())
 }

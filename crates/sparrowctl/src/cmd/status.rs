@@ -3,7 +3,7 @@
 use sparrow_kube::status::{StatusReport, status};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect};
+use crate::cluster::{block_on, check_global, connect};
 
 /// Flags of `status`.
 #[derive(Debug, clap::Args)]
@@ -32,12 +32,13 @@ struct Unhealthy {
 
 /// Runs `status`.
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
+    check_global(global)?;
     let report = block_on(async {
         let cluster = connect(global).await?;
         anyhow::Ok(status(&cluster.client, &global.namespace, global.timeout).await?)
     })??;
     match args.output {
-        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        StatusFormat::Json => crate::say!("{}", serde_json::to_string_pretty(&report)?),
         StatusFormat::Text => print_text(&report),
     }
     match report.problems.first() {
@@ -53,9 +54,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
 fn print_text(report: &StatusReport) {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
     let c = &report.controller;
-    println!("Sparrow Mesh in namespace {}", report.namespace);
+    crate::say!("Sparrow Mesh in namespace {}", report.namespace);
     if c.present {
-        println!(
+        crate::say!(
             "{} controller: {}/{} ready ({})",
             mark(c.ready_replicas >= c.replicas.max(1)),
             c.ready_replicas,
@@ -63,10 +64,10 @@ fn print_text(report: &StatusReport) {
             c.image.as_deref().unwrap_or("no image")
         );
     } else {
-        println!("✗ controller: not deployed");
+        crate::say!("✗ controller: not deployed");
     }
     let w = &report.webhook;
-    println!(
+    crate::say!(
         "{} webhook: {}",
         mark(w.present && w.ca_bundle_matches),
         match (w.present, w.ca_bundle_matches) {
@@ -76,22 +77,49 @@ fn print_text(report: &StatusReport) {
         }
     );
     match &report.registry {
-        Some(r) => println!("✓ registry: {} ({})", r.server, r.credential),
-        None => println!("  registry: no credentials stored"),
+        Some(r) => crate::say!("✓ registry: {} ({})", r.server, r.credential),
+        None => crate::say!("  registry: no credentials stored"),
     }
-    println!(
+    crate::say!(
         "{} copies: {} ({} stale)",
         mark(report.stale_copies.is_empty()),
         report.copies,
         report.stale_copies.len()
     );
     for ns in &report.namespaces_missing_copy {
-        println!("✗ namespace {ns}: injected pods but no registry secret");
+        crate::say!("✗ namespace {ns}: injected pods but no registry secret");
     }
     for secret in &report.foreign_secrets {
-        println!("  Secret {secret} is not Sparrow's (no usage label): left untouched");
+        crate::say!("  Secret {secret} is not Sparrow's (no usage label): left untouched");
+    }
+    println_admission(report);
+    for warning in &report.warnings {
+        crate::say!("warning: {warning}");
     }
     for problem in &report.problems {
-        println!("problem: {problem}");
+        crate::say!("problem: {problem}");
+    }
+}
+
+/// Whether pod creation is blocked, and the pods that run without the sidecar.
+fn println_admission(report: &StatusReport) {
+    let a = &report.admission;
+    crate::say!(
+        "{} admission: {}",
+        if a.blocked { "✗" } else { "✓" },
+        a.describe()
+    );
+    const SHOWN: usize = 10;
+    if !report.pods_without_sidecar.is_empty() {
+        let more = report.pods_without_sidecar.len().saturating_sub(SHOWN);
+        crate::say!(
+            "  pods without the sidecar: {}{}",
+            report.pods_without_sidecar[..report.pods_without_sidecar.len().min(SHOWN)].join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
 }

@@ -232,7 +232,7 @@ fn key_file_errors_name_the_path() {
     std::fs::write(&not_json, "private-key-text").expect("write");
     let missing = dir.path().join("missing.json");
     let cases = [
-        (missing.clone(), "cannot read the key file"),
+        (missing.clone(), "cannot read the file"),
         (dir.path().to_path_buf(), "is a directory"),
         (not_json.clone(), "is not a JSON object"),
     ];

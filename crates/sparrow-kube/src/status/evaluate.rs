@@ -1,0 +1,431 @@
+//! The health rules of `status`, as a pure function of what was read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ObjectMeta;
+use serde::Serialize;
+use sparrow_core::CredentialKind;
+use sparrow_core::names::{
+    NAMESPACE_NAME_LABEL, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
+};
+use sparrow_core::ownership::{CopyState, copy_state, is_copy_of, is_pull_secret};
+use sparrow_core::selector::selector_matches;
+
+use super::Observed;
+use crate::secrets::{data_hash, is_injected, registry_and_user};
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// The mesh namespace.
+    pub namespace: String,
+    /// The controller Deployment.
+    pub controller: ControllerStatus,
+    /// The injector webhook.
+    pub webhook: WebhookStatus,
+    /// Whether pod creation is blocked anywhere right now.
+    pub admission: Admission,
+    /// The registry credentials, when a pull secret exists.
+    pub registry: Option<RegistryStatus>,
+    /// Copies of this mesh's pull secret in other namespaces.
+    pub copies: usize,
+    /// Copies whose `sparrow-mesh.io/source-hash` differs from the source (`ns/name`).
+    pub stale_copies: Vec<String>,
+    /// Namespaces with injected pods and no copy: their next image pull will fail.
+    pub namespaces_missing_copy: Vec<String>,
+    /// Secrets named `sparrow-registry-key` that Sparrow does not own (`ns/name`).
+    pub foreign_secrets: Vec<String>,
+    /// Pods a webhook selects that run without the sidecar (`ns/name`): admitted while the
+    /// controller could not answer, or created before the mesh.
+    pub pods_without_sidecar: Vec<String>,
+    /// What is wrong, one sentence each; empty when healthy.
+    pub problems: Vec<String>,
+    /// Worth knowing, not wrong.
+    pub warnings: Vec<String>,
+}
+
+/// The controller Deployment.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerStatus {
+    /// The Deployment exists.
+    pub present: bool,
+    /// Desired replicas.
+    pub replicas: i32,
+    /// Ready replicas.
+    pub ready_replicas: i32,
+    /// The controller image.
+    pub image: Option<String>,
+}
+
+impl ControllerStatus {
+    /// At least one replica can answer the webhook.
+    pub fn available(&self) -> bool {
+        self.present && self.ready_replicas > 0
+    }
+}
+
+/// The webhook configuration.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookStatus {
+    /// The MutatingWebhookConfiguration exists.
+    pub present: bool,
+    /// Every webhook's caBundle is the CA in the TLS secret.
+    pub ca_bundle_matches: bool,
+}
+
+/// Whether pod creation is refused anywhere right now: only when the webhook exists, no
+/// controller replica is ready, and a webhook with `failurePolicy: Fail` selects the pod.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Admission {
+    /// Pod creation is blocked somewhere.
+    pub blocked: bool,
+    /// Namespaces where every new pod (not labelled disabled) is refused.
+    pub blocked_namespaces: Vec<String>,
+    /// New pods labelled `injector.sparrow-mesh.io/auto-inject=enabled` are refused.
+    pub blocked_labelled_pods: bool,
+}
+
+impl Admission {
+    /// One sentence for people.
+    pub fn describe(&self) -> String {
+        if !self.blocked {
+            return "pod creation is not blocked anywhere".to_owned();
+        }
+        let mut parts = Vec::new();
+        if !self.blocked_namespaces.is_empty() {
+            parts.push(format!(
+                "in namespace(s) {}",
+                self.blocked_namespaces.join(", ")
+            ));
+        }
+        if self.blocked_labelled_pods {
+            parts.push(format!(
+                "for pods labelled {}=enabled",
+                sparrow_core::names::AUTO_INJECT_LABEL
+            ));
+        }
+        format!(
+            "pod creation is blocked {} until the controller is ready (namespaces nobody opted in are not blocked)",
+            parts.join(" and ")
+        )
+    }
+}
+
+/// Registry and kind of credential; never the credential.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// The `auths` key (`HOST[:PORT]`).
+    pub server: String,
+    /// `json-key` or `username-password`.
+    pub credential: CredentialKind,
+}
+
+impl StatusReport {
+    /// Healthy when nothing is wrong.
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The controller's state from its Deployment.
+pub fn controller_status(deployment: Option<&Deployment>) -> ControllerStatus {
+    match deployment {
+        Some(d) => ControllerStatus {
+            present: true,
+            replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            ready_replicas: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+            image: d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.clone()),
+        },
+        None => ControllerStatus {
+            present: false,
+            replicas: 0,
+            ready_replicas: 0,
+            image: None,
+        },
+    }
+}
+
+/// Judges what was read.
+pub fn evaluate(observed: &Observed) -> StatusReport {
+    let ns = observed.namespace.as_str();
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let controller = controller_status(observed.deployment.as_ref());
+    if !controller.present {
+        problems.push(format!(
+            "the controller Deployment {ns}/{} does not exist: run sparrowctl deploy",
+            sparrow_core::names::CONTROLLER_NAME
+        ));
+    } else if controller.ready_replicas < controller.replicas.max(1) {
+        problems.push(format!(
+            "the controller has {} of {} replicas ready",
+            controller.ready_replicas, controller.replicas
+        ));
+    }
+    let webhook = webhook_status(observed.webhook.as_ref(), observed.tls_ca.as_ref());
+    if !webhook.present {
+        problems.push(format!(
+            "the webhook {WEBHOOK_CONFIG_NAME} does not exist: pods are not injected"
+        ));
+    } else if !webhook.ca_bundle_matches {
+        problems.push(format!("the webhook's caBundle does not match Secret {ns}/{TLS_SECRET_NAME}: run sparrowctl deploy"));
+    }
+    let admission = admission(
+        observed.webhook.as_ref(),
+        controller.available(),
+        &observed.namespaces,
+    );
+    if admission.blocked {
+        problems.push(admission.describe());
+    }
+    let (registry, source_hash) = registry_status(observed.source.as_ref(), ns, &mut problems);
+    let copies = copies(observed, source_hash.as_deref());
+    if !copies.stale.is_empty() {
+        problems.push(format!(
+            "{} cop{} of the registry secret are stale (the controller refreshes them)",
+            copies.stale.len(),
+            if copies.stale.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    let namespaces_missing_copy: Vec<String> = if registry.is_some() {
+        injected_namespaces(&observed.pods)
+            .into_iter()
+            .filter(|n| n != ns && !copies.namespaces.contains(n))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !namespaces_missing_copy.is_empty() {
+        problems.push(format!(
+            "namespaces with injected pods but no registry secret: {}",
+            namespaces_missing_copy.join(", ")
+        ));
+    }
+    let pods_without_sidecar = pods_without_sidecar(observed);
+    if !pods_without_sidecar.is_empty() {
+        warnings.push(format!(
+            "{} pod(s) selected for injection run without the sidecar (admitted while the controller could not answer, or created before the mesh): restart them to add it",
+            pods_without_sidecar.len()
+        ));
+    }
+    StatusReport {
+        namespace: ns.to_owned(),
+        controller,
+        webhook,
+        admission,
+        registry,
+        copies: copies.count,
+        stale_copies: copies.stale,
+        namespaces_missing_copy,
+        foreign_secrets: foreign_secrets(&observed.same_named_secrets),
+        pods_without_sidecar,
+        problems,
+        warnings,
+    }
+}
+
+fn webhook_status(
+    config: Option<&MutatingWebhookConfiguration>,
+    tls_ca: Option<&Vec<u8>>,
+) -> WebhookStatus {
+    let Some(config) = config else {
+        return WebhookStatus {
+            present: false,
+            ca_bundle_matches: false,
+        };
+    };
+    let hooks = config.webhooks.as_deref().unwrap_or_default();
+    let matches = !hooks.is_empty()
+        && tls_ca.is_some()
+        && hooks
+            .iter()
+            .all(|h| h.client_config.ca_bundle.as_ref().map(|b| &b.0) == tls_ca);
+    WebhookStatus {
+        present: true,
+        ca_bundle_matches: matches,
+    }
+}
+
+fn registry_status(
+    source: Option<&Secret>,
+    ns: &str,
+    problems: &mut Vec<String>,
+) -> (Option<RegistryStatus>, Option<String>) {
+    let Some(secret) = source.filter(|s| is_pull_secret(s.metadata.labels.as_ref())) else {
+        return (None, None);
+    };
+    let hash = Some(data_hash(secret));
+    match registry_and_user(secret) {
+        Ok((server, user)) => (
+            Some(RegistryStatus {
+                server,
+                credential: CredentialKind::from_username(&user),
+            }),
+            hash,
+        ),
+        Err(detail) => {
+            problems.push(format!(
+                "Secret {ns}/{PULL_SECRET_NAME} does not hold a valid .dockerconfigjson: {detail}"
+            ));
+            (None, hash)
+        }
+    }
+}
+
+struct Copies {
+    count: usize,
+    stale: Vec<String>,
+    namespaces: BTreeSet<String>,
+}
+
+fn copies(observed: &Observed, source_hash: Option<&str>) -> Copies {
+    let mut copies = Copies {
+        count: 0,
+        stale: Vec::new(),
+        namespaces: BTreeSet::new(),
+    };
+    for meta in &observed.labelled_secrets {
+        let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
+            continue;
+        };
+        if *ns == observed.namespace
+            || !is_copy_of(
+                meta.labels.as_ref(),
+                meta.annotations.as_ref(),
+                &observed.namespace,
+            )
+        {
+            continue;
+        }
+        copies.count += 1;
+        copies.namespaces.insert(ns.clone());
+        if copy_state(meta.annotations.as_ref(), source_hash) == CopyState::Stale {
+            copies.stale.push(format!("{ns}/{name}"));
+        }
+    }
+    copies
+}
+
+fn injected_namespaces(pods: &[ObjectMeta]) -> BTreeSet<String> {
+    pods.iter()
+        .filter(|p| is_injected(p))
+        .filter_map(|p| p.namespace.clone())
+        .collect()
+}
+
+fn foreign_secrets(same_named: &[ObjectMeta]) -> Vec<String> {
+    same_named
+        .iter()
+        .filter(|m| !is_pull_secret(m.labels.as_ref()))
+        .filter_map(|m| Some(format!("{}/{}", m.namespace.clone()?, m.name.clone()?)))
+        .collect()
+}
+
+/// A namespace's labels as the webhook sees them (with its name label, which Kubernetes
+/// sets on every namespace).
+fn namespace_labels(namespaces: &[ObjectMeta]) -> BTreeMap<String, BTreeMap<String, String>> {
+    namespaces
+        .iter()
+        .filter_map(|n| {
+            let name = n.name.clone()?;
+            let mut labels = n.labels.clone().unwrap_or_default();
+            labels.insert(NAMESPACE_NAME_LABEL.to_owned(), name.clone());
+            Some((name, labels))
+        })
+        .collect()
+}
+
+fn fails_closed(hook: &MutatingWebhook) -> bool {
+    // The API server's default is Fail.
+    hook.failure_policy.as_deref().unwrap_or("Fail") == "Fail"
+}
+
+/// Where pod creation is refused now: nowhere while a controller replica is ready.
+pub fn admission(
+    config: Option<&MutatingWebhookConfiguration>,
+    controller_ready: bool,
+    namespaces: &[ObjectMeta],
+) -> Admission {
+    let Some(config) = config.filter(|_| !controller_ready) else {
+        return Admission::default();
+    };
+    let labels = namespace_labels(namespaces);
+    let mut blocked_namespaces = BTreeSet::new();
+    let mut blocked_labelled_pods = false;
+    let unlabelled_pod = BTreeMap::new();
+    for hook in config.webhooks.iter().flatten().filter(|h| fails_closed(h)) {
+        let default_selector = Default::default();
+        let ns_selector = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap_or(&default_selector);
+        let pod_selector = hook.object_selector.as_ref().unwrap_or(&default_selector);
+        let selected: Vec<&String> = labels
+            .iter()
+            .filter(|(_, l)| selector_matches(ns_selector, l))
+            .map(|(n, _)| n)
+            .collect();
+        if selector_matches(pod_selector, &unlabelled_pod) {
+            blocked_namespaces.extend(selected.into_iter().cloned());
+        } else {
+            // Only pods carrying a label are sent: those opted in one by one.
+            blocked_labelled_pods |= !selected.is_empty();
+        }
+    }
+    Admission {
+        blocked: !blocked_namespaces.is_empty() || blocked_labelled_pods,
+        blocked_namespaces: blocked_namespaces.into_iter().collect(),
+        blocked_labelled_pods,
+    }
+}
+
+/// Pods some webhook selects that carry no sidecar (`ns/name`).
+fn pods_without_sidecar(observed: &Observed) -> Vec<String> {
+    let Some(config) = &observed.webhook else {
+        return Vec::new();
+    };
+    let labels = namespace_labels(&observed.namespaces);
+    let none = BTreeMap::new();
+    let default_selector = Default::default();
+    observed
+        .pods
+        .iter()
+        .filter(|p| !is_injected(p) && p.deletion_timestamp.is_none())
+        .filter(|p| {
+            let Some(ns_labels) = p.namespace.as_ref().and_then(|n| labels.get(n)) else {
+                return false;
+            };
+            let pod_labels = p.labels.as_ref().unwrap_or(&none);
+            config.webhooks.iter().flatten().any(|h| {
+                selector_matches(
+                    h.namespace_selector.as_ref().unwrap_or(&default_selector),
+                    ns_labels,
+                ) && selector_matches(
+                    h.object_selector.as_ref().unwrap_or(&default_selector),
+                    pod_labels,
+                )
+            })
+        })
+        .filter_map(|p| Some(format!("{}/{}", p.namespace.clone()?, p.name.clone()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
