@@ -42,8 +42,8 @@ fn kubeconfig_files(global: &GlobalArgs) -> Vec<(PathBuf, bool)> {
 }
 
 /// Refuses a kubeconfig that is not a regular file or is larger than a kubeconfig can be,
-/// before the loader reads it whole.
-fn check_kubeconfig_files(global: &GlobalArgs) -> Result<(), InputError> {
+/// before the loader reads it whole (and before `deploy` contacts the registry).
+pub fn check_kubeconfig_files(global: &GlobalArgs) -> Result<(), InputError> {
     for (path, required) in kubeconfig_files(global) {
         let flag = if required {
             "--kubeconfig"

@@ -131,6 +131,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     }
     // Read and validated before anything is contacted.
     let check_options = args.registry_tls.options(global, &args.registry)?;
+    crate::cluster::check_kubeconfig_files(global)?;
     block_on(async {
         if !args.skip_registry_check {
             crate::say!("Checking {} with the given credentials:", config.registry);

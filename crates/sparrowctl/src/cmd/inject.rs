@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use sparrow_core::{MeshConfig, RegistryServer};
-use sparrow_inject::{Decision, InjectConfig, inject_documents_with_report};
+use sparrow_inject::{Decision, InjectConfig, InjectError, inject_documents_with_report};
 
 use crate::GlobalArgs;
 use crate::credentials::ImageArgs;
@@ -66,7 +66,7 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
     };
     let config = InjectConfig::from_mesh(&mesh);
     let injected = inject_documents_with_report(&input, &config)
-        .with_context(|| format!("-f {}", args.file.display()))?;
+        .map_err(|e| anyhow::anyhow!("-f {}: {}", args.file.display(), describe(&e)))?;
     crate::output::write_all(injected.yaml.as_bytes()).context("writing to stdout")?;
     let mut stderr = std::io::stderr().lock();
     for outcome in &injected.outcomes {
@@ -82,4 +82,20 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
         };
     }
     Ok(())
+}
+
+/// An injection error in one line. A YAML error shows its position only: the parser's own
+/// text quotes the source, and manifests can hold Secrets.
+fn describe(error: &InjectError) -> String {
+    match error {
+        InjectError::ParseYaml(yaml) => match yaml.location() {
+            Some(at) => format!(
+                "not valid YAML: error at line {}, column {}",
+                at.line(),
+                at.column()
+            ),
+            None => "not valid YAML".to_owned(),
+        },
+        other => other.to_string(),
+    }
 }

@@ -1,0 +1,634 @@
+//! The bad-input catalog of the CLI: flags, key, CA and kubeconfig files, standard input and
+//! `inject` documents. Every case asserts its exit code (2 usage, 1 anything else), the one
+//! line it prints, that nothing panicked, that no secret is echoed, and, against a testkube
+//! holding a deployed mesh, that the API server saw no write (usage errors: no request at all).
+
+use std::path::{Path, PathBuf};
+
+use testkube::TestCluster;
+
+/// What a case must produce.
+struct Case {
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    code: i32,
+    needle: String,
+}
+
+fn case(args: &[&str], code: i32, needle: &str) -> Case {
+    Case {
+        args: args.iter().map(|s| (*s).to_owned()).collect(),
+        stdin: Vec::new(),
+        code,
+        needle: needle.to_owned(),
+    }
+}
+
+fn with_stdin(mut case: Case, stdin: Vec<u8>) -> Case {
+    case.stdin = stdin;
+    case
+}
+
+const SECRET: &str = "TOPSECRET-token-value";
+
+/// Files the cases point at, in one directory.
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = Self { dir };
+        files.write("not-json.txt", b"not a key");
+        files.write("array.json", b"[1,2]");
+        files.write("empty", b"");
+        files.write("not-utf8", b"\xff\xfe{}");
+        files.write("two-mib", &vec![b'a'; 2 << 20]);
+        // Valid JSON just under the key limit, too large for a Secret once in a dockerconfigjson.
+        let mut big = b"{\"k\":\"".to_vec();
+        big.extend(vec![b'a'; (1 << 20) - 16]);
+        big.extend(b"\"}");
+        files.write("big-key.json", &big);
+        files.write("five-mib", &vec![b'a'; 5 << 20]);
+        files.write("ca-not-pem.pem", b"hello");
+        files.write(
+            "kubeconfig-bad-yaml",
+            format!(
+                "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: {SECRET}\n  x: [unclosed\n"
+            )
+            .as_bytes(),
+        );
+        files.write("kubeconfig-not-map", b"- a\n- b\n");
+        files.write("bad.yaml", format!("password: {SECRET}\nb: [\n").as_bytes());
+        files.write(
+            "bad-template.yaml",
+            b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: 3}\n",
+        );
+        files.write(
+            "no-template.yaml",
+            b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n",
+        );
+        files.write(
+            "bad-pod.yaml",
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: 3\n",
+        );
+        files.write("recursive.yaml", b"a: &x [*x]\n");
+        files.write(
+            "bad-ports.yaml",
+            b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n    config.sparrow-mesh.io/skip-inbound-ports: \"abc\"\nspec:\n  containers: [{name: web, image: nginx}]\n",
+        );
+        std::fs::create_dir(files.path("dir")).expect("dir");
+        let fifo = files.path("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils)");
+        assert!(status.success(), "mkfifo");
+        files
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path(name), bytes).expect("write");
+    }
+
+    fn s(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+const DEPLOY: &[&str] = &["deploy", "--skip-registry-check", "--wait=false"];
+
+fn deploy(extra: &[&str], code: i32, needle: &str) -> Case {
+    let mut args = DEPLOY.to_vec();
+    args.extend_from_slice(extra);
+    case(&args, code, needle)
+}
+
+/// `--registry-server` values that are not registries.
+const BAD_SERVERS: &[(&str, &str)] = &[
+    ("", "--registry-server is empty"),
+    ("https://", "--registry-server is empty"),
+    ("registry .example.com", "contains whitespace"),
+    ("robot@registry.example.com", "contains user information"),
+    (
+        "https://robot:pw@registry.example.com/mesh",
+        "contains user information",
+    ),
+    ("registry.example.com/mesh:1.0", "contains an image tag"),
+    ("registry.example.com/mesh@sha256:abcd", "contains a digest"),
+    ("reg.com@sha256:abcd", "contains a digest"),
+    ("ftp://registry.example.com", "unsupported scheme"),
+    ("registry.example.com:0", "invalid port"),
+    ("registry.example.com:65536", "invalid port"),
+    ("registry.example.com:http", "invalid port"),
+    ("[::1", "invalid host"),
+    ("-registry.example.com", "invalid host"),
+    ("registry..example.com", "invalid host"),
+    ("regi$try.example.com", "invalid host"),
+    ("registry.example.com/Mesh", "invalid path segment"),
+    ("registry.example.com/-mesh", "invalid path segment"),
+    ("registry.example.com/a___b", "invalid path segment"),
+    ("registry.example.com//mesh", "empty path segment"),
+];
+
+const BAD_NAMESPACES: &[&str] = &["Bad_Name", "x-", "a.b", "UPPER"];
+
+fn flag_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (server, needle) in BAD_SERVERS {
+        let flag = format!("--registry-server={server}");
+        cases.push(deploy(&[&flag], 2, needle));
+        cases.push(case(&["registry", "check", &flag], 2, needle));
+    }
+    let long_name = format!("ghcr.io/{}", "a".repeat(260));
+    let long_server = format!("r.io/{}", "a".repeat(250));
+    for (flag, image, needle) in [
+        ("--sidecar-image", "UPPER/@@::", "invalid --sidecar-image"),
+        ("--sidecar-image", "", "invalid --sidecar-image"),
+        ("--init-image", "a b", "whitespace"),
+        ("--controller-image", "ghcr.io/proxy:-x", "invalid tag"),
+        (
+            "--controller-image",
+            "ghcr.io/proxy@sha256:xyz",
+            "invalid digest",
+        ),
+        ("--init-image", long_name.as_str(), "at most 255"),
+        ("--sidecar-image", "ghcr.io//p", "invalid path component"),
+        ("--sidecar-image", "-bad.io/p", "invalid registry host"),
+    ] {
+        let flag = format!("{flag}={image}");
+        cases.push(deploy(&[&flag], 2, needle));
+        cases.push(case(&["inject", "-f", "-", &flag], 2, needle));
+    }
+    cases.push(deploy(
+        &["--registry-server", &long_server],
+        2,
+        "is not a valid image reference",
+    ));
+    for tag in ["", "-x", ".x", "a b", "a:b", &"t".repeat(129)] {
+        cases.push(deploy(
+            &[&format!("--image-tag={tag}")],
+            2,
+            "invalid --image-tag",
+        ));
+    }
+    for ns in BAD_NAMESPACES {
+        for verb in [
+            &["deploy"][..],
+            &["status"],
+            &["remove", "--yes"],
+            &["inject", "-f", "-"],
+        ] {
+            let mut args = verb.to_vec();
+            args.extend_from_slice(&["-n", ns]);
+            cases.push(case(&args, 2, "-n/--namespace: invalid namespace"));
+        }
+        cases.push(case(
+            &[
+                "registry",
+                "update",
+                "-n",
+                ns,
+                "--registry-username",
+                "u",
+                "--registry-password",
+                "p",
+            ],
+            2,
+            "-n/--namespace: invalid namespace",
+        ));
+    }
+    for (list, needle) in [
+        ("kube-system", "kube-system is a system namespace"),
+        ("kube-public", "kube-public is a system namespace"),
+        ("kube-node-lease", "kube-node-lease is a system namespace"),
+        ("sparrow-mesh", "sparrow-mesh is the mesh's own namespace"),
+        ("shop,Bad", "invalid namespace \"Bad\""),
+    ] {
+        cases.push(deploy(
+            &["--disable-auto-inject", "--enabled-namespaces", list],
+            2,
+            needle,
+        ));
+    }
+    for timeout in ["0s", "abc", "-1s", "1x"] {
+        cases.push(case(
+            &["status", &format!("--timeout={timeout}")],
+            2,
+            "--timeout",
+        ));
+    }
+    for (args, needle) in [
+        (
+            &["deploy", "--pull-policy", "Sometimes"][..],
+            "--pull-policy",
+        ),
+        (&["deploy", "-o", "json"], "--dry-run"),
+        (&["deploy", "--dry-run", "-o", "xml"], "--output"),
+        (&["status", "-o", "yaml"], "--output"),
+        (&["version", "-o", "yaml"], "--output"),
+        (&["deploy", "--wait=maybe"], "--wait"),
+        (
+            &["deploy", "--enabled-namespaces", "shop"],
+            "--disable-auto-inject",
+        ),
+        (&["completion", "tcsh"], "tcsh"),
+        (&["frobnicate"], "frobnicate"),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-username",
+                "u",
+            ],
+            "must be used with a password",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-password",
+                "p",
+            ],
+            "must be used with --registry-username",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-username",
+                "u",
+                "--registry-password",
+                "p",
+            ],
+            "credentials need --registry-server",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-key",
+                "k",
+                "--registry-username",
+                "u",
+            ],
+            "--registry-key cannot be used with",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-username",
+                "u",
+                "--registry-password",
+                "p",
+                "--registry-password-stdin",
+            ],
+            "cannot be used with",
+        ),
+        (&["registry", "update"], "registry update needs credentials"),
+        (
+            &["registry", "update", "--registry-password", "p"],
+            "must be used with --registry-username",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-username",
+                "",
+                "--registry-password",
+                "p",
+            ],
+            "--registry-username is empty",
+        ),
+        (
+            &[
+                "deploy",
+                "--registry-server",
+                "r.io",
+                "--registry-username",
+                "u:x",
+                "--registry-password",
+                "p",
+            ],
+            "contains ':'",
+        ),
+        (&["remove"], "stdin is not a terminal; pass --yes"),
+        (&["inject"], "--filename"),
+    ] {
+        let mut c = case(args, 2, needle);
+        if args[0] == "deploy" {
+            c.args.extend(["--skip-registry-check".to_owned()]);
+        }
+        cases.push(c);
+    }
+    cases
+}
+
+fn file_cases(files: &Files) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let key = |name: &str, code: i32, needle: &str| {
+        deploy(
+            &[
+                "--registry-server",
+                "r.io",
+                "--registry-key",
+                &files.s(name),
+            ],
+            code,
+            needle,
+        )
+    };
+    cases.push(key("missing.json", 1, "cannot read the file"));
+    cases.push(key("dir", 1, "is a directory, not a regular file"));
+    cases.push(key("fifo", 1, "is a FIFO (named pipe), not a regular file"));
+    cases.push(key("two-mib", 1, "larger than 1 MiB"));
+    cases.push(key("five-mib", 1, "larger than 1 MiB"));
+    cases.push(key("not-json.txt", 1, "is not a JSON object"));
+    cases.push(key("array.json", 1, "found a JSON array"));
+    cases.push(key("empty", 1, "is not a JSON object"));
+    cases.push(key("not-utf8", 1, "not UTF-8 text"));
+    cases.push(key(
+        "big-key.json",
+        1,
+        "the registry credentials are too large",
+    ));
+    cases.push(deploy(
+        &["--registry-server", "r.io", "--registry-key", "/dev/zero"],
+        1,
+        "is a device, not a regular file",
+    ));
+    for verb in [&["registry", "check"][..], &["registry", "update"]] {
+        let mut args = verb.to_vec();
+        args.extend_from_slice(&["--registry-server", "r.io", "--registry-key"]);
+        for (name, needle) in [
+            ("fifo", "FIFO"),
+            ("two-mib", "larger than 1 MiB"),
+            ("dir", "directory"),
+        ] {
+            let mut a = args.clone();
+            let path = files.s(name);
+            a.push(&path);
+            cases.push(case(&a, 1, needle));
+        }
+    }
+    let ca = |verb: &[&str], name: &str, needle: &str| {
+        let mut args = verb.to_vec();
+        let path = files.s(name);
+        args.extend_from_slice(&["--registry-server", "r.io", "--registry-ca", &path]);
+        case(&args, 1, needle)
+    };
+    for verb in [&["deploy", "--wait=false"][..], &["registry", "check"]] {
+        cases.push(ca(verb, "missing.pem", "cannot read the file"));
+        cases.push(ca(verb, "dir", "is a directory"));
+        cases.push(ca(verb, "fifo", "is a FIFO"));
+        cases.push(ca(verb, "five-mib", "larger than 4 MiB"));
+        cases.push(ca(verb, "ca-not-pem.pem", "--registry-ca"));
+    }
+    let kube =
+        |name: &str, needle: &str| case(&["status", "--kubeconfig", &files.s(name)], 1, needle);
+    cases.push(kube("missing", "cannot read the file"));
+    cases.push(kube("dir", "is a directory"));
+    cases.push(kube("fifo", "is a FIFO"));
+    cases.push(kube("five-mib", "larger than 4 MiB"));
+    cases.push(kube(
+        "kubeconfig-bad-yaml",
+        "not a valid kubeconfig: YAML error at line 6",
+    ));
+    cases.push(kube("kubeconfig-not-map", "not a valid kubeconfig"));
+    cases.push(case(
+        &["status", "--kubeconfig", "/dev/zero"],
+        1,
+        "is a device",
+    ));
+    cases.push(case(
+        &["remove", "--yes", "--kubeconfig", &files.s("fifo")],
+        1,
+        "is a FIFO",
+    ));
+    cases.push(case(
+        &[
+            "deploy",
+            "--wait=false",
+            "--skip-registry-check",
+            "--kubeconfig",
+            &files.s("kubeconfig-bad-yaml"),
+        ],
+        1,
+        "YAML error at line 6",
+    ));
+    cases
+}
+
+fn stdin_cases() -> Vec<Case> {
+    let password = |verb: &[&str], stdin: Vec<u8>, code: i32, needle: &str| {
+        let mut args = verb.to_vec();
+        args.extend_from_slice(&[
+            "--registry-server",
+            "r.io",
+            "--registry-username",
+            "u",
+            "--registry-password-stdin",
+        ]);
+        with_stdin(case(&args, code, needle), stdin)
+    };
+    let mut cases = Vec::new();
+    for verb in [DEPLOY, &["registry", "check"], &["registry", "update"]] {
+        cases.push(password(verb, vec![0; 2 << 20], 1, "larger than 1 MiB"));
+        cases.push(password(
+            verb,
+            b"\n".to_vec(),
+            2,
+            "the registry password is empty",
+        ));
+        cases.push(password(verb, b"\xff\xfe\n".to_vec(), 1, "not UTF-8 text"));
+    }
+    // A password that fits the flag but not a Secret.
+    cases.push(password(
+        DEPLOY,
+        vec![b'p'; 600 << 10],
+        1,
+        "the registry credentials are too large",
+    ));
+    cases
+}
+
+fn inject_cases(files: &Files) -> Vec<Case> {
+    let inject = |name: &str, needle: &str| case(&["inject", "-f", &files.s(name)], 1, needle);
+    let mut cases = vec![
+        inject("missing.yaml", "cannot read the file"),
+        inject("dir", "is a directory"),
+        inject("fifo", "is a FIFO"),
+        inject("not-utf8", "not UTF-8 text"),
+        inject("bad.yaml", "not valid YAML: error at line 2, column 4"),
+        inject("recursive.yaml", "not valid YAML"),
+        inject("bad-template.yaml", "has no pod template at /spec/template"),
+        inject("no-template.yaml", "has no pod template at /spec/template"),
+        inject("bad-pod.yaml", "its pod template is not a valid pod"),
+        inject("bad-ports.yaml", "is not a comma-separated list of ports"),
+        case(&["inject", "-f", "/dev/zero"], 1, "is a device"),
+    ];
+    for (stdin, needle) in [
+        (
+            format!("secret: {SECRET}\nx: [\n").into_bytes(),
+            "not valid YAML",
+        ),
+        (b"\xff".to_vec(), "not UTF-8 text"),
+        (
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: []\n".to_vec(),
+            "not a valid pod",
+        ),
+        (vec![b'#'; 33 << 20], "larger than 32 MiB"),
+    ] {
+        cases.push(with_stdin(case(&["inject", "-f", "-"], 1, needle), stdin));
+    }
+    cases
+}
+
+fn writes(cluster: &TestCluster) -> u64 {
+    cluster
+        .requests()
+        .iter()
+        .filter(|((verb, _), _)| {
+            matches!(
+                verb.as_str(),
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            )
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+async fn run(case: &Case, kubeconfig: &Path, home: &Path) -> std::process::Output {
+    let args = case.args.clone();
+    let stdin = case.stdin.clone();
+    let kubeconfig = kubeconfig.to_path_buf();
+    let home = home.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("sparrowctl")
+            .expect("binary")
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", home)
+            .env_remove("SPARROW_REGISTRY_PASSWORD")
+            .args(&args)
+            .write_stdin(stdin)
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("run sparrowctl")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_one_clear_line_with_no_write() {
+    let cluster = TestCluster::start().await.expect("testkube");
+    let files = Files::new();
+    let kubeconfig = files.path("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig()).expect("kubeconfig");
+    // A mesh to protect: every case below must leave it exactly as it is.
+    let setup = case(
+        &[
+            "deploy",
+            "--wait=false",
+            "--skip-registry-check",
+            "--registry-server",
+            "127.0.0.1:5000/mesh",
+            "--registry-username",
+            "robot",
+            "--registry-password",
+            SECRET,
+        ],
+        0,
+        "",
+    );
+    let output = run(&setup, &kubeconfig, files.dir.path()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut cases = flag_cases();
+    cases.extend(file_cases(&files));
+    cases.extend(stdin_cases());
+    cases.extend(inject_cases(&files));
+    let mut failures = Vec::new();
+    for case in &cases {
+        cluster.reset_requests();
+        let output = run(case, &kubeconfig, files.dir.path()).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let shown: Vec<String> = case
+            .args
+            .iter()
+            .map(|a| a.chars().take(60).collect())
+            .collect();
+        let mut problems = Vec::new();
+        if output.status.code() != Some(case.code) {
+            problems.push(format!(
+                "exit {:?}, want {}",
+                output.status.code(),
+                case.code
+            ));
+        }
+        if !stderr.contains(&case.needle) {
+            problems.push(format!("stderr lacks {:?}", case.needle));
+        }
+        if stderr.lines().count() != 1 || !stderr.starts_with("error: ") {
+            problems.push("not one error line".to_owned());
+        }
+        if stderr.contains("internal error")
+            || stderr.contains("panicked")
+            || stderr.contains("RUST_BACKTRACE")
+        {
+            problems.push("panic".to_owned());
+        }
+        if stderr.contains(SECRET) || stdout.contains(SECRET) {
+            problems.push("secret echoed".to_owned());
+        }
+        if writes(&cluster) != 0 {
+            problems.push(format!("wrote to the cluster: {:?}", cluster.requests()));
+        }
+        if case.code == 2 && cluster.total_requests() != 0 {
+            problems.push(format!(
+                "usage error contacted the cluster: {:?}",
+                cluster.requests()
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{shown:?}: {} | stderr: {}",
+                problems.join("; "),
+                stderr.trim_end()
+            ));
+        }
+    }
+    eprintln!(
+        "bad-input catalog (CLI): {} cases, {} failed",
+        cases.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(
+        cases.len() >= 150,
+        "the catalog holds {} cases",
+        cases.len()
+    );
+}
