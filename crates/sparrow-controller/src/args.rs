@@ -10,7 +10,7 @@ use kube::Client;
 use prometheus_client::registry::Registry;
 use sparrow_core::PullPolicy;
 use sparrow_core::names::DEFAULT_NAMESPACE;
-use sparrow_inject::{InjectConfig, Injector};
+use sparrow_inject::{InjectConfig, Injector, SidecarKind};
 use tokio::net::TcpListener;
 
 use std::time::Duration;
@@ -109,13 +109,20 @@ impl Args {
     /// Runs the controller: certificate, API client, namespace cache, HTTPS server.
     pub async fn run(self) -> anyhow::Result<()> {
         crate::logging::init_logging(self.log_format)?;
-        let config = self.inject_config();
+        let mut config = self.inject_config();
         let cert = ReloadingCert::load(&self.tls_cert, &self.tls_key)
             .context("cannot load the serving certificate")?;
         let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
         let client = Client::try_default()
             .await
             .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
+        // Native sidecars (restartable init containers) need 1.29; older servers get a classic one.
+        let version = client
+            .apiserver_version()
+            .await
+            .context("cannot read the API server's version")?;
+        config.sidecar = SidecarKind::for_server_version(&version.major, &version.minor);
+        tracing::info!(server = %version.git_version, sidecar = ?config.sidecar, "proxy injection");
         let copy_client = client.clone();
         let (namespaces, _watch) = NamespaceCache::spawn(client);
         let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);

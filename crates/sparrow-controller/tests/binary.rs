@@ -147,12 +147,14 @@ async fn binary_injects_and_stops_on_sigterm() {
         .create(&PostParams::default(), &pod)
         .await
         .expect("pod created");
+    // testkube reports 1.33: the proxy is a native sidecar, among the init containers.
     let names: Vec<_> = created
         .spec
         .iter()
-        .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+        .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["web", PROXY_CONTAINER]);
+    assert_eq!(names, ["sparrow-init", PROXY_CONTAINER, "web"]);
 
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")

@@ -221,9 +221,10 @@ fn patched_containers(reply: &Reply) -> Vec<String> {
     let mut object =
         serde_json::from_str::<Value>(REVIEW).expect("fixture")["request"]["object"].clone();
     json_patch::patch(&mut object, &patch).expect("patch applies");
-    object["spec"]["containers"]
+    // The proxy is a native sidecar, among the init containers.
+    object["spec"]["initContainers"]
         .as_array()
-        .expect("containers")
+        .expect("initContainers")
         .iter()
         .filter_map(|c| c["name"].as_str().map(str::to_owned))
         .collect()
@@ -242,7 +243,7 @@ async fn pod_is_injected_over_tls() {
     );
     assert_eq!(
         patched_containers(&reply),
-        ["web", "worker", "metrics", PROXY_CONTAINER]
+        ["sparrow-init", PROXY_CONTAINER]
     );
     server.stop().await;
 }

@@ -27,9 +27,9 @@ pub struct InjectConfig {
 pub enum SidecarKind {
     /// An init container with `restartPolicy: Always` (Kubernetes >= 1.29): it starts before
     /// the application and stops after it, so Jobs complete.
+    #[default]
     Native,
     /// An ordinary container, for API servers older than 1.29.
-    #[default]
     Classic,
 }
 

@@ -619,22 +619,52 @@ fn inject_adds_the_sidecar_and_pull_secret_offline() {
     let docs = documents(&String::from_utf8(output.stdout).expect("utf8"));
     assert_eq!(docs.len(), 2);
     let pod = &docs[0]["spec"]["template"]["spec"];
-    let names: Vec<_> = pod["containers"]
-        .as_array()
-        .expect("containers")
-        .iter()
-        .map(|c| c["name"].as_str().expect("name").to_owned())
-        .collect();
-    assert_eq!(names, ["web", "sparrow-proxy"]);
-    assert_eq!(pod["initContainers"][0]["name"], "sparrow-init");
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .expect("a container list")
+            .iter()
+            .map(|c| c["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    // A native sidecar unless told the cluster is older than 1.29.
+    assert_eq!(names(&pod["containers"]), ["web"]);
     assert_eq!(
-        pod["containers"][1]["image"],
+        names(&pod["initContainers"]),
+        ["sparrow-init", "sparrow-proxy"]
+    );
+    assert_eq!(pod["initContainers"][1]["restartPolicy"], "Always");
+    assert_eq!(
+        pod["initContainers"][1]["image"],
         "127.0.0.1:5000/team/mesh/sparrow-proxy:1.0"
     );
     assert_eq!(pod["imagePullSecrets"][0]["name"], "sparrow-registry-key");
     assert_eq!(docs[1]["kind"], "ConfigMap");
     assert_eq!(docs[1]["data"]["a"], "b");
     assert!(String::from_utf8_lossy(&output.stderr).contains("injected Deployment web"));
+
+    let classic = sparrowctl()
+        .current_dir(dir.path())
+        .args(["inject", "-f", "app.yaml", "--server-version", "1.28"])
+        .output()
+        .expect("run");
+    assert!(
+        classic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classic.stderr)
+    );
+    let docs = documents(&String::from_utf8(classic.stdout).expect("utf8"));
+    let pod = &docs[0]["spec"]["template"]["spec"];
+    assert_eq!(names(&pod["containers"]), ["web", "sparrow-proxy"]);
+    assert_eq!(names(&pod["initContainers"]), ["sparrow-init"]);
+    sparrowctl()
+        .args(["inject", "-f", "app.yaml", "--server-version", "latest"])
+        .current_dir(dir.path())
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "\"latest\" is not a Kubernetes version like 1.29",
+        ));
 
     // stdin, and a bad document is one line, exit 1.
     sparrowctl()

@@ -34,7 +34,7 @@ fn quickstart_story_passes_every_step() {
         "quickstart failed\n{stdout}\n{stderr}"
     );
     for expected in [
-        "containers: sparrow-init web sparrow-proxy",
+        "containers: sparrow-init sparrow-proxy web",
         "imagePullSecrets: sparrow-registry-key",
         "the controller will refresh 1 copy",
         "the copy in shop now authenticates as: robot2",

@@ -88,13 +88,14 @@ async fn recorded_pod_is_injected() {
         ["request"]["object"]
         .clone();
     json_patch::patch(&mut object, &decoded_patch(&json)).expect("patch applies");
-    let containers: Vec<&str> = object["spec"]["containers"]
+    // A native sidecar: the proxy follows sparrow-init among the init containers.
+    let containers: Vec<&str> = object["spec"]["initContainers"]
         .as_array()
-        .expect("containers")
+        .expect("initContainers")
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(containers, ["web", "worker", "metrics", PROXY_CONTAINER]);
+    assert_eq!(containers, ["sparrow-init", PROXY_CONTAINER]);
     assert_eq!(*copies.calls.lock().expect("lock"), ["shop"]);
 }
 

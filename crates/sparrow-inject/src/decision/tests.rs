@@ -18,6 +18,17 @@ fn config(disable_auto_inject: bool, enabled: &[&str]) -> InjectConfig {
     }
 }
 
+/// A pod whose proxy is among its init containers (injected as a native sidecar).
+fn native_sidecar_pod() -> k8s_openapi::api::core::v1::Pod {
+    let mut pod = mk_pod("shop", "web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.init_containers = mk_pod("shop", "x", &[PROXY_CONTAINER])
+            .spec
+            .map(|s| s.containers);
+    }
+    pod
+}
+
 #[test]
 fn table() {
     use Decision::{Inject, Skip};
@@ -99,6 +110,13 @@ fn table() {
         (
             "sidecar present",
             mk_pod("shop", "web", &["app", PROXY_CONTAINER]),
+            ns_labels("shop", &[]),
+            &auto,
+            Skip(AlreadyInjected),
+        ),
+        (
+            "native sidecar present",
+            native_sidecar_pod(),
             ns_labels("shop", &[]),
             &auto,
             Skip(AlreadyInjected),

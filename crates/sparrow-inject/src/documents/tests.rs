@@ -95,8 +95,13 @@ fn container_names(spec: &Value, list: &str) -> Vec<String> {
 
 fn assert_injected(template: &Value, app: &str) {
     let spec = &template["spec"];
-    assert_eq!(container_names(spec, "containers"), [app, PROXY_CONTAINER]);
-    assert_eq!(container_names(spec, "initContainers"), [INIT_CONTAINER]);
+    // A native sidecar by default: Jobs and CronJobs complete.
+    assert_eq!(container_names(spec, "containers"), [app]);
+    assert_eq!(
+        container_names(spec, "initContainers"),
+        [INIT_CONTAINER, PROXY_CONTAINER]
+    );
+    assert_eq!(spec["initContainers"][1]["restartPolicy"], "Always");
     assert_eq!(spec["imagePullSecrets"][0]["name"], PULL_SECRET_NAME);
     assert_eq!(
         template["metadata"]["annotations"]["injector.sparrow-mesh.io/status"],

@@ -500,3 +500,130 @@ proptest! {
         prop_assert!(ok_patch(&once).0.is_empty());
     }
 }
+
+// ---- the native sidecar (Kubernetes >= 1.29) ----
+
+fn native() -> InjectConfig {
+    InjectConfig {
+        sidecar: crate::SidecarKind::Native,
+        ..cfg()
+    }
+}
+
+fn native_patch(pod: &Pod) -> Patch {
+    patch(pod, &native()).expect("patch")
+}
+
+#[test]
+fn native_proxy_is_an_init_container_after_sparrow_init() {
+    let object = review_object(REVIEW_REPLICASET_POD);
+    let pod: Pod = serde_json::from_value(object.clone()).expect("pod");
+    let ops = native_patch(&pod);
+    assert_eq!(
+        ops_of(&ops),
+        [
+            ("add", "/spec/initContainers"),
+            ("add", "/spec/imagePullSecrets/-"),
+            (
+                "add",
+                "/metadata/annotations/injector.sparrow-mesh.io~1status"
+            ),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let patched = apply(&object, &ops);
+    // The application's containers are left alone.
+    assert_eq!(patched["spec"]["containers"], object["spec"]["containers"]);
+    assert_eq!(
+        names(patched.pointer("/spec/initContainers")),
+        [INIT_CONTAINER, PROXY_CONTAINER]
+    );
+    let proxy = &patched["spec"]["initContainers"][1];
+    assert_eq!(proxy["restartPolicy"], "Always");
+    assert_eq!(proxy["startupProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(proxy["startupProbe"]["httpGet"]["port"], ADMIN_PORT);
+    assert_eq!(proxy["startupProbe"]["periodSeconds"], 1);
+    assert_eq!(proxy["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(proxy["livenessProbe"]["httpGet"]["path"], "/live");
+    // sparrow-init runs once and ends: not restartable.
+    assert_eq!(
+        patched["spec"]["initContainers"][0].get("restartPolicy"),
+        None
+    );
+    let _: Pod = serde_json::from_value(patched).expect("injected pod is a Pod");
+}
+
+#[test]
+fn native_proxy_follows_the_users_init_containers() {
+    let mut pod = mk_pod("shop", "web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.init_containers = Some(containers(vec!["migrate".to_owned()]));
+    }
+    let injected = inject_pod(&pod, &native()).expect("inject");
+    let spec = injected.spec.expect("spec");
+    let inits: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(inits, ["migrate", INIT_CONTAINER, PROXY_CONTAINER]);
+    let main: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(main, ["app"]);
+}
+
+#[test]
+fn classic_proxy_has_no_restart_policy_or_startup_probe() {
+    let injected = inject_pod(&mk_pod("shop", "web", &["app"]), &cfg()).expect("inject");
+    let proxy = container(&injected, "main", PROXY_CONTAINER);
+    assert_eq!(proxy.restart_policy, None);
+    assert_eq!(proxy.startup_probe, None);
+}
+
+#[test]
+fn native_pod_without_spec_gets_one() {
+    let pod = Pod {
+        metadata: ObjectMeta::default(),
+        spec: None,
+        status: None,
+    };
+    let injected = inject_pod(&pod, &native()).expect("inject");
+    let spec = injected.spec.expect("spec");
+    assert!(spec.containers.is_empty());
+    let inits: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(inits, [INIT_CONTAINER, PROXY_CONTAINER]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn native_patch_yields_one_proxy_and_is_idempotent(pod in arb_pod()) {
+        let value = serde_json::to_value(&pod).expect("pod serializes");
+        let patched = apply(&value, &native_patch(&pod));
+        let _: Pod = serde_json::from_value(patched.clone()).expect("k8s-openapi accepts the result");
+        let before_main = names(value.pointer("/spec/containers"));
+        let after_main = names(patched.pointer("/spec/containers"));
+        let after_init = names(patched.pointer("/spec/initContainers"));
+        // The proxy is added only where there is none yet, and then among the init containers.
+        prop_assert_eq!(&after_main, &before_main);
+        prop_assert_eq!(count(&after_main, PROXY_CONTAINER) + count(&after_init, PROXY_CONTAINER), 1);
+        prop_assert_eq!(count(&after_init, INIT_CONTAINER), 1);
+        if !before_main.contains(&PROXY_CONTAINER.to_owned()) {
+            let init_at = after_init.iter().position(|n| n == INIT_CONTAINER);
+            let proxy_at = after_init.iter().position(|n| n == PROXY_CONTAINER);
+            prop_assert!(init_at < proxy_at, "{:?}", after_init);
+        }
+        let injector = Injector::new(native()).expect("injector");
+        let wire: Value = serde_json::from_slice(&injector.patch_json(&pod).expect("patch_json")).expect("JSON");
+        prop_assert_eq!(wire, serde_json::to_value(native_patch(&pod)).expect("serializes"));
+        let once = inject_pod(&pod, &native()).expect("inject");
+        prop_assert!(native_patch(&once).0.is_empty());
+        prop_assert_eq!(inject_pod(&once, &native()).expect("inject again"), once);
+    }
+}

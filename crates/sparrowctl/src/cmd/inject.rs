@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use sparrow_core::{MeshConfig, RegistryServer};
-use sparrow_inject::{Decision, InjectConfig, InjectError, inject_documents_with_report};
+use sparrow_inject::{
+    Decision, InjectConfig, InjectError, SidecarKind, inject_documents_with_report,
+};
 
 use crate::GlobalArgs;
 use crate::credentials::ImageArgs;
@@ -27,6 +29,25 @@ pub struct InjectArgs {
     registry_server: String,
     #[command(flatten)]
     images: ImageArgs,
+    /// Kubernetes version of the target cluster: before 1.29 the proxy is a classic
+    /// container instead of a native sidecar (an init container with restartPolicy Always)
+    /// [default: native]
+    #[arg(long, value_name = "MAJOR.MINOR", value_parser = sidecar_for_version)]
+    server_version: Option<SidecarKind>,
+}
+
+fn sidecar_for_version(value: &str) -> Result<SidecarKind, String> {
+    let version = value.trim().trim_start_matches('v');
+    match version.split_once('.') {
+        Some((major, minor))
+            if [major, minor]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            Ok(SidecarKind::for_server_version(major, minor))
+        }
+        _ => Err(format!("{value:?} is not a Kubernetes version like 1.29")),
+    }
 }
 
 /// Runs `inject`: YAML on stdout, one line per workload on stderr.
@@ -64,7 +85,10 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
         images,
         ..MeshConfig::default()
     };
-    let config = InjectConfig::from_mesh(&mesh);
+    let config = InjectConfig {
+        sidecar: args.server_version.unwrap_or_default(),
+        ..InjectConfig::from_mesh(&mesh)
+    };
     let injected = inject_documents_with_report(&input, &config)
         .map_err(|e| anyhow::anyhow!("-f {}: {}", args.file.display(), describe(&e)))?;
     crate::output::write_all(injected.yaml.as_bytes()).context("writing to stdout")?;
