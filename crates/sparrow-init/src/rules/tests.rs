@@ -75,6 +75,9 @@ fn every_rule_is_commented() {
             line.contains("-m comment --comment \"sparrow-init/"),
             "{line}"
         );
+        // A quote inside a comment would come back escaped from iptables-save.
+        assert_eq!(line.matches('"').count(), 2, "{line}");
+        assert!(!line.contains('\''), "{line}");
     }
 }
 
