@@ -146,9 +146,7 @@ pub async fn read_review_body(
     {
         return Err(BodyError::DeclaredTooLarge { declared });
     }
-    // Bounded above: at most the limit is reserved up front.
-    let capacity = declared.map_or(0, |d| d as usize);
-    match tokio::time::timeout(limits.timeout, collect(body, capacity, &limits.budget)).await {
+    match tokio::time::timeout(limits.timeout, collect(body, &limits.budget)).await {
         Ok(read) => read,
         Err(_) => Err(BodyError::Timeout(limits.timeout)),
     }
@@ -166,11 +164,7 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
         .ok_or(BodyError::BadLength)
 }
 
-async fn collect(
-    body: &mut Body,
-    capacity: usize,
-    budget: &BodyBudget,
-) -> Result<ReadBody, BodyError> {
+async fn collect(body: &mut Body, budget: &BodyBudget) -> Result<ReadBody, BodyError> {
     let mut held = None;
     // The common case, the whole body in one frame, keeps that frame without a copy.
     let mut first: Option<Bytes> = None;
@@ -191,9 +185,8 @@ async fn collect(
         match first.take() {
             None if joined.is_empty() => first = Some(data),
             earlier => {
-                if joined.is_empty() {
-                    joined.reserve(capacity.max(total));
-                }
+                // Grown as bytes arrive, never from the declared length: a client that
+                // declares 3 MiB and sends 2 bytes costs 2 bytes.
                 if let Some(earlier) = earlier {
                     joined.extend_from_slice(&earlier);
                 }

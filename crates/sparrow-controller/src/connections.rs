@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// The most connections open at once (each costs about 10 KiB while it sends slowly; the
-/// controller's memory budget is 30 MB).
-pub const MAX_CONNECTIONS: usize = 1024;
+/// The most connections open at once: each costs about 20 KiB while it sends slowly, and the
+/// controller's memory budget is 30 MB (the API server needs a handful, HTTP/2 multiplexed).
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// What one open connection is doing, shared by its task, its requests and the table.
 #[derive(Debug)]
