@@ -41,6 +41,11 @@ SPARROW_NODE_API_PORT=$(free_port $((20000 + 0x${id:0:4} % 20000)))
 SPARROW_NODE_REGISTRY_PORT=$(free_port $((SPARROW_NODE_API_PORT + 1)))
 export SPARROW_NODE_API_PORT SPARROW_NODE_REGISTRY_PORT
 
+# The images that crates/sparrow-image/tests/run_images.rs unpacks and runs under runc: the
+# release pipeline, from debug static binaries (quicker to build than fat LTO).
+scripts/build-images.sh --profile dev --out target/images-test
+export SPARROW_IMAGES=$PWD/target/images-test
+
 log=$(mktemp)
 # shellcheck disable=SC2329 # the EXIT trap runs it
 cleanup() {

@@ -137,19 +137,44 @@ pub enum BuildError {
 
 /// Builds `spec` into its four blobs.
 pub fn build_image(spec: &ImageSpec) -> Result<BuiltImage, BuildError> {
-    let image = spec.name.clone();
     let layer_error = |source| BuildError::Layer {
-        image: image.clone(),
-        source,
-    };
-    let spec_error = |source| BuildError::Spec {
-        image: image.clone(),
+        image: spec.name.clone(),
         source,
     };
     let tar = spec.rootfs.to_tar(spec.epoch).map_err(layer_error)?;
     let diff_id = sha256_digest(&tar);
     let layer = Blob::new(MediaType::ImageLayerGzip, gzip(&tar).map_err(layer_error)?);
+    let config = image_config(spec, diff_id)?;
 
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config.descriptor()?)
+        .layers(vec![layer.descriptor()?])
+        .build()
+        .map_err(|source| spec_error(spec, source))?;
+    let manifest = Blob::new(MediaType::ImageManifest, json(&manifest, "the manifest")?);
+    let index = one_entry_index(spec, &manifest)?;
+    Ok(BuiltImage {
+        name: spec.name.clone(),
+        tag: spec.tag.clone(),
+        index,
+        manifest,
+        config,
+        layer,
+    })
+}
+
+fn spec_error(spec: &ImageSpec, source: oci_spec::OciSpecError) -> BuildError {
+    BuildError::Spec {
+        image: spec.name.clone(),
+        source,
+    }
+}
+
+/// The image config: platform, user, entrypoint, labels, the one layer's diff_id.
+fn image_config(spec: &ImageSpec, diff_id: String) -> Result<Blob, BuildError> {
+    let error = |source| spec_error(spec, source);
     let created = rfc3339(spec.epoch);
     let labels: HashMap<String, String> = [
         (LABEL_TITLE, spec.name.as_str()),
@@ -160,75 +185,64 @@ pub fn build_image(spec: &ImageSpec) -> Result<BuiltImage, BuildError> {
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
-    let config = ImageConfigurationBuilder::default()
+    let run = ConfigBuilder::default()
+        .user(spec.user.clone())
+        .entrypoint(spec.entrypoint.clone())
+        .env(spec.env.clone())
+        .working_dir("/")
+        .labels(labels)
+        .build()
+        .map_err(error)?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(vec![diff_id])
+        .build()
+        .map_err(error)?;
+    let history = HistoryBuilder::default()
         .created(created.clone())
+        .created_by(format!("sparrow-image {}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(error)?;
+    let config = ImageConfigurationBuilder::default()
+        .created(created)
         .architecture(Arch::Amd64)
         .os(Os::Linux)
-        .config(
-            ConfigBuilder::default()
-                .user(spec.user.clone())
-                .entrypoint(spec.entrypoint.clone())
-                .env(spec.env.clone())
-                .working_dir("/")
-                .labels(labels)
-                .build()
-                .map_err(spec_error)?,
-        )
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(vec![diff_id])
-                .build()
-                .map_err(spec_error)?,
-        )
-        .history(vec![
-            HistoryBuilder::default()
-                .created(created)
-                .created_by(format!("sparrow-image {}", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(spec_error)?,
-        ])
+        .config(run)
+        .rootfs(rootfs)
+        .history(vec![history])
         .build()
-        .map_err(spec_error)?;
-    let config = Blob::new(MediaType::ImageConfig, json(&config, "the image config")?);
+        .map_err(error)?;
+    Ok(Blob::new(
+        MediaType::ImageConfig,
+        json(&config, "the image config")?,
+    ))
+}
 
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config.descriptor()?)
-        .layers(vec![layer.descriptor()?])
-        .build()
-        .map_err(spec_error)?;
-    let manifest = Blob::new(MediaType::ImageManifest, json(&manifest, "the manifest")?);
-
+/// An image index with the linux/amd64 manifest as its only entry.
+fn one_entry_index(spec: &ImageSpec, manifest: &Blob) -> Result<Blob, BuildError> {
+    let error = |source| spec_error(spec, source);
     let platform = PlatformBuilder::default()
         .architecture(Arch::Amd64)
         .os(Os::Linux)
         .build()
-        .map_err(spec_error)?;
+        .map_err(error)?;
     let entry = DescriptorBuilder::default()
         .media_type(MediaType::ImageManifest)
         .size(manifest.bytes.len() as u64)
         .digest(parse_digest(&manifest.digest)?)
         .platform(platform)
         .build()
-        .map_err(spec_error)?;
+        .map_err(error)?;
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
         .manifests(vec![entry])
         .build()
-        .map_err(spec_error)?;
-    let index = Blob::new(MediaType::ImageIndex, json(&index, "the image index")?);
-
-    Ok(BuiltImage {
-        name: spec.name.clone(),
-        tag: spec.tag.clone(),
-        index,
-        manifest,
-        config,
-        layer,
-    })
+        .map_err(error)?;
+    Ok(Blob::new(
+        MediaType::ImageIndex,
+        json(&index, "the image index")?,
+    ))
 }
 
 pub(crate) fn json(
