@@ -1,34 +1,16 @@
-//! Flags (those `sparrow_core::manifests::controller_args` renders) and the wiring of a run.
+//! Flags (those `sparrow_core::manifests::controller_args` renders, plus tuning) and what
+//! they describe. The run itself is [`crate::run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use kube::Client;
-use prometheus_client::registry::Registry;
 use sparrow_core::PullPolicy;
 use sparrow_core::names::DEFAULT_NAMESPACE;
-use sparrow_inject::{InjectConfig, Injector, SidecarKind};
-use tokio::net::TcpListener;
-
-use std::time::Duration;
-
-use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
-use sparrow_kube::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::leader::{LeaseConfig, run_election};
-use sparrow_kube::metrics::CopyMetrics;
-
-use crate::admission::Webhook;
-use crate::copies::KubeCopies;
-use crate::http::{AppState, router};
-use crate::metrics::AdmissionMetrics;
-use crate::namespaces::{NamespaceCache, NamespaceLabels};
-use crate::pull_secrets::PullSecretCopies;
-use crate::readiness::Readiness;
-use crate::server::serve;
-use crate::tls::{ReloadingCert, server_config};
+use sparrow_inject::InjectConfig;
+use sparrow_kube::runtime::leader::LeaseConfig;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,17 +56,51 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "plain")]
     pub log_format: LogFormat,
+    /// How long the leader keeps the Lease without renewing it (e.g. 15s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// How often the leader renews the Lease and the others try to take it; below
+    /// --lease-duration.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease_renew_interval: Duration,
 }
 
 impl Args {
-    /// Parses the command line and runs the controller until SIGTERM or Ctrl-C.
+    /// Parses the command line (exit 2 on a bad flag) and runs the controller until SIGTERM
+    /// or Ctrl-C.
     pub fn parse_and_run() -> anyhow::Result<()> {
         let args = Self::parse();
+        if let Err(error) = args.check() {
+            error.exit();
+        }
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("could not start the async runtime")?
-            .block_on(args.run())
+            .block_on(crate::run::run(args))
+    }
+
+    /// What clap cannot check alone.
+    fn check(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory as _;
+        if self.lease_renew_interval.is_zero() || self.lease_renew_interval >= self.lease_duration {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                "--lease-renew-interval must be above zero and below --lease-duration",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Lease named `name` that this replica (`identity`) competes for.
+    pub fn lease_config(&self, name: &str, identity: &str) -> LeaseConfig {
+        LeaseConfig {
+            namespace: self.mesh_namespace.clone(),
+            name: name.to_owned(),
+            identity: identity.to_owned(),
+            lease_duration: self.lease_duration,
+            renew_interval: self.lease_renew_interval,
+        }
     }
 
     /// The injection settings these flags describe.
@@ -104,127 +120,6 @@ impl Args {
                 .collect(),
             sidecar: defaults.sidecar,
         }
-    }
-
-    /// Runs the controller: certificate, API client, namespace cache, HTTPS server.
-    pub async fn run(self) -> anyhow::Result<()> {
-        crate::logging::init_logging(self.log_format)?;
-        let mut config = self.inject_config();
-        let cert = ReloadingCert::load(&self.tls_cert, &self.tls_key)
-            .context("cannot load the serving certificate")?;
-        let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
-        let client = Client::try_default()
-            .await
-            .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
-        // Native sidecars (restartable init containers) need 1.29; older servers get a classic one.
-        let version = client
-            .apiserver_version()
-            .await
-            .context("cannot read the API server's version")?;
-        config.sidecar = SidecarKind::for_server_version(&version.major, &version.minor);
-        tracing::info!(server = %version.git_version, sidecar = ?config.sidecar, "proxy injection");
-        let copy_client = client.clone();
-        let (namespaces, _watch) = NamespaceCache::spawn(client);
-        let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
-
-        let mut registry = Registry::default();
-        let metrics = AdmissionMetrics::register(&mut registry);
-        let copies = start_pull_secret_copies(&copy_client, &config.mesh_namespace, &mut registry);
-        let ready = namespaces.clone();
-        let copies_ready = copies.clone();
-        let readiness = Readiness::new()
-            .with("namespaces", move || ready.is_synced())
-            .with("pull-secret copies", move || copies_ready.is_synced());
-        let injector =
-            Injector::new(config.clone()).context("cannot prepare the injected containers")?;
-        let pull_secrets: Arc<dyn PullSecretCopies> =
-            Arc::new(KubeCopies::new(copies, copy_client, &instance_name()));
-        let webhook = Webhook::new(injector, namespaces, Some(pull_secrets), metrics);
-        let state = Arc::new(AppState {
-            webhook,
-            registry,
-            readiness,
-        });
-
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", self.addr))?;
-        tracing::info!(
-            addr = %self.addr,
-            mesh_namespace = %config.mesh_namespace,
-            disable_auto_inject = config.disable_auto_inject,
-            enabled_namespaces = ?config.enabled_namespaces,
-            "serving the injection webhook"
-        );
-        serve(listener, Arc::new(tls), router(state), shutdown_signal()).await;
-        Ok(())
-    }
-}
-
-/// This replica's name: the pod name the Deployment passes in `POD_NAME`, else the hostname.
-fn instance_name() -> String {
-    std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| format!("{CONTROLLER_NAME}-{}", std::process::id()))
-}
-
-/// Starts the copier's watches, and the leader election whose winner keeps every copy current.
-fn start_pull_secret_copies(
-    client: &Client,
-    mesh_namespace: &str,
-    registry: &mut Registry,
-) -> PullSecretCopier {
-    let metrics = CopyMetrics::default();
-    metrics.register(registry);
-    let copier = PullSecretCopier::new(client.clone(), CopyConfig::new(mesh_namespace), metrics);
-    let watches = copier.clone();
-    tokio::spawn(async move { watches.run_watches().await });
-
-    let (leading_tx, leading) = tokio::sync::watch::channel(false);
-    let lease = LeaseConfig {
-        namespace: mesh_namespace.to_owned(),
-        name: LEASE_NAME.to_owned(),
-        identity: instance_name(),
-        lease_duration: Duration::from_secs(15),
-        renew_interval: Duration::from_secs(5),
-    };
-    tokio::spawn(run_election(client.clone(), lease, leading_tx));
-    let syncer = copier.clone();
-    tokio::spawn(async move {
-        let mut leading = leading;
-        loop {
-            // Sync while leading; when leadership is lost, wait to win it again.
-            if leading.wait_for(|l| *l).await.is_err() {
-                return;
-            }
-            syncer.run_sync(leading.clone()).await;
-        }
-    });
-    copier
-}
-
-/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -263,6 +158,50 @@ mod tests {
         assert!(args.disable_auto_inject);
         assert_eq!(args.inject_config(), InjectConfig::from_mesh(&mesh));
         assert_eq!(args.inject_config().enabled_namespaces, ["a", "b"]);
+    }
+
+    #[test]
+    fn lease_timings_default_to_todays_and_can_be_tuned() {
+        let base = ["sparrow-controller", "--tls-cert", "c", "--tls-key", "k"];
+        let args = Args::try_parse_from(base).expect("flags");
+        let lease = args.lease_config("sparrow-controller", "pod-0");
+        assert_eq!(lease.lease_duration, LeaseConfig::DEFAULT_LEASE_DURATION);
+        assert_eq!(lease.renew_interval, LeaseConfig::DEFAULT_RENEW_INTERVAL);
+        assert_eq!(
+            (lease.namespace.as_str(), lease.identity.as_str()),
+            ("sparrow-mesh", "pod-0")
+        );
+        let tuned = [
+            &base[..],
+            &["--lease-duration", "1m", "--lease-renew-interval", "20s"],
+        ]
+        .concat();
+        let args = Args::try_parse_from(tuned).expect("flags");
+        assert_eq!(args.lease_duration, Duration::from_secs(60));
+        assert_eq!(args.lease_renew_interval, Duration::from_secs(20));
+        assert!(args.check().is_ok());
+    }
+
+    #[test]
+    fn lease_timings_that_cannot_work_are_refused() {
+        let base = ["sparrow-controller", "--tls-cert", "c", "--tls-key", "k"];
+        for bad in [
+            ["--lease-renew-interval", "15s"],
+            ["--lease-renew-interval", "0s"],
+        ] {
+            let args = Args::try_parse_from([&base[..], &bad[..]].concat()).expect("parses");
+            let error = args.check().expect_err("refused");
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(
+                error.to_string().contains(
+                    "--lease-renew-interval must be above zero and below --lease-duration"
+                ),
+                "{error}"
+            );
+        }
+        let error = Args::try_parse_from([&base[..], &["--lease-duration", "soon"]].concat())
+            .expect_err("not a duration");
+        assert!(error.to_string().contains("--lease-duration"), "{error}");
     }
 
     #[test]

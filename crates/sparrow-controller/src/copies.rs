@@ -1,4 +1,4 @@
-//! The pull-secret seam filled with the real thing: [`sparrow_kube::copies::PullSecretCopier`]
+//! The pull-secret seam filled with the real thing: [`sparrow_kube::runtime::copies::PullSecretCopier`]
 //! ensures the copy; a Secret of that name we do not own gets an admission warning and an
 //! Event on that Secret (the pod does not exist yet while it is admitted).
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
-use sparrow_kube::copies::{EnsureOutcome, PullSecretCopier};
+use sparrow_kube::runtime::copies::{CopyError, EnsureOutcome, PullSecretCopier};
 
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 
@@ -64,7 +64,7 @@ impl KubeCopies {
 /// An `Arc`'d cluster error as a boxed error source.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct CopyFailed(Arc<sparrow_kube::ClusterError>);
+struct CopyFailed(Arc<CopyError>);
 
 impl PullSecretCopies for KubeCopies {
     fn ensure_pull_secret_copy<'a>(

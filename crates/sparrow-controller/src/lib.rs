@@ -21,7 +21,9 @@ mod namespaces;
 mod pull_secrets;
 mod readiness;
 mod review;
+mod run;
 mod server;
+mod supervisor;
 mod tls;
 mod validation;
 
@@ -37,4 +39,5 @@ pub use namespaces::{NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
 pub use pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 pub use readiness::Readiness;
 pub use server::{DRAIN_TIMEOUT, ServerLimits, serve, serve_with_limits};
+pub use supervisor::{Supervisor, TaskEnded};
 pub use tls::{ReloadingCert, TlsError, server_config};

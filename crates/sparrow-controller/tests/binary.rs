@@ -1,6 +1,6 @@
 //! The real `sparrow-controller` binary, started with the flags the rendered Deployment passes,
 //! against a testkube API server: it becomes ready once its namespace cache has synced, injects
-//! a pod created through kube-rs, and exits cleanly on SIGTERM.
+//! a pod created through kube-rs, takes the Lease, and on SIGTERM releases it and exits cleanly.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -11,6 +11,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
@@ -18,7 +19,7 @@ use kube::api::PostParams;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
-use sparrow_core::names::{CONTROLLER_NAME, PROXY_CONTAINER, WEBHOOK_CONFIG_NAME};
+use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME, PROXY_CONTAINER, WEBHOOK_CONFIG_NAME};
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use testkube::TestCluster;
 use tokio::net::TcpStream;
@@ -89,10 +90,20 @@ async fn binary_injects_and_stops_on_sigterm() {
     args.push(format!("--addr={addr}"));
     args.push(format!("--tls-cert={}", cert.display()));
     args.push(format!("--tls-key={}", key.display()));
+    // The mesh namespace, where the controller's Lease lives.
+    let mesh_ns: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mesh.namespace}
+    }))
+    .expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &mesh_ns)
+        .await
+        .expect("mesh namespace created");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparrow-controller"))
         .args(&args)
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info")
+        .env("POD_NAME", "sparrow-controller-0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -156,6 +167,22 @@ async fn binary_injects_and_stops_on_sigterm() {
         .collect();
     assert_eq!(names, ["sparrow-init", PROXY_CONTAINER, "web"]);
 
+    // The only replica leads: it holds the Lease until it stops.
+    let leases = Api::<Lease>::namespaced(cluster.client(), &mesh.namespace);
+    let holder = || async {
+        let lease = leases.get_opt(LEASE_NAME).await.expect("read the Lease")?;
+        lease.spec.and_then(|s| s.holder_identity)
+    };
+    let mut held = false;
+    for _ in 0..300 {
+        if holder().await.as_deref() == Some("sparrow-controller-0") {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(held, "the controller never took the Lease");
+
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -174,4 +201,10 @@ async fn binary_injects_and_stops_on_sigterm() {
         assert!(parsed.is_ok(), "not JSON: {line}");
     }
     assert!(stdout.contains("SIGTERM received"), "{stdout}");
+    assert!(stdout.contains("released the Lease"), "{stdout}");
+    assert_eq!(
+        holder().await,
+        None,
+        "the next leader need not wait for the Lease to expire"
+    );
 }

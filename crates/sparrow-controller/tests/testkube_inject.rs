@@ -25,8 +25,8 @@ use sparrow_core::names::{
 };
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
-use sparrow_kube::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::metrics::CopyMetrics;
+use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::net::TcpListener;
 
@@ -79,8 +79,7 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
-    let copy_metrics = CopyMetrics::default();
-    copy_metrics.register(&mut registry);
+    let copy_metrics = CopyMetrics::register(&mut registry);
     let copier = PullSecretCopier::new(
         cluster.client(),
         CopyConfig::new(&mesh.namespace),

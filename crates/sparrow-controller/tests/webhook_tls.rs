@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio_rustls::TlsConnector;
 
-const REVIEW: &str = include_str!("fixtures/review-replicaset-pod.json");
+const REVIEW: &str = include_str!("../../../testdata/reviews/review-replicaset-pod.json");
 
 fn generate_tls() -> WebhookTls {
     WebhookTls::generate_for(&["127.0.0.1".to_owned()], time::OffsetDateTime::now_utc())

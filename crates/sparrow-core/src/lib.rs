@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod config;
+pub mod dockerconfig;
 pub mod image_ref;
 pub mod inventory;
 pub mod manifests;
 pub mod names;
 pub mod ownership;
+pub mod pods;
 pub mod registry;
 pub mod selector;
 pub mod tls;
@@ -18,7 +20,9 @@ pub use auth::{
     CredentialKind, RegistryAuth, RegistryAuthError, dockerconfigjson, secret_data_hash,
 };
 pub use config::{ImageOverrides, Images, InjectionScope, MeshConfig, PullPolicy};
+pub use dockerconfig::{DockerConfigError, StoredCredential, stored_credential};
 pub use inventory::{Kind, PARTS, Part};
 pub use manifests::{ControlPlane, Object};
+pub use pods::{carries_sidecar, quantities};
 pub use registry::{RegistryServer, RegistryServerError};
 pub use tls::WebhookTls;

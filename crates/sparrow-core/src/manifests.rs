@@ -19,7 +19,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
 };
@@ -29,6 +28,7 @@ use crate::auth::dockerconfigjson;
 use crate::config::MeshConfig;
 use crate::inventory::{Kind, PARTS, Part, Presence, describe};
 use crate::names::*;
+use crate::pods::quantities;
 use crate::tls::WebhookTls;
 
 /// Secret type of the pull secret.
@@ -408,13 +408,6 @@ fn https_probe(path: &str, period: i32) -> Probe {
         failure_threshold: Some(3),
         ..Probe::default()
     }
-}
-
-fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
-        .collect()
 }
 
 fn deployment(config: &MeshConfig) -> Deployment {

@@ -1,14 +1,12 @@
 //! The two containers injection adds: `sparrow-init` (iptables redirect) and `sparrow-proxy`.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     ObjectFieldSelector, Probe, ResourceRequirements, SecurityContext,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sparrow_core::names::{INIT_CONTAINER, PROXY_CONTAINER};
+use sparrow_core::quantities;
 
 use crate::ports::PortRange;
 use crate::proxy_env::{
@@ -26,13 +24,6 @@ pub const OUTBOUND_PORT: u16 = 4140;
 pub const ADMIN_PORT: u16 = 4191;
 /// The proxy runs as this user; the redirect exempts its own traffic by this uid.
 pub const PROXY_UID: i64 = 2102;
-
-fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
-        .collect()
-}
 
 fn port(name: &str, port: u16) -> ContainerPort {
     ContainerPort {

@@ -8,10 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
-use sparrow_core::names::{
-    AUTO_INJECT_LABEL, INJECT_STATUS_ANNOTATION, INJECT_STATUS_INJECTED, NAMESPACE_NAME_LABEL,
-    PROXY_CONTAINER, SYSTEM_NAMESPACES,
-};
+use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL, SYSTEM_NAMESPACES};
 
 use crate::InjectConfig;
 
@@ -76,23 +73,10 @@ impl fmt::Display for SkipReason {
     }
 }
 
-/// The pod has the sidecar already: `sparrow-proxy` is among its containers or init
-/// containers (a native sidecar), or it carries
-/// `injector.sparrow-mesh.io/status: injected`.
+/// The pod has the sidecar already (one rule for the webhook and the controller:
+/// [`sparrow_core::carries_sidecar`]).
 pub fn has_sidecar(pod: &Pod) -> bool {
-    let annotated = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(INJECT_STATUS_ANNOTATION))
-        .is_some_and(|v| v == INJECT_STATUS_INJECTED);
-    let has_proxy = pod.spec.as_ref().is_some_and(|s| {
-        s.containers
-            .iter()
-            .chain(s.init_containers.iter().flatten())
-            .any(|c| c.name == PROXY_CONTAINER)
-    });
-    annotated || has_proxy
+    sparrow_core::carries_sidecar(pod)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,20 @@
-//! Sparrow against the Kubernetes API, through kube-rs: connect, apply the control plane,
-//! wait for it, rotate credentials, report status, remove everything, and keep the
-//! pull-secret copies.
+//! Sparrow against the Kubernetes API, through kube-rs, in two halves:
+//! - the CLI's operations, at the root: connect, apply the control plane, wait for it, rotate
+//!   credentials, report status, remove everything;
+//! - the controller's runtime, under [`runtime`]: the pull-secret copies, the leader
+//!   election, their metrics.
+//!
+//! [`secrets`] (which Secrets are ours, what they hold, which pods carry the sidecar) and
+//! [`error`] serve both.
 
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod connect;
-pub mod copies;
 pub mod error;
-pub mod leader;
-pub mod metrics;
 pub mod parts;
 pub mod remove;
+pub mod runtime;
 pub mod secrets;
 pub mod status;
 pub mod update;

@@ -5,11 +5,10 @@
 mod contents;
 pub mod plan;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta};
 use sparrow_core::manifests::pull_secret_selector;
@@ -19,7 +18,7 @@ use sparrow_core::{Kind, PARTS};
 
 use crate::error::ClusterError;
 use crate::parts::{api, delete_exact, read_part};
-use crate::secrets::{foreign_pull_secrets, is_injected};
+use crate::secrets::{foreign_pull_secrets, namespaces_with_sidecar};
 use crate::timed;
 
 pub use plan::{Found, NamespaceFate, Observed, Plan, Removal, Target, plan};
@@ -222,24 +221,12 @@ async fn copies_of(
         .collect())
 }
 
-/// Namespaces with pods annotated `injector.sparrow-mesh.io/status: injected` (metadata only).
+/// Namespaces with pods that carry the sidecar.
 pub async fn injected_namespaces(
     client: &kube::Client,
     timeout: Duration,
 ) -> Result<Vec<String>, ClusterError> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let list = timed(
-        "listing pods",
-        timeout,
-        pods.list_metadata(&ListParams::default()),
-    )
-    .await?;
-    let namespaces: BTreeSet<String> = list
-        .items
-        .iter()
-        .filter(|p| is_injected(&p.metadata))
-        .filter_map(|p| p.metadata.namespace.clone())
-        .collect();
+    let namespaces = namespaces_with_sidecar(client, None, timeout).await?;
     Ok(namespaces.into_iter().collect())
 }
 

@@ -11,8 +11,8 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use sparrow_core::manifests::source_pull_secret;
 use sparrow_core::{RegistryAuth, RegistryServer, dockerconfigjson};
-use sparrow_kube::copies::{CopyConfig, EnsureOutcome, PullSecretCopier};
-use sparrow_kube::metrics::CopyMetrics;
+use sparrow_kube::runtime::copies::{CopyConfig, EnsureOutcome, PullSecretCopier};
+use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 
 const MESH: &str = "sparrow-mesh";

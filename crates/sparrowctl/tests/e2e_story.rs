@@ -4,14 +4,43 @@
 //! the copy, remove leaves nothing labelled.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-fn binaries_dir() -> PathBuf {
+/// Builds the other binaries the story runs (testkube, sparrow-controller) into this test's
+/// own target directory, so it never runs a missing or stale build; cargo built sparrowctl
+/// for this test already. The build asks for what `scripts/test.sh` builds (every target of
+/// the workspace, all features), so there it finds everything fresh instead of rebuilding
+/// the dependencies with another feature set.
+fn binaries_dir(root: &Path) -> PathBuf {
     let sparrowctl = Path::new(env!("CARGO_BIN_EXE_sparrowctl"));
     let dir = sparrowctl.parent().expect("target dir").to_path_buf();
+    let target_dir = dir.parent().expect("target root");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--bins",
+            "-p",
+            "testkube",
+            "-p",
+            "sparrow-controller",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(root);
+    if dir.file_name().is_some_and(|profile| profile == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(
+        status.success(),
+        "building testkube and sparrow-controller failed: {status}"
+    );
     for name in ["testkube", "sparrow-controller"] {
         assert!(
             dir.join(name).is_file(),
-            "{name} is not built in {}: run `cargo build --bins` (scripts/test.sh does)",
+            "{name} is not in {}",
             dir.display()
         );
     }
@@ -21,9 +50,10 @@ fn binaries_dir() -> PathBuf {
 #[test]
 fn quickstart_story_passes_every_step() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let binaries = binaries_dir(&root);
     let output = std::process::Command::new("bash")
         .arg(root.join("scripts/quickstart.sh"))
-        .env("SPARROW_BIN_DIR", binaries_dir())
+        .env("SPARROW_BIN_DIR", binaries)
         .env_remove("KUBECONFIG")
         .output()
         .expect("run quickstart.sh");

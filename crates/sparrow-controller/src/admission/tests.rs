@@ -10,8 +10,9 @@ use crate::namespaces::StaticNamespaceLabels;
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopyError};
 use sparrow_inject::{InjectConfig, Injector};
 
-const REVIEW_REPLICASET_POD: &str = include_str!("../../tests/fixtures/review-replicaset-pod.json");
-const REVIEW_BARE_POD: &str = include_str!("../../tests/fixtures/review-bare-pod.json");
+const REVIEW_REPLICASET_POD: &str =
+    include_str!("../../../../testdata/reviews/review-replicaset-pod.json");
+const REVIEW_BARE_POD: &str = include_str!("../../../../testdata/reviews/review-bare-pod.json");
 
 /// Records the namespaces it is asked about and answers as told.
 #[derive(Default)]

@@ -23,15 +23,15 @@ use sparrow_controller::{
 use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL};
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
-use sparrow_kube::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::metrics::CopyMetrics;
+use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub const REVIEW: &str = include_str!("../fixtures/review-replicaset-pod.json");
+pub const REVIEW: &str = include_str!("../../../../testdata/reviews/review-replicaset-pod.json");
 
 /// Namespaces of the catalog's cluster: `shop` and `fresh` are meshed, `legacy` opted out.
 /// Only the positive controls make a copy in `shop` and `fresh`.
@@ -95,9 +95,8 @@ impl Catalog {
             .expect("source secret");
 
         let (namespaces, _watch) = NamespaceCache::spawn(client.clone());
-        let copy_metrics = CopyMetrics::default();
         let mut registry = Registry::default();
-        copy_metrics.register(&mut registry);
+        let copy_metrics = CopyMetrics::register(&mut registry);
         let copier = PullSecretCopier::new(
             client.clone(),
             CopyConfig::new(&mesh.namespace),

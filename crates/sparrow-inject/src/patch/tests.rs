@@ -13,8 +13,9 @@ use super::*;
 use crate::fixtures::{PodExt, mk_pod};
 use crate::{ADMIN_PORT, SKIP_INBOUND_PORTS_ANNOTATION, SKIP_OUTBOUND_PORTS_ANNOTATION};
 
-const REVIEW_REPLICASET_POD: &str = include_str!("../../tests/fixtures/review-replicaset-pod.json");
-const REVIEW_BARE_POD: &str = include_str!("../../tests/fixtures/review-bare-pod.json");
+const REVIEW_REPLICASET_POD: &str =
+    include_str!("../../../../testdata/reviews/review-replicaset-pod.json");
+const REVIEW_BARE_POD: &str = include_str!("../../../../testdata/reviews/review-bare-pod.json");
 
 fn cfg() -> InjectConfig {
     InjectConfig {

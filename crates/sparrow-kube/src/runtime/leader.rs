@@ -1,7 +1,8 @@
 //! Leader election through a coordination.k8s.io Lease: every replica serves the webhook,
 //! one (the holder of the Lease) runs the copy sync loop.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -9,6 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::watch;
+// The tokio clock, so tests can move it instead of waiting.
+use tokio::time::Instant;
 
 use crate::error::{ClusterError, describe};
 
@@ -27,16 +30,45 @@ pub struct LeaseConfig {
     pub renew_interval: Duration,
 }
 
-/// Runs the election until the process ends, publishing whether this replica leads.
-pub async fn run_election(client: kube::Client, config: LeaseConfig, leading: watch::Sender<bool>) {
+impl LeaseConfig {
+    /// The controller's defaults: a 15 s lease renewed every 5 s.
+    pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+    /// See [`LeaseConfig::DEFAULT_LEASE_DURATION`].
+    pub const DEFAULT_RENEW_INTERVAL: Duration = Duration::from_secs(5);
+}
+
+/// Runs the election until `shutdown` completes, publishing whether this replica leads; then
+/// steps down (the sync stops first) and releases the Lease, so the next leader need not wait
+/// for it to expire.
+pub async fn run_election(
+    client: kube::Client,
+    config: LeaseConfig,
+    leading: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut elector = Elector::new(Api::namespaced(client, &config.namespace), config);
     let mut tick = tokio::time::interval(elector.config.renew_interval);
+    tokio::pin!(shutdown);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => break,
+        }
         let now_leading = elector.round().await;
         if *leading.borrow() != now_leading {
             tracing::info!(identity = %elector.config.identity, leading = now_leading, "leadership changed");
             leading.send_replace(now_leading);
+        }
+    }
+    let was_leading = leading.send_replace(false);
+    if was_leading {
+        match tokio::time::timeout(elector.config.renew_interval, elector.release()).await {
+            Ok(Ok(true)) => {
+                tracing::info!(identity = %elector.config.identity, "released the Lease")
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "releasing the Lease"),
+            Err(_) => tracing::warn!("releasing the Lease: no answer from the API server"),
         }
     }
 }
@@ -93,6 +125,36 @@ impl Elector {
                     .saturating_sub(self.config.renew_interval);
                 self.renewed.is_some_and(|at| at.elapsed() < grace)
             }
+        }
+    }
+
+    /// Gives the Lease up if this replica holds it: no holder, so any other replica takes it
+    /// on its next round. True when it was released.
+    pub async fn release(&mut self) -> Result<bool, ClusterError> {
+        self.renewed = None;
+        let existing = self
+            .api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|e| ClusterError::api("reading the Lease", e))?;
+        let Some(mut lease) = existing else {
+            return Ok(false);
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        // `replace` carries the resourceVersion read: if someone took it meanwhile, a 409.
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(error) => Err(ClusterError::api("releasing the Lease", error)),
         }
     }
 

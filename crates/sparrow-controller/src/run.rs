@@ -1,0 +1,221 @@
+//! One run of the controller: the pieces built from the flags, every long-lived task owned by
+//! a [`Supervisor`], the webhook served until SIGTERM or until a task dies, then the Lease
+//! released and the tasks stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::Client;
+use prometheus_client::registry::Registry;
+use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
+use sparrow_inject::{Injector, SidecarKind};
+use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::leader::{LeaseConfig, run_election};
+use sparrow_kube::runtime::metrics::CopyMetrics;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admission::Webhook;
+use crate::args::Args;
+use crate::copies::KubeCopies;
+use crate::http::{AppState, router};
+use crate::metrics::AdmissionMetrics;
+use crate::namespaces::{NamespaceCache, NamespaceLabels};
+use crate::pull_secrets::PullSecretCopies;
+use crate::readiness::Readiness;
+use crate::server::serve;
+use crate::supervisor::Supervisor;
+use crate::tls::{ReloadingCert, server_config};
+
+/// Runs the controller until SIGTERM (exit 0) or a long-lived task's end (an error: the
+/// kubelet restarts the pod).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    crate::logging::init_logging(args.log_format)?;
+    let mut config = args.inject_config();
+    let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)
+        .context("cannot load the serving certificate")?;
+    let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
+    let client = Client::try_default()
+        .await
+        .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
+    // Native sidecars (restartable init containers) need 1.29; older servers get a classic one.
+    let version = client
+        .apiserver_version()
+        .await
+        .context("cannot read the API server's version")?;
+    config.sidecar = SidecarKind::for_server_version(&version.major, &version.minor);
+    tracing::info!(server = %version.git_version, sidecar = ?config.sidecar, "proxy injection");
+    let injector =
+        Injector::new(config.clone()).context("cannot prepare the injected containers")?;
+    let instance = instance_name();
+    let (stopping_tx, stopping) = watch::channel(false);
+    let mut tasks = Supervisor::new();
+
+    let (namespaces, namespace_watch) = NamespaceCache::spawn(client.clone());
+    tasks.spawn("namespace-watch", async move {
+        if let Err(error) = namespace_watch.await {
+            tracing::error!(%error, "the namespace watch failed");
+        }
+    });
+    let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
+    let mut registry = Registry::default();
+    let metrics = AdmissionMetrics::register(&mut registry);
+    let copier = PullSecretCopier::new(
+        client.clone(),
+        CopyConfig::new(&config.mesh_namespace),
+        CopyMetrics::register(&mut registry),
+    );
+    let lease = args.lease_config(LEASE_NAME, &instance);
+    spawn_copy_tasks(&mut tasks, &client, &copier, lease, stopping.clone());
+
+    let ready = (namespaces.clone(), copier.clone());
+    let readiness = Readiness::new()
+        .with("namespaces", {
+            let ns = ready.0;
+            move || ns.is_synced()
+        })
+        .with("pull-secret copies", move || ready.1.is_synced())
+        .with("long-lived tasks", tasks.all_running());
+    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(copier, client, &instance));
+    let webhook = Webhook::new(injector, namespaces, Some(copies), metrics);
+    let state = Arc::new(AppState {
+        webhook,
+        registry,
+        readiness,
+    });
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    tracing::info!(
+        addr = %args.addr,
+        mesh_namespace = %config.mesh_namespace,
+        disable_auto_inject = config.disable_auto_inject,
+        enabled_namespaces = ?config.enabled_namespaces,
+        %instance,
+        "serving the injection webhook"
+    );
+    // The election may be mid-round (one renew interval at most), then releases the Lease
+    // (another at most).
+    let release_within = args.lease_renew_interval * 2 + Duration::from_secs(1);
+    let stopped = Stopping {
+        tasks,
+        stopping: stopping_tx,
+        release_within,
+    };
+    serve_until_stopped(listener, tls, state, stopped).await
+}
+
+/// What stopping takes: the tasks, the signal that tells the election to stop, and how long
+/// it may take to release the Lease.
+struct Stopping {
+    tasks: Supervisor,
+    stopping: watch::Sender<bool>,
+    release_within: Duration,
+}
+
+/// Serves until SIGTERM or a task's end; either way stops the election (it releases the
+/// Lease) and every task before returning.
+async fn serve_until_stopped(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    state: Arc<AppState>,
+    stop: Stopping,
+) -> anyhow::Result<()> {
+    let Stopping {
+        mut tasks,
+        stopping,
+        release_within,
+    } = stop;
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let stopped = async {
+        let ended = tokio::select! {
+            () = shutdown_signal() => None,
+            ended = tasks.first_ended() => Some(ended),
+        };
+        if let Some(ended) = &ended {
+            tracing::error!(task = ended.name, reason = %ended.reason, "a long-lived task ended; stopping so the kubelet restarts the controller");
+        }
+        let _ = ended_tx.send(ended);
+    };
+    serve(listener, Arc::new(tls), router(state), stopped).await;
+    stopping.send_replace(true);
+    let ended = ended_rx.await.ok().flatten();
+    // The election releases the Lease when told to stop; give it its renew interval.
+    if tokio::time::timeout(release_within, tasks.wait_for("election"))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the election did not stop in time; the Lease expires on its own");
+    }
+    tasks.shutdown().await;
+    match ended {
+        Some(ended) => Err(ended.into()),
+        None => Ok(()),
+    }
+}
+
+/// The copier's watches, the election, and the sync that runs while this replica leads.
+fn spawn_copy_tasks(
+    tasks: &mut Supervisor,
+    client: &Client,
+    copier: &PullSecretCopier,
+    lease: LeaseConfig,
+    stopping: watch::Receiver<bool>,
+) {
+    let watches = copier.clone();
+    tasks.spawn(
+        "pull-secret-watches",
+        async move { watches.run_watches().await },
+    );
+    let (leading_tx, leading) = watch::channel(false);
+    let mut stop = stopping;
+    let told_to_stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tasks.spawn(
+        "election",
+        run_election(client.clone(), lease, leading_tx, told_to_stop),
+    );
+    let syncer = copier.clone();
+    tasks.spawn("pull-secret-sync", async move {
+        let mut leading = leading;
+        // Sync while leading; when leadership is lost, wait to win it again.
+        while leading.wait_for(|l| *l).await.is_ok() {
+            syncer.run_sync(leading.clone()).await;
+        }
+    });
+}
+
+/// This replica's name, computed once: the pod name the Deployment passes in `POD_NAME`,
+/// else the hostname.
+fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("{CONTROLLER_NAME}-{}", std::process::id()))
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
