@@ -1,121 +1,53 @@
 #!/usr/bin/env bash
-# The whole Sparrow Mesh story, step by step, on the embedded test cluster (testkube) with the
-# real binaries: deploy from a private registry, a pod gets the sidecar, imagePullSecrets and
-# a copy of the registry secret, credentials rotate into the copy, remove deletes every copy.
-# Loopback only. Set SPARROW_BIN_DIR to use already-built binaries.
+# The README's main job: the Sparrow Mesh story on a real Kubernetes node of this machine
+# (scripts/local-cluster.sh: kube-apiserver, kubelet, containerd, a private registry with TLS and
+# htpasswd, all in a network namespace of their own), step by step, every step checked:
+#   the mesh's images pushed to the private registry as a robot user, `registry check`, `deploy`
+#   (the controller's image pulled by the kubelet through sparrow-registry-key), a labelled
+#   namespace whose server and client pods are injected (native sidecar) and pull with the copy,
+#   the client calling the server through both proxies, a credential rotation, and `remove`.
+#
+# Usage: scripts/quickstart.sh [--embedded]
+#   --embedded   the older story on the embedded test cluster (testkube): no node, nothing pulled
+# Environment (all optional):
+#   SPARROW_CLUSTER_NETNS, SPARROW_NODE_API_PORT, SPARROW_NODE_REGISTRY_PORT: which node instance
+#                (default: the node's default instance; a running node is reused, left running)
+#   SPARROW_BIN_DIR          a directory holding a built sparrowctl (default: built here)
+#   SPARROW_IMAGES           an OCI layout of the mesh's images (default: scripts/build-images.sh)
+#   SPARROW_IMAGES_PROFILE   release (default) or dev: what build-images.sh builds
+#   SPARROW_STORY_NAMESPACE  the application's namespace (default shop)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-bin=${SPARROW_BIN_DIR:-}
-if [ -z "$bin" ]; then
-  echo "building sparrowctl, sparrow-controller and testkube (debug)..."
-  cargo build -q --bins -p sparrowctl -p sparrow-controller -p testkube
-  bin=$PWD/target/debug
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+if [ "${1:-}" = "--embedded" ]; then
+  shift
+  exec scripts/lib/quickstart-embedded.sh "$@"
 fi
-if ! command -v kubectl >/dev/null; then
-  echo "installing kubectl (Debian package kubernetes-client)..."
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null
-fi
+[ $# -eq 0 ] || { echo "usage: scripts/quickstart.sh [--embedded]" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "quickstart: run it as root (the node runs containers)" >&2; exit 1; }
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=/usr/local/go/bin:$PATH
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export HOME="$work" KUBECONFIG="$work/kubeconfig"
-export PATH="$bin:$PATH"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+STORY_NS=${SPARROW_STORY_NAMESPACE:-shop}
+[[ $STORY_NS =~ ^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$ ]] ||
+  { echo "quickstart: SPARROW_STORY_NAMESPACE=$STORY_NS is not a namespace name" >&2; exit 2; }
+# shellcheck source=lib/story.sh
+source "$ROOT/scripts/lib/story.sh"
+# shellcheck source=lib/story-steps.sh
+source "$ROOT/scripts/lib/story-steps.sh"
 
-step() { printf '\n==> %s\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
-fail() { echo "quickstart: FAILED: $*" >&2; echo "--- controller log:" >&2; tail -20 "$work/controller.log" >&2 || true; exit 1; }
-# Waits up to $1 seconds for the command after it to succeed.
-await() {
-  local limit=$1; shift
-  for _ in $(seq $((limit * 20))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  return 1
-}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-registry=127.0.0.1:5000/team/mesh
-tag=$(sparrowctl version | sed -n 's/^sparrowctl //p')
-port=$(free_port)
-
-step "Start the embedded test cluster; the webhook Service routes to 127.0.0.1:$port"
-testkube serve --kubeconfig-out "$KUBECONFIG" \
-  --service-endpoint "sparrow-mesh/sparrow-controller=127.0.0.1:$port" > "$work/testkube.log" 2>&1 &
-pids+=($!)
-await 10 grep -q listening "$work/testkube.log" || fail "testkube did not start"
-cat "$work/testkube.log"
-
-step "Deploy from the private registry $registry (password on stdin, never on the command line)"
-# --skip-registry-check: no registry runs in this demo (tests check against a real one).
-printf 'first-password\n' | show sparrowctl deploy --registry-server "$registry" \
-  --registry-username robot --registry-password-stdin --wait=false --skip-registry-check
-
-step "Start sparrow-controller with the TLS secret deploy created"
-for key in tls.crt tls.key; do
-  kubectl -n sparrow-mesh get secret sparrow-controller-tls -o "jsonpath={.data.${key//./\\.}}" | base64 -d > "$work/$key"
-done
-POD_NAME=sparrow-controller-quickstart sparrow-controller --addr "127.0.0.1:$port" \
-  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --mesh-namespace sparrow-mesh \
-  --sidecar-image "$registry/sparrow-proxy:$tag" --init-image "$registry/sparrow-init:$tag" \
-  --log-format plain > "$work/controller.log" 2>&1 &
-pids+=($!)
-ready() { python3 - "$port" <<'PY'
-import ssl, sys, urllib.request
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-sys.exit(0 if urllib.request.urlopen(f"https://127.0.0.1:{sys.argv[1]}/readyz", context=ctx, timeout=1).status == 200 else 1)
-PY
-}
-await 20 ready || fail "the controller did not become ready"
-echo "controller ready on https://127.0.0.1:$port"
-
-step "Mesh the namespace shop and create a pod in it"
-show kubectl create namespace shop
-show kubectl label namespace shop injector.sparrow-mesh.io/auto-inject=enabled
-cat > "$work/web.yaml" <<'YAML'
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-  labels:
-    app: web
-spec:
-  containers:
-  - name: web
-    image: 127.0.0.1:5000/team/shop/web:1.0
-YAML
-show kubectl -n shop apply -f "$work/web.yaml"
-
-step "The pod has the sidecar and imagePullSecrets"
-containers=$(kubectl -n shop get pod web -o 'jsonpath={.spec.initContainers[*].name} {.spec.containers[*].name}')
-pull=$(kubectl -n shop get pod web -o 'jsonpath={.spec.imagePullSecrets[*].name}')
-echo "containers: $containers"
-echo "imagePullSecrets: $pull"
-[[ $containers == *sparrow-init*sparrow-proxy* ]] || fail "no sidecar in the pod"
-[[ $pull == *sparrow-registry-key* ]] || fail "no imagePullSecrets"
-
-step "The registry secret: the source, and the copy made before the pod was admitted"
-show kubectl get secrets -l usage=sparrow-registry-key -A
-[ "$(kubectl get secrets -l usage=sparrow-registry-key -A --no-headers | wc -l)" -eq 2 ] || fail "expected the source and one copy"
-
-step "Rotate the credentials; the controller refreshes the copy"
-printf 'second-password\n' | show sparrowctl registry update --registry-username robot2 \
-  --registry-password-stdin --skip-registry-check
-copy_user() {
-  kubectl -n shop get secret sparrow-registry-key -o 'jsonpath={.data.\.dockerconfigjson}' | base64 -d |
-    python3 -c 'import json, sys; print(next(iter(json.load(sys.stdin)["auths"].values()))["username"])'
-}
-await 20 test "$(copy_user)" = robot2 || fail "the copy in shop was not refreshed"
-echo "the copy in shop now authenticates as: $(copy_user)"
-
-step "Remove the mesh: webhook, control plane, every labelled secret, the namespace"
-show sparrowctl remove --yes
-step "Nothing labelled usage=sparrow-registry-key is left"
-show kubectl get secrets -l usage=sparrow-registry-key -A
-[ -z "$(kubectl get secrets -l usage=sparrow-registry-key -A --no-headers 2>/dev/null)" ] || fail "secrets left behind"
-
-printf '\nquickstart: every step passed\n'
+started=$SECONDS
+story_node_up
+story_build
+story_clean_leftovers
+story_push_mesh_images
+story_registry_check
+story_deploy
+story_application
+story_traffic
+story_rotation
+story_remove
+printf '\nquickstart: every step passed (%d checks) in %d s\n' "$checks" "$((SECONDS - started))"
+echo "The node keeps running: eval \"\$(scripts/local-cluster.sh env)\" to use it," \
+  "scripts/local-cluster.sh down to stop it."

@@ -1,5 +1,5 @@
-//! The whole story with the real binaries (testkube serve, sparrowctl, sparrow-controller,
-//! kubectl), through `scripts/quickstart.sh`, the README's main job: deploy, a pod comes
+//! The story with the real binaries on the embedded test cluster (testkube serve, sparrowctl,
+//! sparrow-controller, kubectl), through `scripts/quickstart.sh --embedded`: deploy, a pod comes
 //! back with the sidecar and imagePullSecrets, its namespace gets the copy, rotation reaches
 //! the copy, remove leaves nothing labelled.
 
@@ -53,6 +53,7 @@ fn quickstart_story_passes_every_step() {
     let binaries = binaries_dir(&root);
     let output = std::process::Command::new("bash")
         .arg(root.join("scripts/quickstart.sh"))
+        .arg("--embedded")
         .env("SPARROW_BIN_DIR", binaries)
         .env_remove("KUBECONFIG")
         .output()
