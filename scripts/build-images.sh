@@ -25,22 +25,19 @@ while [ $# -gt 0 ]; do
     esac
 done
 case $profile in
-    release) profile_dir=release ;;
-    dev) profile_dir=debug ;;
+    release | dev) ;;
     *) echo "error: --profile is release or dev, not $profile" >&2; exit 2 ;;
 esac
 
-triple=x86_64-unknown-linux-gnu
+# shellcheck source=scripts/lib/static-build.sh
+. scripts/lib/static-build.sh
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 revision=$(git rev-parse HEAD)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 source_url=${SPARROW_SOURCE_URL:-https://github.com/sparrow-mesh/sparrow}
 
-# The explicit --target keeps build scripts and proc-macros dynamic (they run on this host);
-# only the shipped binaries are static.
-RUSTFLAGS="-C target-feature=+crt-static" nice cargo build --quiet --profile "$profile" \
-    --target "$triple" -p sparrow-controller -p sparrow-proxy -p sparrow-init --bins
-bin=target/$triple/$profile_dir
+static_build "$profile" -p sparrow-controller -p sparrow-proxy -p sparrow-init --bins
+bin=$(static_bin_dir "$profile")
 for binary in sparrow-controller sparrow-proxy sparrow-init; do
     if ldd "$bin/$binary" >/dev/null 2>&1 && ! ldd "$bin/$binary" 2>&1 | grep -q 'statically linked'; then
         echo "error: $bin/$binary is not static: $(ldd "$bin/$binary" | tr '\n' ' ')" >&2

@@ -1,0 +1,363 @@
+//! The mesh's lifecycle on the real node, where testkube cannot go: server-side apply ownership
+//! against another field manager, remove while a meshed namespace is terminating, a controller
+//! stopped during a rotation, and two replicas sharing one Lease through the leader's death.
+
+mod real_node;
+
+use real_node::{LIMIT, Mesh, secret_user, sparrowctl_ok};
+use serde_json::{Value, json};
+use sparrow_testnode::{Credentials, Node, TestNamespace, wait_until};
+
+const WEBHOOKS: &str = "mutatingwebhookconfiguration/sparrow-sidecar-injector";
+
+fn meshed_namespace(node: &'static Node, purpose: &str) -> TestNamespace {
+    let ns = TestNamespace::create(node, purpose);
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    ns
+}
+
+/// A pod that is admitted (and injected) but pinned to no node.
+fn pending_pod(ns: &str, name: &str, finalizer: Option<&str>) -> String {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": {
+            "nodeSelector": { "sparrow-mesh.io/test": "no-such-node" },
+            "containers": [{ "name": "app", "image": "registry.invalid/app:1" }]
+        }
+    });
+    if let Some(f) = finalizer {
+        pod["metadata"]["finalizers"] = json!([f]);
+    }
+    pod.to_string()
+}
+
+/// Whether the webhook injected the pod: the sidecar as a native sidecar (an init container
+/// with `restartPolicy: Always`, the node being >= 1.29) and the status annotation.
+fn injected(node: &Node, ns: &str, pod: &str) -> bool {
+    let pod = node.get_json(&["-n", ns, "pod", pod]);
+    let native = pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["name"] == "sparrow-proxy" && c["restartPolicy"] == "Always");
+    native && pod["metadata"]["annotations"]["injector.sparrow-mesh.io/status"] == "injected"
+}
+
+fn deploy_args(mesh: &Mesh) -> Vec<String> {
+    let images = real_node::mesh_images();
+    [
+        "deploy",
+        "--images-from",
+        &images.to_string_lossy(),
+        "--registry-server",
+        &mesh.registry,
+        "--registry-username",
+        &mesh.creds.user,
+        "--registry-password-stdin",
+        "--registry-ca",
+        &mesh.node.registry_ca.to_string_lossy(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn rotate(mesh: &Mesh, user: &str) -> Credentials {
+    let creds = Credentials::random(user);
+    mesh.node.registry_user(&creds).expect("registry user");
+    let ca = mesh.node.registry_ca.to_string_lossy();
+    sparrowctl_ok(
+        mesh.node,
+        &[
+            "registry",
+            "update",
+            "--registry-username",
+            &creds.user,
+            "--registry-password-stdin",
+            "--registry-ca",
+            &ca,
+        ],
+        Some(&creds.password),
+    );
+    creds
+}
+
+fn copy_user(ns: &TestNamespace) -> Option<String> {
+    let args = [
+        "-n",
+        ns.name.as_str(),
+        "get",
+        "secret",
+        "sparrow-registry-key",
+        "-o",
+        "json",
+    ];
+    let out = Node::require().kubectl_output(&args, None).ok()?;
+    let secret: Value = serde_json::from_slice(&out.stdout).ok()?;
+    secret_user(&secret)
+}
+
+#[test]
+fn deploy_takes_back_its_fields_from_another_manager_and_keeps_theirs() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "ssa", &[]);
+    let intruder = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": "sparrow-sidecar-injector", "labels": { "team": "intruder" } },
+        "webhooks": [{
+            "name": "namespaces.injector.sparrow-mesh.io",
+            "failurePolicy": "Ignore",
+            "sideEffects": "NoneOnDryRun",
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": { "service": { "namespace": "sparrow-mesh", "name": "sparrow-controller" } }
+        }]
+    });
+    node.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=intruder",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&intruder.to_string()),
+    );
+    let policy = |node: &Node| {
+        let config = node.get_json(&[WEBHOOKS]);
+        config["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|w| w["name"] == "namespaces.injector.sparrow-mesh.io")
+            .map(|w| w["failurePolicy"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        policy(node).as_deref(),
+        Some("Ignore"),
+        "the intruder's change applied"
+    );
+
+    let args = deploy_args(&mesh);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sparrowctl_ok(node, &args, Some(&mesh.creds.password));
+    let config = node.get_json(&[WEBHOOKS, "--show-managed-fields"]);
+    assert_eq!(
+        policy(node).as_deref(),
+        Some("Fail"),
+        "deploy took failurePolicy back"
+    );
+    assert_eq!(
+        config["metadata"]["labels"]["team"], "intruder",
+        "deploy keeps fields it does not own"
+    );
+    let managers: Vec<&str> = config["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["operation"] == "Apply")
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"sparrowctl"), "{managers:?}");
+    let intruder_fields = config["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["manager"] == "intruder")
+        .map(|m| m["fieldsV1"].to_string())
+        .unwrap_or_default();
+    assert!(
+        !intruder_fields.contains("f:failurePolicy"),
+        "the intruder still owns failurePolicy: {intruder_fields}"
+    );
+    drop(mesh);
+}
+
+#[test]
+fn remove_succeeds_while_a_meshed_namespace_is_terminating() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "terminating", &[]);
+    let ns = meshed_namespace(node, "terminating");
+    let finalizer = "sparrow-mesh.io/test-hold";
+    node.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&pending_pod(&ns.name, "held", Some(finalizer))),
+    );
+    assert!(injected(node, &ns.name, "held"));
+    assert!(copy_user(&ns).is_some(), "a copy in {}", ns.name);
+    node.kubectl(&["delete", "namespace", &ns.name, "--wait=false"]);
+    wait_until("the namespace to be Terminating", LIMIT, || {
+        let n = node.get_json(&["namespace", &ns.name]);
+        (n["status"]["phase"] == "Terminating").then_some(())
+    });
+
+    let out = real_node::sparrowctl(node, &["remove", "--yes"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "remove: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("no labelled Secret left anywhere", LIMIT, || {
+        let left = node.kubectl(&[
+            "get",
+            "secrets",
+            "-A",
+            "-l",
+            "usage=sparrow-registry-key",
+            "-o",
+            "name",
+        ]);
+        left.trim().is_empty().then_some(())
+    });
+    let patch = r#"{"metadata":{"finalizers":null}}"#;
+    node.kubectl(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "pod",
+        "held",
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
+    wait_until("the namespace to be gone", LIMIT, || {
+        let out = node
+            .kubectl_output(&["get", "namespace", &ns.name], None)
+            .ok()?;
+        (!out.status.success()).then_some(())
+    });
+    drop(mesh);
+}
+
+#[test]
+fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "restart", &[]);
+    let ns = meshed_namespace(node, "restart");
+    node.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&pending_pod(&ns.name, "before", None)),
+    );
+    assert_eq!(copy_user(&ns).as_deref(), Some(mesh.creds.user.as_str()));
+
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "scale",
+        "deployment/sparrow-controller",
+        "--replicas=0",
+    ]);
+    wait_until("no controller pod", LIMIT, || {
+        let pods = node.get_json(&[
+            "-n",
+            "sparrow-mesh",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=sparrow-controller",
+        ]);
+        pods["items"]
+            .as_array()
+            .is_some_and(|p| p.is_empty())
+            .then_some(())
+    });
+    let rotated = rotate(&mesh, "robot-restart-2");
+    assert_eq!(
+        copy_user(&ns).as_deref(),
+        Some(mesh.creds.user.as_str()),
+        "nobody refreshes a copy while the controller is stopped"
+    );
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "scale",
+        "deployment/sparrow-controller",
+        "--replicas=1",
+    ]);
+    wait_until("the copy to carry the rotated user", LIMIT, || {
+        (copy_user(&ns).as_deref() == Some(rotated.user.as_str())).then_some(())
+    });
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "rollout",
+        "status",
+        "deployment/sparrow-controller",
+        "--timeout=300s",
+    ]);
+    node.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&pending_pod(&ns.name, "after", None)),
+    );
+    assert!(
+        injected(node, &ns.name, "after"),
+        "the restarted controller injects"
+    );
+    drop(mesh);
+    let _ = node.delete_registry_user(&rotated.user);
+}
+
+fn lease_holder(node: &Node) -> Option<String> {
+    let lease = node.get_json(&["-n", "sparrow-mesh", "lease", "sparrow-controller"]);
+    lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answered() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "failover", &[]);
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "scale",
+        "deployment/sparrow-controller",
+        "--replicas=2",
+    ]);
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "rollout",
+        "status",
+        "deployment/sparrow-controller",
+        "--timeout=300s",
+    ]);
+    let leader = wait_until("a Lease holder", LIMIT, || lease_holder(node));
+    let ns = meshed_namespace(node, "failover");
+
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "delete",
+        "pod",
+        &leader,
+        "--wait=false",
+    ]);
+    let mut admitted = 0;
+    let new_leader = wait_until("another replica to hold the Lease", LIMIT, || {
+        let name = format!("during-{admitted}");
+        node.kubectl_stdin(
+            &["create", "-f", "-"],
+            Some(&pending_pod(&ns.name, &name, None)),
+        );
+        assert!(
+            injected(node, &ns.name, &name),
+            "{name} was admitted without the sidecar"
+        );
+        admitted += 1;
+        lease_holder(node).filter(|holder| *holder != leader)
+    });
+    assert!(admitted > 0);
+    let rotated = rotate(&mesh, "robot-failover-2");
+    wait_until("the new leader to refresh the copy", LIMIT, || {
+        (copy_user(&ns).as_deref() == Some(rotated.user.as_str())).then_some(())
+    });
+    assert_ne!(new_leader, leader);
+    drop(mesh);
+    let _ = node.delete_registry_user(&rotated.user);
+}
