@@ -14,8 +14,11 @@ CONNS=${BENCH_CONNS:-32}
 [ "$(id -u)" = 0 ] || { echo "bench-dataplane: run as root (network namespaces, iptables)" >&2; exit 1; }
 command -v xtables-nft-multi >/dev/null || { echo "bench-dataplane: needs iptables (apt-get install iptables)" >&2; exit 1; }
 
-nice cargo build --quiet --release -p sparrow-proxy -p sparrow-init --bins --example bench_dataplane
-BIN=target/release
+# The static release binaries the images ship (scripts/build-images.sh builds the same ones).
+# shellcheck source=scripts/lib/static-build.sh
+. scripts/lib/static-build.sh
+static_build release -p sparrow-proxy -p sparrow-init --bins --example bench_dataplane
+BIN=$(static_bin_dir release)
 LOAD=$BIN/examples/bench_dataplane
 
 tag=$$

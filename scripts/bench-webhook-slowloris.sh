@@ -37,10 +37,11 @@ ulimit -n "$(( CONNECTIONS * 2 + 4096 ))"
 
 PROFILE=${PROFILE:-release}
 echo "== building sparrow-controller, testkube, sparrowctl ($PROFILE)" >&2
-cargo build --profile "$PROFILE" --quiet -p sparrow-controller -p testkube -p sparrowctl --bins \
-    --manifest-path "$ROOT/Cargo.toml"
-OUT="$ROOT/target/$PROFILE"
-[[ "$PROFILE" != dev ]] || OUT="$ROOT/target/debug"
+# The static binaries the controller image ships (scripts/build-images.sh builds the same ones).
+# shellcheck source=scripts/lib/static-build.sh
+. "$ROOT/scripts/lib/static-build.sh"
+(cd "$ROOT" && static_build "$PROFILE" -p sparrow-controller -p testkube -p sparrowctl --bins)
+OUT="$ROOT/$(static_bin_dir "$PROFILE")"
 BIN="$OUT/sparrow-controller"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \

@@ -1,15 +1,10 @@
 //! A traffic listener: accepts redirected connections and copies bytes to their original
 //! destination until both sides are done, then drains on shutdown.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,10 +12,6 @@ use tokio::task::JoinSet;
 use crate::destination::{OwnPorts, destination};
 use crate::orig_dst::original_destination;
 use crate::{Direction, ProxyMetrics};
-
-/// Copy buffer per direction of a connection: two of them per connection keep a busy
-/// sidecar within a few megabytes.
-const BUFFER_SIZE: usize = 16 * 1024;
 
 /// What every connection of a listener shares.
 #[derive(Debug, Clone)]
@@ -124,64 +115,15 @@ impl Forwarder {
         // Request/response traffic must not wait for Nagle.
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        let mut client = Counted::new(client, self.metrics.client_bytes(self.direction));
-        let mut server = Counted::new(server, self.metrics.server_bytes(self.direction));
-        // Each side's EOF is passed on as a shutdown of the other's write half.
-        let copied = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut server,
-            BUFFER_SIZE,
-            BUFFER_SIZE,
+        let copied = crate::splice::bidirectional(
+            &client,
+            &server,
+            self.metrics.client_bytes(self.direction),
+            self.metrics.server_bytes(self.direction),
         )
         .await;
         if let Err(error) = copied {
             tracing::debug!(direction = %self.direction, %error, "connection ended with an error");
         }
-    }
-}
-
-/// A stream that counts the bytes read from it as they arrive.
-struct Counted {
-    stream: TcpStream,
-    read: Counter,
-}
-
-impl Counted {
-    fn new(stream: TcpStream, read: Counter) -> Self {
-        Self { stream, read }
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.read.inc_by(read as u64);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

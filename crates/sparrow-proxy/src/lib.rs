@@ -6,8 +6,8 @@
 //! `/metrics`; on SIGTERM readiness drops, the listeners close and open connections get a
 //! grace period.
 //!
-//! It runs on one thread (a current-thread runtime) with small buffers: a sidecar's memory
-//! is paid once per pod.
+//! It runs on one thread (a current-thread runtime) and moves payload with splice(2), never
+//! through its own memory: a sidecar's memory is paid once per pod.
 
 #![deny(missing_docs)]
 
@@ -18,6 +18,7 @@ mod forward;
 mod metrics;
 mod orig_dst;
 mod run;
+mod splice;
 
 pub use args::Args;
 pub use destination::{Direction, Refusal};
