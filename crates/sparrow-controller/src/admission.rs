@@ -16,6 +16,7 @@ use sparrow_inject::{Decision, Injector, decide};
 
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::NamespaceLabels;
+use crate::parked::{PARK_LIMIT, ParkedCopies};
 use crate::pull_secrets::PullSecretCopies;
 use crate::review::{API_VERSION, AdmissionRequest, AdmissionResponse, IncomingReview, KIND};
 use crate::validation::{self, quoted};
@@ -71,6 +72,7 @@ pub struct Webhook {
     namespaces: Arc<dyn NamespaceLabels>,
     pull_secrets: Option<Arc<dyn PullSecretCopies>>,
     metrics: AdmissionMetrics,
+    parked: ParkedCopies,
 }
 
 impl Webhook {
@@ -87,6 +89,7 @@ impl Webhook {
             namespaces,
             pull_secrets,
             metrics,
+            parked: ParkedCopies::default(),
         }
     }
 
@@ -200,15 +203,20 @@ impl Webhook {
     /// annotations.
     async fn namespace_is_meshed(&self, namespace: &str) -> Option<bool> {
         let deadline = tokio::time::Instant::now() + NAMESPACE_WAIT;
-        let labels = loop {
-            if let Some(labels) = self.namespaces.labels(namespace) {
-                break with_name_label(labels, namespace);
+        loop {
+            if let Some(meshed) = self.meshed_now(namespace) {
+                return Some(meshed);
             }
             if tokio::time::Instant::now() >= deadline {
                 return None;
             }
             tokio::time::sleep(NAMESPACE_POLL).await;
-        };
+        }
+    }
+
+    /// [`Self::namespace_is_meshed`] from the cache as it is now.
+    fn meshed_now(&self, namespace: &str) -> Option<bool> {
+        let labels = with_name_label(self.namespaces.labels(namespace)?, namespace);
         let neutral = Pod::default();
         Some(decide(&neutral, &labels, self.injector.config()) == Decision::Inject)
     }
@@ -219,16 +227,26 @@ impl Webhook {
         };
         match self.namespace_is_meshed(namespace).await {
             Some(true) => {}
-            known => {
-                let why = if known.is_some() {
-                    "is not meshed"
-                } else {
-                    "is not known to the controller"
-                };
-                tracing::info!(%namespace, %pod, "no pull secret copy: the namespace {why}");
+            Some(false) => {
+                tracing::info!(%namespace, %pod, "no pull secret copy: the namespace is not meshed");
                 warnings.push(format!(
-                    "sparrow-mesh: namespace {namespace} {why}, so the registry pull secret was not copied there"
+                    "sparrow-mesh: namespace {namespace} is not meshed, so the registry pull secret was not copied there"
                 ));
+                return;
+            }
+            None => {
+                // The copy is owed, not refused: made once the cache learns the namespace.
+                let parked = self.parked.park(namespace, pod);
+                tracing::info!(%namespace, %pod, parked, "pull secret copy deferred: the namespace is not known to the controller yet");
+                warnings.push(if parked {
+                    format!(
+                        "sparrow-mesh: namespace {namespace} is not known to the controller yet; the registry pull secret will be copied there as soon as it is"
+                    )
+                } else {
+                    format!(
+                        "sparrow-mesh: namespace {namespace} is not known to the controller, so the registry pull secret was not copied there"
+                    )
+                });
                 return;
             }
         }
@@ -241,6 +259,42 @@ impl Webhook {
                 warnings.push(format!(
                     "sparrow-mesh: the registry pull secret could not be copied to namespace {namespace}; image pulls may fail"
                 ));
+            }
+        }
+    }
+
+    /// Makes the copies owed to pods admitted while their namespace was unknown, as the cache
+    /// learns each namespace: a meshed one gets its copy (retried while that fails), one that
+    /// is not meshed is owed nothing, one never learned is given up after [`PARK_LIMIT`].
+    /// Runs for as long as the controller does.
+    pub async fn copy_parked(&self) {
+        let Some(copies) = &self.pull_secrets else {
+            return std::future::pending().await;
+        };
+        loop {
+            for parked in self.parked.next_round().await {
+                let (namespace, pod) = (parked.namespace.as_str(), parked.pod.as_str());
+                match self.meshed_now(namespace) {
+                    None if parked.since.elapsed() >= PARK_LIMIT => {
+                        tracing::warn!(%namespace, %pod, "the namespace never became known; its pull secret copy is left to the next pod");
+                        self.parked.release(namespace);
+                    }
+                    None => {}
+                    Some(false) => {
+                        tracing::info!(%namespace, %pod, "the namespace is not meshed; no pull secret copy owed");
+                        self.parked.release(namespace);
+                    }
+                    Some(true) => match copies.ensure_pull_secret_copy(namespace, pod).await {
+                        Ok(_) => {
+                            tracing::info!(%namespace, %pod, "deferred pull secret copy ensured");
+                            self.parked.release(namespace);
+                        }
+                        Err(error) => {
+                            self.metrics.pull_secret_error();
+                            tracing::warn!(%namespace, %error, "deferred pull secret copy failed; retrying");
+                        }
+                    },
+                }
             }
         }
     }

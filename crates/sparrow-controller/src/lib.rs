@@ -18,6 +18,7 @@ mod http;
 mod logging;
 mod metrics;
 mod namespaces;
+mod parked;
 mod pull_secrets;
 mod readiness;
 mod review;

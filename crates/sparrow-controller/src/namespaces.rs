@@ -72,7 +72,7 @@ impl NamespaceCache {
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
         let stream =
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff()
+                .backoff(sparrow_kube::runtime::watch_backoff())
                 .touched_objects();
         let ready_store = store.clone();
         let ready_flag = synced.clone();

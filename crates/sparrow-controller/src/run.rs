@@ -84,6 +84,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         registry,
         readiness,
     });
+    tasks.spawn("parked-copies", {
+        let state = state.clone();
+        async move { state.webhook.copy_parked().await }
+    });
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -233,24 +233,122 @@ async fn an_invalid_namespace_is_denied_before_any_use() {
     assert!(copies.calls.lock().expect("lock").is_empty());
 }
 
+/// Namespace labels that a test changes while the webhook runs (a cache learning namespaces).
+#[derive(Default)]
+struct LearningNamespaces(Mutex<BTreeMap<String, BTreeMap<String, String>>>);
+
+impl LearningNamespaces {
+    fn learn(&self, namespace: &str, switch: Option<&str>) {
+        let mut labels = BTreeMap::new();
+        if let Some(switch) = switch {
+            labels.insert(AUTO_INJECT_LABEL.to_owned(), switch.to_owned());
+        }
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(namespace.to_owned(), labels);
+    }
+}
+
+impl NamespaceLabels for LearningNamespaces {
+    fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.0.lock().expect("lock").get(namespace).cloned()
+    }
+    fn is_synced(&self) -> bool {
+        true
+    }
+}
+
+fn learning_webhook(copies: Arc<RecordingCopies>) -> (Arc<Webhook>, Arc<LearningNamespaces>) {
+    let namespaces = Arc::new(LearningNamespaces::default());
+    let webhook = Webhook::new(
+        Injector::new(InjectConfig::default()).expect("injector"),
+        namespaces.clone(),
+        Some(copies),
+        AdmissionMetrics::register(&mut Registry::default()),
+    );
+    (Arc::new(webhook), namespaces)
+}
+
+fn review_in(namespace: &str) -> Vec<u8> {
+    review_with(|r| {
+        r["request"]["namespace"] = json!(namespace);
+        r["request"]["object"]["metadata"]["namespace"] = json!(namespace);
+    })
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_namespace_the_cache_never_learns_gets_no_copy() {
+async fn a_namespace_unknown_at_admission_gets_its_copy_once_the_cache_learns_it() {
     let copies = Arc::new(RecordingCopies::default());
-    let webhook = webhook(Some(copies.clone()));
-    let in_new = review_with(|r| {
-        r["request"]["namespace"] = json!("brand-new");
-        r["request"]["object"]["metadata"]["namespace"] = json!("brand-new");
-    });
+    let (webhook, namespaces) = learning_webhook(copies.clone());
     let started = tokio::time::Instant::now();
-    let (outcome, json) = answer(&webhook, &in_new).await;
+    let (outcome, json) = answer(&webhook, &review_in("brand-new")).await;
     assert_eq!(outcome.result, "injected");
     assert!(started.elapsed() >= NAMESPACE_WAIT, "waited for the cache");
     let warning = json["response"]["warnings"][0].as_str().expect("a warning");
-    assert!(
-        warning.contains("namespace brand-new is not known to the controller"),
-        "{warning}"
+    assert_eq!(
+        warning,
+        "sparrow-mesh: namespace brand-new is not known to the controller yet; the registry pull secret will be copied there as soon as it is"
     );
+    assert!(copies.calls.lock().expect("lock").is_empty(), "no copy yet");
+
+    let worker = tokio::spawn({
+        let webhook = webhook.clone();
+        async move { webhook.copy_parked().await }
+    });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        copies.calls.lock().expect("lock").is_empty(),
+        "nothing copied while the namespace is unknown"
+    );
+    namespaces.learn("brand-new", None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(*copies.calls.lock().expect("lock"), ["brand-new"]);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(copies.calls.lock().expect("lock").len(), 1, "made once");
+    worker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_namespace_that_turns_out_unmeshed_or_never_appears_gets_no_copy() {
+    let copies = Arc::new(RecordingCopies::default());
+    let (webhook, namespaces) = learning_webhook(copies.clone());
+    answer(&webhook, &review_in("opted-out")).await;
+    answer(&webhook, &review_in("ghost")).await;
+    let worker = tokio::spawn({
+        let webhook = webhook.clone();
+        async move { webhook.copy_parked().await }
+    });
+    namespaces.learn("opted-out", Some("disabled"));
+    tokio::time::sleep(crate::parked::PARK_LIMIT + Duration::from_secs(5)).await;
     assert!(copies.calls.lock().expect("lock").is_empty());
+    // Given up: learning it now makes no copy either.
+    namespaces.learn("ghost", None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(copies.calls.lock().expect("lock").is_empty());
+    worker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_deferred_copy_is_retried() {
+    let copies = Arc::new(RecordingCopies {
+        fail: true,
+        ..RecordingCopies::default()
+    });
+    let (webhook, namespaces) = learning_webhook(copies.clone());
+    answer(&webhook, &review_in("shop-2")).await;
+    namespaces.learn("shop-2", None);
+    let worker = tokio::spawn({
+        let webhook = webhook.clone();
+        async move { webhook.copy_parked().await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        copies.calls.lock().expect("lock").len() >= 2,
+        "retried: {:?}",
+        copies.calls.lock().expect("lock")
+    );
+    worker.abort();
 }
 
 #[tokio::test]

@@ -445,7 +445,9 @@ fn side_effects() -> Vec<Case> {
         ),
         edit(
             "a namespace the cache does not know",
-            Expect::InjectedWithWarning("namespace ghost is not known to the controller"),
+            Expect::InjectedWithWarning(
+                "namespace ghost is not known to the controller yet; the registry pull secret will be copied there as soon as it is",
+            ),
             in_namespace("ghost"),
         ),
         edit(

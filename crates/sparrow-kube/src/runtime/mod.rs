@@ -4,8 +4,28 @@
 //!
 //! - [`copies`]: the pull-secret copy index (pure) and the driver that writes what it plans;
 //! - [`leader`]: the Lease election whose winner runs the copy sync;
-//! - [`metrics`]: the copy counters on `/metrics`.
+//! - [`metrics`]: the copy counters on `/metrics`;
+//! - [`watch_backoff`]: how every watch of the controller retries.
 
 pub mod copies;
 pub mod leader;
 pub mod metrics;
+
+use std::time::Duration;
+
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::ExponentialBackoff;
+
+/// The retry delays of the controller's watches: from 200 ms doubling to at most 5 s, with
+/// jitter, back to 200 ms after 30 s without an error. kube's default (0.8 s to 30 s, reset
+/// after 120 s) leaves a controller blind for tens of seconds after an API server restart;
+/// its few watches are cheap to retry sooner.
+pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(delays.into(), Duration::from_secs(30))
+}

@@ -28,7 +28,9 @@ impl PullSecretCopier {
 
     async fn watch_source(&self) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.config.mesh_namespace);
-        let mut stream = watcher::watcher(api, by_name()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, by_name())
+            .backoff(crate::runtime::watch_backoff())
+            .boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
@@ -48,7 +50,9 @@ impl PullSecretCopier {
         // Metadata only: the index needs labels, annotations and versions, never another
         // copy's data.
         let api: Api<PartialObjectMeta<Secret>> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, by_name()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, by_name())
+            .backoff(crate::runtime::watch_backoff())
+            .boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
