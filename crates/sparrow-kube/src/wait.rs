@@ -1,14 +1,15 @@
 //! `deploy --wait`: until the controller Deployment is available, and when it is not, why:
-//! image pull failures found in the namespace's pods and Events, naming image and registry.
+//! image pull failures found in the namespace's pods and Events, naming image and registry;
+//! then until the API server reaches the webhook through the controller's Service.
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use sparrow_core::names::CONTROLLER_NAME;
+use sparrow_core::names::{AUTO_INJECT_LABEL, CONTROLLER_NAME, PROXY_CONTAINER};
 
 use crate::error::describe;
 
@@ -73,6 +74,100 @@ pub enum WaitError {
     /// Timed out; the reason names image pull failures when there are any.
     #[error(transparent)]
     NotAvailable(NotAvailable),
+    /// The controller is available but the API server's calls to the webhook fail.
+    #[error(
+        "the API server does not reach the webhook through Service {namespace}/{CONTROLLER_NAME} after {seconds}s: {last}"
+    )]
+    WebhookUnreachable {
+        /// The mesh namespace.
+        namespace: String,
+        /// How long we tried.
+        seconds: u64,
+        /// What the last attempt got.
+        last: String,
+    },
+}
+
+/// What the webhook probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookProbe {
+    /// A dry-run pod came back with the sidecar: the API server calls the webhook.
+    Injected,
+    /// The probe could not run (no namespace to probe in, no right to create pods there).
+    Unchecked(String),
+}
+
+/// Where the probe pod is (never) created: an ordinary namespace no webhook excludes.
+pub const PROBE_NAMESPACE: &str = "default";
+
+/// Waits until the API server reaches the webhook: a dry-run create of a pod that opts in by
+/// its label (so a `Fail` webhook answers for it in any namespace but the excluded ones)
+/// comes back with the sidecar. Nothing is stored and no copy is made (the controller makes
+/// no side effect on a dry run). Between the controller becoming available and this, the
+/// Service's endpoints and the node's Service rules catch up.
+pub async fn wait_for_webhook(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<WebhookProbe, WaitError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), PROBE_NAMESPACE);
+    let probe = probe_pod();
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some("sparrowctl".to_owned()),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last;
+    loop {
+        match tokio::time::timeout_at(deadline, api.create(&params, &probe)).await {
+            Ok(Ok(pod)) if carries_proxy(&pod) => return Ok(WebhookProbe::Injected),
+            Ok(Ok(_)) => {
+                last = "the API server admitted the probe pod without the sidecar (it has not loaded the webhook configuration yet)".to_owned();
+            }
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 || status.code == 403 => {
+                return Ok(WebhookProbe::Unchecked(format!(
+                    "a dry-run pod in namespace {PROBE_NAMESPACE} was refused: {}",
+                    status.message
+                )));
+            }
+            Ok(Err(error)) => last = describe(&error),
+            Err(_) => last = "the API server did not answer the probe in time".to_owned(),
+        }
+        let pause = tokio::time::Instant::now() + Duration::from_millis(500);
+        tokio::time::sleep_until(pause.min(deadline)).await;
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    Err(WaitError::WebhookUnreachable {
+        namespace: namespace.to_owned(),
+        seconds: timeout.as_secs(),
+        last,
+    })
+}
+
+fn probe_pod() -> Pod {
+    let mut pod = Pod::default();
+    pod.metadata.generate_name = Some("sparrow-webhook-probe-".to_owned());
+    pod.metadata.labels = Some([(AUTO_INJECT_LABEL.to_owned(), "enabled".to_owned())].into());
+    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+        containers: vec![k8s_openapi::api::core::v1::Container {
+            name: "probe".to_owned(),
+            image: Some("sparrow-mesh.invalid/webhook-probe:1".to_owned()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    pod
+}
+
+fn carries_proxy(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .any(|c| c.name == PROXY_CONTAINER)
+    })
 }
 
 const PULL_REASONS: &[&str] = &[

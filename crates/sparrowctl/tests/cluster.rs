@@ -679,8 +679,9 @@ async fn connection_errors_name_the_server_and_context() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_waits_for_the_controller_and_status_is_then_healthy() {
-    // testkube plays the deployment controller: the Deployment rolls out.
+async fn deploy_waits_for_the_controller_then_for_the_api_server_to_reach_the_webhook() {
+    // testkube plays the deployment controller (the Deployment rolls out) but nothing serves
+    // the controller's Service: the API server's calls to the webhook fail, and deploy says so.
     let env = Env::with(
         TestCluster::builder()
             .ready_deployments()
@@ -693,7 +694,7 @@ async fn deploy_waits_for_the_controller_and_status_is_then_healthy() {
             &[
                 "deploy",
                 "--timeout",
-                "20s",
+                "3s",
                 "--skip-registry-check",
                 "--registry-server",
                 "127.0.0.1:5000/team/mesh",
@@ -701,21 +702,38 @@ async fn deploy_waits_for_the_controller_and_status_is_then_healthy() {
             "",
         )
         .await;
-    assert_ok(&output);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("controller available"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        text(&output.stdout).contains("controller available"),
-        "{}",
-        text(&output.stdout)
+        stderr.starts_with(
+            "error: the API server does not reach the webhook through Service sparrow-mesh/sparrow-controller after 3s: "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pods in namespaces that opted into the mesh are refused until it does"),
+        "{stderr}"
+    );
+    assert!(
+        env.cluster
+            .objects("pods", None)
+            .iter()
+            .all(|pod| !pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("sparrow-webhook-probe")),
+        "the probe is a dry run: no pod stored"
     );
     let output = env.sparrowctl(&["status"], "").await;
-    assert_ok(&output);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("✓ controller: 1/1 ready"), "{stdout}");
     assert!(
         stdout.contains("✓ webhook: present, caBundle matches the TLS secret"),
         "{stdout}"
     );
-    assert!(!stdout.contains("problem:"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,29 @@ async fn deploy_to_cluster(
     if let Some(what) = apply::apply_webhook(client, &plane, global.timeout).await? {
         progress.done(&format!("applied {what}"));
     }
+    if wait {
+        let probed = progress
+            .waiting(
+                "waiting for the API server to reach the webhook",
+                wait::wait_for_webhook(client, &config.namespace, global.timeout),
+            )
+            .await;
+        match probed {
+            Ok(wait::WebhookProbe::Injected) => {
+                progress.done("the API server reaches the webhook (a dry-run pod got the sidecar)")
+            }
+            Ok(wait::WebhookProbe::Unchecked(why)) => progress.done(&format!(
+                "not checked that the API server reaches the webhook: {why}"
+            )),
+            Err(error) => {
+                drop(progress);
+                anyhow::bail!(
+                    "{error}; pods in namespaces that opted into the mesh are refused until it does; check the Service's endpoints (`kubectl -n {} get endpointslices`) and the node's Service rules, then run deploy again",
+                    config.namespace
+                );
+            }
+        }
+    }
     drop(progress);
     print_summary(config, wait);
     Ok(())
