@@ -9,6 +9,7 @@
 #   scripts/local-cluster.sh exec -- CMD...       run CMD in the node's namespace with those variables
 #   scripts/local-cluster.sh registry-user NAME   add or change a registry user (password on stdin)
 #   scripts/local-cluster.sh registry-user --delete NAME
+#   scripts/local-cluster.sh restart COMPONENT    stop and start etcd, kube-apiserver, kube-controller-manager or kube-scheduler
 #   scripts/local-cluster.sh down                 stop everything, unmount, remove the namespace and state
 #   scripts/local-cluster.sh build                only build the binaries into the cache
 set -euo pipefail
@@ -61,7 +62,7 @@ source "$ROOT/scripts/lib/node-run.sh"
 source "$ROOT/scripts/lib/node-up.sh"
 
 usage() {
-  sed -n '7,13s/^#   //p' "$0" >&2
+  sed -n '7,14s/^#   //p' "$0" >&2
   exit 2
 }
 
@@ -116,6 +117,20 @@ cmd_registry_user() {
   mv "$file.new" "$file"
 }
 
+cmd_restart() {
+  [ $# -eq 1 ] || usage
+  case $1 in
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler) ;;
+    *) echo "node: restart takes etcd, kube-apiserver, kube-controller-manager or kube-scheduler, not $1" >&2; exit 2 ;;
+  esac
+  require_running
+  local start=$SECONDS pid
+  pid=$(cat "$RUN/$1.pid" 2>/dev/null) || die "restart: no PID file for $1 in $RUN"
+  stop_pids "$pid"
+  "start_${1//-/_}"
+  echo "node: $1 restarted in $((SECONDS - start)) s"
+}
+
 cmd_down() {
   local start=$SECONDS
   node_down
@@ -131,6 +146,7 @@ main() {
     env) [ $# -eq 0 ] || usage; cmd_env ;;
     exec) cmd_exec "$@" ;;
     registry-user) cmd_registry_user "$@" ;;
+    restart) cmd_restart "$@" ;;
     down) [ $# -eq 0 ] || usage; cmd_down ;;
     build) [ $# -eq 0 ] || usage; build_locked ;;
     -h | --help | help) usage ;;

@@ -83,11 +83,21 @@ setup_netns() {
 }
 
 start_control_plane() {
+  start_etcd
+  start_kube_apiserver
+  start_kube_controller_manager
+  start_kube_scheduler
+}
+
+start_etcd() {
   start etcd "$CACHE_BIN/etcd" --name "$NODE_NAME" --data-dir "$STATE/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --unsafe-no-fsync=true --log-level warn
   await etcd 60 in_netns curl -sf http://127.0.0.1:2379/health
+}
+
+start_kube_apiserver() {
   start kube-apiserver "$CACHE_BIN/kube-apiserver" --etcd-servers http://127.0.0.1:2379 \
     --bind-address 0.0.0.0 --secure-port "$API_PORT" --advertise-address "$NODE_IP" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -98,12 +108,18 @@ start_control_plane() {
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --allow-privileged=true \
     --profiling=false
   await kube-apiserver 120 api_get /readyz
+}
+
+start_kube_controller_manager() {
   start kube-controller-manager "$CACHE_BIN/kube-controller-manager" --kubeconfig "$KUBE/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig "$KUBE/kube-controller-manager.kubeconfig" \
     --authorization-kubeconfig "$KUBE/kube-controller-manager.kubeconfig" \
     --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/service-account.key" \
     --use-service-account-credentials=true --leader-elect=false --bind-address 127.0.0.1 \
     --service-cluster-ip-range "$SERVICE_CIDR" --profiling=false
+}
+
+start_kube_scheduler() {
   start kube-scheduler "$CACHE_BIN/kube-scheduler" --kubeconfig "$KUBE/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig "$KUBE/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig "$KUBE/kube-scheduler.kubeconfig" \

@@ -63,6 +63,12 @@ impl Node {
         Ok(node)
     }
 
+    /// Stops and starts one control-plane process (`etcd`, `kube-apiserver`,
+    /// `kube-controller-manager` or `kube-scheduler`) and waits until it answers again.
+    pub fn restart(&self, component: &str) -> Result<(), NodeError> {
+        self.run_script(&["restart", component], None)
+    }
+
     fn from_vars(vars: &env::Vars) -> Result<Node, NodeError> {
         let path = |key: &str| vars.get(key).map(PathBuf::from);
         let registry_ca = path("SPARROW_REGISTRY_CA")?;

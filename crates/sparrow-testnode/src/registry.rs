@@ -77,7 +77,7 @@ impl Node {
         self.run_script(&["registry-user", "--delete", user], None)
     }
 
-    fn run_script(&self, args: &[&str], stdin: Option<&str>) -> Result<(), NodeError> {
+    pub(crate) fn run_script(&self, args: &[&str], stdin: Option<&str>) -> Result<(), NodeError> {
         let what = format!("local-cluster.sh {}", args.join(" "));
         let mut child = Command::new(script())
             .args(args)

@@ -1,6 +1,7 @@
 //! The mesh's lifecycle on the real node, where testkube cannot go: server-side apply ownership
 //! against another field manager, remove while a meshed namespace is terminating, a controller
-//! stopped during a rotation, and two replicas sharing one Lease through the leader's death.
+//! stopped during a rotation, the API server restarted mid-story, and two replicas sharing one
+//! Lease through the leader's death.
 
 mod real_node;
 
@@ -291,14 +292,68 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
         "deployment/sparrow-controller",
         "--timeout=300s",
     ]);
-    node.kubectl_stdin(
-        &["create", "-f", "-"],
-        Some(&pending_pod(&ns.name, "after", None)),
-    );
+    // Ready is not yet reachable: until the Service's endpoints and the node's rules catch up,
+    // the API server refuses the pod (failurePolicy Fail: never admitted without the sidecar).
+    wait_until("a pod admitted by the restarted controller", LIMIT, || {
+        let pod = pending_pod(&ns.name, "after", None);
+        let out = node
+            .kubectl_output(&["create", "-f", "-"], Some(&pod))
+            .ok()?;
+        out.status.success().then_some(())
+    });
     assert!(
         injected(node, &ns.name, "after"),
         "the restarted controller injects"
     );
+    drop(mesh);
+    let _ = node.delete_registry_user(&rotated.user);
+}
+
+#[test]
+fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rotating() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "apiserver", &[]);
+    let before = meshed_namespace(node, "apiserver-before");
+    node.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&pending_pod(&before.name, "before", None)),
+    );
+    assert_eq!(
+        copy_user(&before).as_deref(),
+        Some(mesh.creds.user.as_str())
+    );
+
+    node.restart("kube-apiserver")
+        .expect("restart kube-apiserver");
+
+    // The controller's watches come back on their own: a namespace created after the restart
+    // is meshed from its first pod, and a rotation reaches the copies made before and after.
+    let after = meshed_namespace(node, "apiserver-after");
+    wait_until("the first pod after the restart admitted", LIMIT, || {
+        let pod = pending_pod(&after.name, "after", None);
+        let out = node
+            .kubectl_output(&["create", "-f", "-"], Some(&pod))
+            .ok()?;
+        out.status.success().then_some(())
+    });
+    assert!(
+        injected(node, &after.name, "after"),
+        "injected after the restart"
+    );
+    // Admitted while the controller's namespace watch was still relisting, the pod's copy is
+    // owed, and made once the controller learns the namespace.
+    wait_until(
+        "the copy in the namespace created after the restart",
+        std::time::Duration::from_secs(60),
+        || (copy_user(&after).as_deref() == Some(mesh.creds.user.as_str())).then_some(()),
+    );
+
+    let rotated = rotate(&mesh, "robot-apiserver-2");
+    wait_until("both copies to carry the rotated user", LIMIT, || {
+        (copy_user(&before).as_deref() == Some(rotated.user.as_str())
+            && copy_user(&after).as_deref() == Some(rotated.user.as_str()))
+        .then_some(())
+    });
     drop(mesh);
     let _ = node.delete_registry_user(&rotated.user);
 }
