@@ -5,7 +5,8 @@
 #   the mesh's images pushed to the private registry as a robot user, `registry check`, `deploy`
 #   (the controller's image pulled by the kubelet through sparrow-registry-key), a labelled
 #   namespace whose server and client pods are injected (native sidecar) and pull with the copy,
-#   the client calling the server through both proxies, a credential rotation, and `remove`.
+#   the client calling the server through both proxies, an injected Job that completes, a
+#   credential rotation, and `remove`.
 #
 # Usage: scripts/quickstart.sh [--embedded]
 #   --embedded   the older story on the embedded test cluster (testkube): no node, nothing pulled

@@ -1,7 +1,9 @@
 // Command shop is the quickstart's application, one static program in two images. Run as
 // shop-server it answers every HTTP request on :8080 with its pod's name; run as shop-client it
 // calls SHOP_URL (default: the shop Service's address from the variables the kubelet sets) once a
-// second and logs each answer, so `kubectl logs` shows whether the call went through.
+// second and logs each answer, so `kubectl logs` shows whether the call went through. With
+// SHOP_CALLS=N the client makes N calls and exits: 0 when the last one was answered 200, else 1
+// (a Job's shape).
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,7 +24,11 @@ func main() {
 	case "shop-server":
 		serve()
 	case "shop-client":
-		call(target())
+		calls, err := callCount()
+		if err != nil {
+			log.Fatal(err)
+		}
+		os.Exit(call(target(), calls))
 	default:
 		fmt.Fprintf(os.Stderr, "shop: run as shop-server or shop-client, not %s\n", name)
 		os.Exit(2)
@@ -50,16 +57,39 @@ func target() string {
 	return "http://" + host + ":" + port + "/"
 }
 
-func call(url string) {
+// callCount is SHOP_CALLS, or 0 (call for ever) when it is unset.
+func callCount() (int, error) {
+	text := os.Getenv("SHOP_CALLS")
+	if text == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("shop-client: SHOP_CALLS=%q is not a positive number", text)
+	}
+	return n, nil
+}
+
+// call calls url once a second, calls times (for ever when 0), and returns the exit code: 0
+// when the last call was answered 200.
+func call(url string, calls int) int {
 	client := &http.Client{Timeout: 5 * time.Second}
-	for {
+	for n := 1; ; n++ {
+		ok := false
 		resp, err := client.Get(url)
 		if err != nil {
 			log.Printf("call %s: error: %v", url, err)
 		} else {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 			resp.Body.Close()
+			ok = resp.StatusCode == http.StatusOK
 			log.Printf("call %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		if calls > 0 && n >= calls {
+			if ok {
+				return 0
+			}
+			return 1
 		}
 		time.Sleep(time.Second)
 	}

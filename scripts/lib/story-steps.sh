@@ -238,6 +238,41 @@ story_traffic() {
   [ "${out:-0}" -ge 1 ] || fail "the client's proxy counted no outbound connection"
   [ "${in:-0}" -ge 1 ] || fail "the server's proxy counted no inbound connection"
   check "the call went out through the client's proxy and in through the server's proxy"
+  story_job
+}
+
+job_manifest() {
+  cat <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata: {name: shop-once}
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 180
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: client
+        image: "$APP_REGISTRY/shop-client:1"
+        env: [{name: SHOP_CALLS, value: "2"}]
+YAML
+}
+
+# An injected Job completes: its container exits, and the native sidecar stops after it.
+story_job() {
+  job_manifest >"$WORK/job.yaml"
+  show kubectl -n "$STORY_NS" apply -f "$WORK/job.yaml"
+  kubectl -n "$STORY_NS" wait --for=condition=Complete job/shop-once --timeout=180s >/dev/null ||
+    fail "job shop-once did not complete: $(kubectl -n "$STORY_NS" get pods -l job-name=shop-once -o wide --no-headers)"
+  local pod phase inits
+  pod=$(kubectl -n "$STORY_NS" get pods -l job-name=shop-once -o 'jsonpath={.items[0].metadata.name}')
+  phase=$(kubectl -n "$STORY_NS" get pod "$pod" -o 'jsonpath={.status.phase}')
+  inits=$(kubectl -n "$STORY_NS" get pod "$pod" -o 'jsonpath={range .spec.initContainers[*]}{.name}:{.restartPolicy} {end}')
+  [ "$inits" = "sparrow-init: sparrow-proxy:Always " ] || fail "job pod $pod: init containers '$inits', not the native sidecar"
+  [ "$phase" = Succeeded ] || fail "job pod $pod is $phase, not Succeeded"
+  show kubectl -n "$STORY_NS" logs "$pod" -c client
+  check "job shop-once completed: $pod Succeeded, its native sidecar stopped after the client's last call"
 }
 
 copy_user() {

@@ -36,6 +36,7 @@ fn the_quickstart_story_passes_every_step_on_the_real_node() {
         "the kubelet pulled sparrow-controller with sparrow-registry-key",
         "sparrow-init, then sparrow-proxy as a native sidecar",
         "the call went out through the client's proxy and in through the server's proxy",
+        "job shop-once completed",
         "now authenticates as robot-2",
         "the old password is refused",
         "pulled with the rotated copy",
