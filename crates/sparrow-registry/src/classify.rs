@@ -118,17 +118,46 @@ pub(crate) fn classify_status(code: u16, message: &str, ctx: &Context<'_>) -> Ou
         403 => ctx.forbidden(),
         404 => ctx.manifest_unknown(),
         _ => {
-            let message = message.trim();
+            let message = envelope_messages(message).unwrap_or_else(|| message.trim().to_owned());
             let shown: String = message.chars().take(200).collect();
+            let what = if code == 413 {
+                format!(
+                    "{} refused the upload as too large or over its quota (HTTP 413)",
+                    ctx.registry
+                )
+            } else {
+                format!("{} answered HTTP {code}", ctx.registry)
+            };
             Outcome::Other {
                 detail: if shown.is_empty() {
-                    format!("{} answered HTTP {code}", ctx.registry)
+                    what
                 } else {
-                    format!("{} answered HTTP {code}: {shown}", ctx.registry)
+                    format!("{what}: {shown}")
                 },
             }
         }
     }
+}
+
+/// `CODE: message; ...` of an OCI error envelope (`{"errors":[{"code":..,"message":..}]}`),
+/// the body registries answer with; `None` for any other body.
+fn envelope_messages(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let errors = value.get("errors")?.as_array()?;
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|error| {
+            let code = error.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            match (code.is_empty(), message.is_empty()) {
+                (false, false) => format!("{code}: {message}"),
+                (false, true) => code.to_owned(),
+                _ => message.to_owned(),
+            }
+        })
+        .filter(|part| !part.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// A request that got no HTTP answer: TLS, DNS, refused, timed out.
@@ -335,6 +364,18 @@ mod tests {
         };
         assert!(detail.starts_with("127.0.0.1:5000 answered HTTP 503: xxx"));
         assert!(detail.len() < 300, "{detail}");
+    }
+
+    #[test]
+    fn a_413_says_too_large_or_over_quota_with_the_registry_s_words() {
+        let body = r#"{"errors":[{"code":"DENIED","message":"quota exceeded"}]}"#;
+        let Outcome::Other { detail } = classify(&server_error(413, body), &ctx(true)) else {
+            panic!("413 is Other");
+        };
+        assert_eq!(
+            detail,
+            "127.0.0.1:5000 refused the upload as too large or over its quota (HTTP 413): DENIED: quota exceeded"
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl fmt::Display for Outcome {
             Self::Tls { detail } => write!(f, "TLS failure: {detail}; {REGISTRY_CA_HINT}"),
             Self::Unreachable { detail } => write!(f, "unreachable: {detail}"),
             Self::InvalidReference { detail } => write!(f, "invalid image reference: {detail}"),
-            Self::Other { detail } => write!(f, "error: {detail}"),
+            Self::Other { detail } => write!(f, "{detail}"),
         }
     }
 }

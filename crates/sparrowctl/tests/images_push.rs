@@ -525,3 +525,147 @@ async fn deploy_dry_run_pins_the_images_from_a_layout() {
         "error: --images-from /nonexistent/images: no such file or directory: give the directory or the .tar that scripts/build-images.sh writes (target/images/)"
     );
 }
+
+/// A registry front that refuses blob uploads into repositories whose path contains `refuse`
+/// with 413 and a quota error, as a registry behind a size-limiting proxy or over its quota
+/// does, and passes every other request to `upstream` unchanged (one request per connection).
+struct QuotaFront {
+    port: u16,
+}
+
+impl QuotaFront {
+    fn start(upstream: String, refuse: &'static str) -> QuotaFront {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let upstream = upstream.clone();
+                std::thread::spawn(move || {
+                    let _ = Self::serve(client, &upstream, refuse);
+                });
+            }
+        });
+        QuotaFront { port }
+    }
+
+    fn serve(mut client: std::net::TcpStream, upstream: &str, refuse: &str) -> std::io::Result<()> {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let mut reader = std::io::BufReader::new(client.try_clone()?);
+        let mut head = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("connection:") {
+                continue;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push(line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let request_line = head.first().cloned().unwrap_or_default();
+        let mut words = request_line.split(' ');
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if matches!(method, "PATCH" | "PUT")
+            && path.contains(refuse)
+            && path.contains("/blobs/uploads/")
+        {
+            let answer = r#"{"errors":[{"code":"DENIED","message":"quota exceeded: the repository holds at most 0 bytes"}]}"#;
+            write!(
+                client,
+                "HTTP/1.1 413 Request Entity Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            )?;
+            return Ok(());
+        }
+        let mut server = std::net::TcpStream::connect(upstream)?;
+        for line in &head {
+            server.write_all(line.as_bytes())?;
+        }
+        server.write_all(b"connection: close\r\n\r\n")?;
+        server.write_all(&body)?;
+        std::io::copy(&mut server, &mut client)?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_refusal_midway_names_the_image_and_leaves_no_half_pushed_tag() {
+    let registry = LocalRegistry::start_plain_http(&[(USER, PASSWORD)])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let front = QuotaFront::start(registry.authority(), "/sparrow-proxy/");
+    let built = build(&NAMES);
+    let server = format!("http://127.0.0.1:{}/quota", front.port);
+    let mut push = strings(&["images", "push", "--timeout", "20s", "--image-tag", TAG]);
+    push.extend([
+        "--from".to_owned(),
+        built.layout().display().to_string(),
+        "--registry-server".to_owned(),
+        server,
+    ]);
+    push.extend(strings(&password_login()));
+    let output = sparrowctl(push, &format!("{PASSWORD}\n")).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    // The controller went in whole before the proxy's first blob was refused.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pushed ") && l.contains("/quota/sparrow-controller:")),
+        "{stdout}"
+    );
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].starts_with(&format!(
+            "error: 127.0.0.1:{}/quota/sparrow-proxy:{TAG}: ",
+            front.port
+        )),
+        "{stderr}"
+    );
+    assert!(
+        error[0].ends_with(&format!(
+            "sparrow-proxy:{TAG}: 127.0.0.1:{} refused the upload as too large or over its quota (HTTP 413): DENIED: quota exceeded: the repository holds at most 0 bytes",
+            front.port
+        )),
+        "{stderr}"
+    );
+
+    // Straight at the registry: the controller's tag is there, the proxy's and the init's not.
+    let mut check = strings(&["registry", "check", "--timeout", "20s", "--image-tag", TAG]);
+    check.extend([
+        "--registry-server".to_owned(),
+        format!("http://{}/quota", registry.authority()),
+    ]);
+    check.extend(strings(&password_login()));
+    let output = sparrowctl(check, &format!("{PASSWORD}\n")).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("sparrow-controller") && l.contains("found sha256:")),
+        "{stdout}"
+    );
+    for name in ["sparrow-proxy", "sparrow-init"] {
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.contains(name) && l.contains("found sha256:")),
+            "{name} is tagged: {stdout}"
+        );
+    }
+}
