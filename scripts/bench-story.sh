@@ -10,15 +10,15 @@
 #   quickstart   wall time of a warm scripts/quickstart.sh (built binaries and images reused)
 #
 # Usage: scripts/bench-story.sh [deploy|admission|copies|quickstart]...   (default: all four)
-# Runs on the node instance SPARROW_CLUSTER_NETNS (default sparrow-bench, ports 18443/18444),
+# Runs on the node instance SPARROW_CLUSTER_NETNS (default sparrow-bench, ports 18543/18544),
 # brought up if needed and left running. Needs built images (scripts/build-images.sh) and
 # sparrowctl (cargo build -p sparrowctl); SPARROW_BIN_DIR and SPARROW_IMAGES override where.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export SPARROW_CLUSTER_NETNS=${SPARROW_CLUSTER_NETNS:-sparrow-bench}
-export SPARROW_NODE_API_PORT=${SPARROW_NODE_API_PORT:-18443}
-export SPARROW_NODE_REGISTRY_PORT=${SPARROW_NODE_REGISTRY_PORT:-18444}
+export SPARROW_NODE_API_PORT=${SPARROW_NODE_API_PORT:-18543}
+export SPARROW_NODE_REGISTRY_PORT=${SPARROW_NODE_REGISTRY_PORT:-18544}
 BIN=${SPARROW_BIN_DIR:-$ROOT/target/debug}
 IMAGES=${SPARROW_IMAGES:-$ROOT/target/images}
 COPIES=${BENCH_COPIES:-1000}

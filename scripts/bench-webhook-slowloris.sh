@@ -177,7 +177,7 @@ print(f"client: {wanted} slow-body connections wanted for {hold}s: {client['open
       f"{client['open_at_marker']} open when probing began, peak {client['peak_open']} open at once, "
       f"{client['closed_by_server']} closed by the server (answers: {client['answered'] or 'none'}), "
       f"{client['open_failures']} failed to open")
-print(f"controller: at most {fds} file descriptors open (the connection table holds 512)")
+print(f"controller: at most {fds} file descriptors open (the connection table holds 256)")
 print(f"/healthz: {len(ok)}/{len(probes)} answered 200; p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {lat[-1]:.1f} ms")
 print(f"RSS: idle {idle/1024:.1f} MiB, peak sampled {peak/1024:.1f} MiB, VmHWM {hwm/1024:.1f} MiB")
 for name, passed in [("/healthz max < 100 ms", lat[-1] < 100 and len(ok) == len(probes)),

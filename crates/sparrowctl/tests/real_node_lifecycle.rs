@@ -38,6 +38,18 @@ fn pending_pod(ns: &str, name: &str, finalizer: Option<&str>) -> String {
     pod.to_string()
 }
 
+/// Creates the pending pod `name`, retrying while the API server refuses it (a webhook not
+/// reachable yet: with failurePolicy Fail it is never admitted without the sidecar).
+fn create_once_admitted(node: &Node, ns: &str, name: &str) {
+    wait_until(&format!("pod {ns}/{name} admitted"), LIMIT, || {
+        let pod = pending_pod(ns, name, None);
+        let out = node
+            .kubectl_output(&["create", "-f", "-"], Some(&pod))
+            .ok()?;
+        out.status.success().then_some(())
+    });
+}
+
 /// Whether the webhook injected the pod: the sidecar as a native sidecar (an init container
 /// with `restartPolicy: Always`, the node being >= 1.29) and the status annotation.
 fn injected(node: &Node, ns: &str, pod: &str) -> bool {
@@ -294,13 +306,7 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
     ]);
     // Ready is not yet reachable: until the Service's endpoints and the node's rules catch up,
     // the API server refuses the pod (failurePolicy Fail: never admitted without the sidecar).
-    wait_until("a pod admitted by the restarted controller", LIMIT, || {
-        let pod = pending_pod(&ns.name, "after", None);
-        let out = node
-            .kubectl_output(&["create", "-f", "-"], Some(&pod))
-            .ok()?;
-        out.status.success().then_some(())
-    });
+    create_once_admitted(node, &ns.name, "after");
     assert!(
         injected(node, &ns.name, "after"),
         "the restarted controller injects"
@@ -329,13 +335,7 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     // The controller's watches come back on their own: a namespace created after the restart
     // is meshed from its first pod, and a rotation reaches the copies made before and after.
     let after = meshed_namespace(node, "apiserver-after");
-    wait_until("the first pod after the restart admitted", LIMIT, || {
-        let pod = pending_pod(&after.name, "after", None);
-        let out = node
-            .kubectl_output(&["create", "-f", "-"], Some(&pod))
-            .ok()?;
-        out.status.success().then_some(())
-    });
+    create_once_admitted(node, &after.name, "after");
     assert!(
         injected(node, &after.name, "after"),
         "injected after the restart"
