@@ -322,30 +322,6 @@ preferences: {{}}
         self.shared.store.wait_for_watcher(&indexes).await;
     }
 
-    /// Replaces an object's `status` as a controller would (new resourceVersion, MODIFIED
-    /// event), e.g. to mark a Deployment available. `resource` is the plural name.
-    pub fn set_status(
-        &self,
-        resource: &str,
-        namespace: &str,
-        name: &str,
-        status: Value,
-    ) -> Result<Value, ApiError> {
-        let idx = resources::find_plural(resource).ok_or_else(ApiError::unknown_resource)?;
-        let def = &RESOURCES[idx];
-        let current =
-            self.shared.store.get(idx, namespace, name).ok_or_else(|| {
-                ApiError::not_found(def.group, def.plural, &def.qualified(), name)
-            })?;
-        let mut updated = (*current).clone();
-        updated["status"] = status;
-        let stored = self
-            .shared
-            .store
-            .update(idx, updated, store::object_rv(&current), false)?;
-        Ok((*stored).clone())
-    }
-
     /// Stops serving: closes the listener and every connection. The store is kept.
     pub async fn stop(&self) {
         if let Some(serving) = self.serving.lock().await.take() {
