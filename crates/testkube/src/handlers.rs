@@ -671,10 +671,6 @@ fn watch_request(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Response<Body>, A
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
         ),
     };
-    let send_initial_events = ctx
-        .query
-        .get("sendInitialEvents")
-        .is_some_and(|v| v == "true");
     let timeout = ctx
         .query
         .get("timeoutSeconds")
@@ -683,14 +679,13 @@ fn watch_request(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Response<Body>, A
     let req = WatchRequest {
         resource: ctx.target.resource,
         namespace: scope(ctx, &fields).map(str::to_string),
-        from: if send_initial_events { None } else { from },
+        from,
         labels,
         fields,
         bookmarks: ctx
             .query
             .get("allowWatchBookmarks")
             .is_some_and(|v| v == "true"),
-        send_initial_events,
         timeout,
         metadata_only: wants_metadata(headers),
     };

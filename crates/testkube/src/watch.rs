@@ -30,8 +30,6 @@ pub struct WatchRequest {
     pub fields: FieldSelector,
     /// `allowWatchBookmarks=true`.
     pub bookmarks: bool,
-    /// `sendInitialEvents=true`: end the initial ADDED events with a marked bookmark.
-    pub send_initial_events: bool,
     /// `timeoutSeconds`.
     pub timeout: Duration,
     /// Answer with PartialObjectMetadata objects.
@@ -80,7 +78,7 @@ impl Emitter {
         self.send(kind.as_str(), self.render(&ev.object)).await
     }
 
-    async fn bookmark(&self, rv: u64, initial_end: bool) -> bool {
+    async fn bookmark(&self, rv: u64) -> bool {
         let def = &RESOURCES[self.req.resource];
         let (kind, api_version) = if self.req.metadata_only {
             (
@@ -90,10 +88,7 @@ impl Emitter {
         } else {
             (def.kind.to_string(), def.api_version())
         };
-        let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if initial_end {
-            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
+        let metadata = json!({"resourceVersion": rv.to_string()});
         self.send(
             "BOOKMARK",
             json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
@@ -133,9 +128,6 @@ async fn run(shared: Arc<Shared>, em: Emitter) {
         }
     }
     last_rv = last_rv.max(sub.rv);
-    if em.req.send_initial_events && !em.bookmark(last_rv, true).await {
-        return;
-    }
     let deadline = tokio::time::sleep(em.req.timeout);
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(shared.bookmark_interval);
@@ -159,7 +151,7 @@ async fn run(shared: Arc<Shared>, em: Emitter) {
                     }
                 }
                 last_rv = last_rv.max(rv);
-                if !em.bookmark(last_rv, false).await {
+                if !em.bookmark(last_rv).await {
                     return;
                 }
             }

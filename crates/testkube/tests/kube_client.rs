@@ -510,32 +510,6 @@ async fn kubeconfig_works_for_kube_rs_and_plain_http_serves() {
     assert!(ns.get("default").await.is_ok());
 }
 
-#[tokio::test]
-async fn streaming_list_watcher_ends_initial_events_with_a_bookmark() {
-    let cluster = TestCluster::start().await.expect("start");
-    let secrets: Api<Secret> = Api::namespaced(cluster.client(), "default");
-    secrets
-        .create(&PostParams::default(), &secret("early", &[]))
-        .await
-        .expect("early");
-    let cfg = watcher::Config::default().streaming_lists();
-    let mut stream = watcher::watcher(secrets.clone(), cfg).boxed();
-    assert!(matches!(next(&mut stream).await, Event::Init));
-    match next(&mut stream).await {
-        Event::InitApply(s) => assert_eq!(s.metadata.name.as_deref(), Some("early")),
-        other => panic!("expected InitApply, got {other:?}"),
-    }
-    assert!(matches!(next(&mut stream).await, Event::InitDone));
-    secrets
-        .create(&PostParams::default(), &secret("late", &[]))
-        .await
-        .expect("late");
-    match next(&mut stream).await {
-        Event::Apply(s) => assert_eq!(s.metadata.name.as_deref(), Some("late")),
-        other => panic!("expected Apply, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_are_paginated_with_limit_and_continue() {
     use k8s_openapi::api::core::v1::ConfigMap;
