@@ -1,5 +1,5 @@
-//! Request routing and the verbs: get, list, watch, create, update, patch, delete,
-//! deletecollection, plus discovery and OpenAPI documents.
+//! Request routing and the verbs: get, list, watch, create, update, patch, delete, plus
+//! discovery and OpenAPI documents.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -505,7 +505,8 @@ async fn resource_request(
         "update" => update(&ctx, req).await,
         "patch" => patch(&ctx, req).await,
         "delete" => delete(&ctx, req).await,
-        _ => delete_collection(&ctx, req).await,
+        // deletecollection is counted (a write the counters should see) but not served.
+        _ => Err(ApiError::method_not_allowed("DELETE")),
     }
 }
 
@@ -1010,43 +1011,6 @@ async fn delete(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
         dry_run,
     )?;
     Ok(deleted_response(ctx, &obj, &headers))
-}
-
-async fn delete_collection(
-    ctx: &Ctx<'_>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    let (headers, bytes) = read_body(req).await?;
-    let (_, dry_run) = delete_options(&headers, &bytes, ctx)?;
-    let (labels, fields) = selectors(ctx)?;
-    let (items, _) = ctx
-        .shared
-        .store
-        .list(ctx.target.resource, scope(ctx, &fields));
-    let mut deleted = Vec::new();
-    for obj in items
-        .iter()
-        .filter(|o| labels.matches_object(o) && fields.matches(o))
-    {
-        let ns = meta_str(obj, "namespace").unwrap_or_default();
-        let name = meta_str(obj, "name").unwrap_or_default();
-        match ctx
-            .shared
-            .store
-            .delete(ctx.target.resource, ns, name, None, dry_run)
-        {
-            Ok(gone) => deleted.push(gone),
-            // Removed concurrently (e.g. with its namespace): nothing left to do.
-            Err(e) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let rv = ctx.shared.store.resource_version();
-    Ok(json_response(
-        200,
-        &list_body(ctx.def, &deleted, rv, wants_metadata(&headers)),
-        &[],
-    ))
 }
 
 #[cfg(test)]

@@ -218,14 +218,7 @@ pub const MUTATING_WEBHOOKS: usize = 12;
 
 /// Verbs every resource supports.
 pub const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
+    "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
 impl ResourceDef {

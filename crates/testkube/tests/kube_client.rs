@@ -462,34 +462,6 @@ async fn deleting_a_namespace_deletes_its_objects() {
 }
 
 #[tokio::test]
-async fn delete_collection_by_label() {
-    let cluster = TestCluster::start().await.expect("start");
-    let secrets: Api<Secret> = Api::namespaced(cluster.client(), "default");
-    for (name, usage) in [("a", "x"), ("b", "x"), ("c", "y")] {
-        secrets
-            .create(&PostParams::default(), &secret(name, &[("usage", usage)]))
-            .await
-            .expect("create");
-    }
-    secrets
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels("usage in (x)"),
-        )
-        .await
-        .expect("deletecollection");
-    let left: Vec<String> = secrets
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .filter_map(|s| s.metadata.name)
-        .collect();
-    assert_eq!(left, ["c"]);
-}
-
-#[tokio::test]
 async fn kubeconfig_works_for_kube_rs_and_plain_http_serves() {
     let cluster = TestCluster::start().await.expect("start");
     let kc = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig()).expect("parse kubeconfig");
