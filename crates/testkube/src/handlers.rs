@@ -25,7 +25,7 @@ use crate::resources::{NAMESPACES, RESOURCES, ResourceDef, find};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Store, meta_str, object_rv};
 use crate::util::parse_query;
-use crate::validation::{check_type, field_validation, normalize, validate};
+use crate::validation::{check_type, normalize, validate};
 use crate::watch::{self, WatchRequest};
 
 /// Response body type.
@@ -321,14 +321,6 @@ impl Ctx<'_> {
             // Someone wrote in between; their write gets its own status update.
             tracing::debug!(error = %error.message, "simulated rollout skipped");
         }
-    }
-
-    fn field_warnings(&self, obj: &Value) -> Result<Vec<String>, ApiError> {
-        field_validation(
-            self.def,
-            obj,
-            self.query.get("fieldValidation").map(String::as_str),
-        )
     }
 
     fn not_found(&self, name: &str) -> ApiError {
@@ -720,13 +712,11 @@ fn reject_server_fields(obj: &mut Value) -> Result<(), ApiError> {
 
 async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response<Body>, ApiError> {
     check_type(ctx.def, &mut obj)?;
-    let mut warnings = ctx.field_warnings(&obj)?;
     ctx.place(&mut obj)?;
     reject_server_fields(&mut obj)?;
     normalize(ctx.def, &mut obj);
     ctx.namespace_must_exist()?;
     let outcome = ctx.admit("CREATE", obj, None).await?;
-    warnings.extend(outcome.warnings);
     let mut obj = outcome.object;
     check_type(ctx.def, &mut obj)?;
     ctx.place(&mut obj)?;
@@ -737,7 +727,7 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response<Body>, 
         .store
         .create(ctx.target.resource, obj, ctx.dry_run())?;
     ctx.after_write(&stored);
-    Ok(json_response(201, &*stored, &warnings))
+    Ok(json_response(201, &*stored, &outcome.warnings))
 }
 
 async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -799,11 +789,9 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
             &name,
         ));
     }
-    let mut warnings = ctx.field_warnings(&obj)?;
     let mut obj = split_status(ctx, obj, &old);
     normalize(ctx.def, &mut obj);
     let outcome = ctx.admit("UPDATE", obj, Some(&old)).await?;
-    warnings.extend(outcome.warnings);
     let mut obj = outcome.object;
     check_type(ctx.def, &mut obj)?;
     ctx.place(&mut obj)?;
@@ -817,7 +805,7 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
         ctx.dry_run(),
     )?;
     ctx.after_write(&stored);
-    Ok(json_response(200, &*stored, &warnings))
+    Ok(json_response(200, &*stored, &outcome.warnings))
 }
 
 async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -888,11 +876,9 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
             )));
         }
         ctx.place(&mut new)?;
-        let mut warnings = ctx.field_warnings(&new)?;
         let mut new = split_status(ctx, new, &old);
         normalize(ctx.def, &mut new);
         let outcome = ctx.admit("UPDATE", new, Some(&old)).await?;
-        warnings.extend(outcome.warnings);
         let mut new = outcome.object;
         check_type(ctx.def, &mut new)?;
         ctx.place(&mut new)?;
@@ -908,7 +894,7 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
                 if kind == PatchKind::Apply {
                     remember_applied(ctx, &name, &doc);
                 }
-                return Ok(json_response(200, &*stored, &warnings));
+                return Ok(json_response(200, &*stored, &outcome.warnings));
             }
             // Someone else changed the object between our read and write: patch it again, as
             // the real API does for patches without a resourceVersion.

@@ -1,6 +1,7 @@
 //! Generated minimal OpenAPI v3 documents. kubectl apply/replace read them to decide on
 //! server-side field validation: each object path needs a `patch` operation carrying
-//! `x-kubernetes-group-version-kind` and a `fieldValidation` parameter.
+//! `x-kubernetes-group-version-kind` and a `fieldValidation` parameter. The parameter is
+//! accepted and ignored: testkube checks no unknown fields (the real node does).
 
 use serde_json::{Map, Value, json};
 

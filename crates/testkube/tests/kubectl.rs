@@ -429,24 +429,3 @@ async fn replace_and_label_go_through_put_and_merge_patch() {
     );
     assert_eq!(cluster.request_count("update", "configmaps"), 2);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_validates_fields_on_the_server() {
-    let cluster = TestCluster::start().await.expect("start");
-    let kubectl = Kubectl::new(&cluster);
-    let typo = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\ndata: {a: b}\ndatta: {c: d}\n";
-    let out = kubectl
-        .run_with_stdin(&["apply", "-f", "-"], Some(typo))
-        .await;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("strict decoding error: unknown field \"datta\""),
-        "{stderr}"
-    );
-    let out = kubectl
-        .run_with_stdin(&["apply", "--validate=warn", "-f", "-"], Some(typo))
-        .await;
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"datta\""));
-}
