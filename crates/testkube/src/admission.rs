@@ -1,6 +1,8 @@
-//! Mutating admission: matching MutatingWebhookConfigurations, calling webhooks with an
-//! AdmissionReview v1 over HTTPS (trusting only the webhook's caBundle), applying JSONPatch
-//! responses, and turning denials and failures into the errors the real API returns.
+//! Mutating admission of CREATE requests: matching MutatingWebhookConfigurations, calling
+//! Service webhooks with an AdmissionReview v1 over HTTPS (trusting only the webhook's
+//! caBundle), applying JSONPatch responses, and turning failures into the real API's errors.
+//! The product's webhooks are Service-based and CREATE-only; `url` webhooks and UPDATE
+//! admission are left to the real node.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,20 +28,14 @@ use crate::util;
 /// Map from (namespace, service name) to the address its webhook really listens on.
 pub type ServiceEndpoints = HashMap<(String, String), SocketAddr>;
 
-/// What is being admitted.
+/// What is being created.
 pub struct Attributes<'a> {
     /// Index into [`RESOURCES`].
     pub resource: usize,
-    /// Subresource (`status`), if any.
-    pub subresource: Option<&'a str>,
-    /// `CREATE` or `UPDATE`.
-    pub operation: &'static str,
     /// Namespace of the object ("" if cluster-scoped).
     pub namespace: &'a str,
     /// Name of the object (may be empty on create with generateName).
     pub name: &'a str,
-    /// The stored object, for updates.
-    pub old_object: Option<&'a Value>,
     /// Whether the request is a dry run.
     pub dry_run: bool,
     /// fieldManager of the request, for the options object.
@@ -66,17 +62,10 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn resource_matches(pattern: &str, plural: &str, sub: Option<&str>) -> bool {
-    let (p_res, p_sub) = pattern
-        .split_once('/')
-        .map_or((pattern, None), |(r, s)| (r, Some(s)));
-    let res_ok = p_res == "*" || p_res == plural;
-    match (p_sub, sub) {
-        (None, None) => res_ok,
-        (None, Some(_)) => false,
-        (Some(ps), Some(s)) => res_ok && (ps == "*" || ps == s),
-        (Some(_), None) => false,
-    }
+/// `pods`, `*` and `*/*` match the main resource; `pods/status` does not.
+fn resource_matches(pattern: &str, plural: &str) -> bool {
+    let (res, sub) = pattern.split_once('/').unwrap_or((pattern, ""));
+    (res == "*" || res == plural) && (sub.is_empty() || sub == "*")
 }
 
 fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
@@ -88,12 +77,12 @@ fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
         _ => true,
     };
     scope_ok
-        && any(strings(rule, "operations"), attrs.operation)
+        && any(strings(rule, "operations"), "CREATE")
         && any(strings(rule, "apiGroups"), def.group)
         && any(strings(rule, "apiVersions"), def.version)
         && strings(rule, "resources")
             .iter()
-            .any(|r| resource_matches(r, def.plural, attrs.subresource))
+            .any(|r| resource_matches(r, def.plural))
 }
 
 fn selector_matches(selector: Option<&Value>, labels: Option<&Value>) -> Result<bool, String> {
@@ -130,13 +119,10 @@ fn webhook_applies(
     if !ns_ok {
         return Ok(false);
     }
-    let obj_selector = hook.get("objectSelector");
-    let new_ok = selector_matches(obj_selector, object.pointer("/metadata/labels"))?;
-    let old_ok = match attrs.old_object {
-        Some(old) => selector_matches(obj_selector, old.pointer("/metadata/labels"))?,
-        None => false,
-    };
-    Ok(new_ok || old_ok)
+    selector_matches(
+        hook.get("objectSelector"),
+        object.pointer("/metadata/labels"),
+    )
 }
 
 /// Runs every matching mutating webhook over `object`, in configuration-name order.
@@ -225,66 +211,36 @@ struct Target {
     host: String,
 }
 
-async fn resolve(
+fn resolve(
     hook: &Value,
     endpoints: &ServiceEndpoints,
     timeout: Duration,
 ) -> Result<Target, String> {
-    let client = hook
-        .get("clientConfig")
-        .ok_or("webhook has no clientConfig")?;
-    let query = format!("timeout={}s", timeout.as_secs());
-    if let Some(svc) = client.get("service") {
-        let ns = svc
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
-        let port = svc.get("port").and_then(Value::as_u64).unwrap_or(443);
-        let path = svc.get("path").and_then(Value::as_str).unwrap_or("/");
-        let server_name = format!("{name}.{ns}.svc");
-        let url = format!("https://{server_name}:{port}{path}?{query}");
-        let addr = *endpoints.get(&(ns.to_string(), name.to_string())).ok_or_else(|| {
-            format!("failed to call webhook: Post {url:?}: service \"{ns}/{name}\" has no endpoint registered with set_service_endpoint")
-        })?;
-        return Ok(Target {
-            addr,
-            host: format!("{server_name}:{port}"),
-            server_name,
-            url,
-            path: format!("{path}?{query}"),
-        });
-    }
-    let url = client
-        .get("url")
-        .and_then(Value::as_str)
-        .ok_or("clientConfig has neither service nor url")?;
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("webhook url {url:?} must use https"))?;
-    let (authority, path) = rest
-        .find('/')
-        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse::<u16>()
-                .map_err(|e| format!("bad port in {url:?}: {e}"))?,
-        ),
-        _ => (authority, 443),
-    };
-    let addr = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("failed to call webhook: Post {url:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("failed to call webhook: Post {url:?}: no address for {host}"))?;
-    let sep = if path.contains('?') { '&' } else { '?' };
+    let svc = hook
+        .pointer("/clientConfig/service")
+        .ok_or("clientConfig has no service (testkube does not call url webhooks)")?;
+    let field = |key: &str| svc.get(key).and_then(Value::as_str);
+    let (ns, name) = (
+        field("namespace").unwrap_or_default(),
+        field("name").unwrap_or_default(),
+    );
+    let port = svc.get("port").and_then(Value::as_u64).unwrap_or(443);
+    let path = format!(
+        "{}?timeout={}s",
+        field("path").unwrap_or("/"),
+        timeout.as_secs()
+    );
+    let server_name = format!("{name}.{ns}.svc");
+    let url = format!("https://{server_name}:{port}{path}");
+    let addr = *endpoints.get(&(ns.to_string(), name.to_string())).ok_or_else(|| {
+        format!("failed to call webhook: Post {url:?}: service \"{ns}/{name}\" has no endpoint registered with set_service_endpoint")
+    })?;
     Ok(Target {
         addr,
-        server_name: host.to_string(),
-        url: url.to_string(),
-        path: format!("{path}{sep}{query}"),
-        host: authority.to_string(),
+        host: format!("{server_name}:{port}"),
+        server_name,
+        url,
+        path,
     })
 }
 
@@ -370,18 +326,13 @@ async fn call_webhook(
             .unwrap_or(10)
             .clamp(1, 30),
     );
-    let target = resolve(hook, endpoints, timeout).await?;
+    let target = resolve(hook, endpoints, timeout)?;
     let connector = tls_connector(hook)?;
     let def = &RESOURCES[attrs.resource];
     let uid = util::new_uid();
     let kind = json!({"group": def.group, "version": def.version, "kind": def.kind});
     let resource = json!({"group": def.group, "version": def.version, "resource": def.plural});
-    let options_kind = if attrs.operation == "CREATE" {
-        "CreateOptions"
-    } else {
-        "UpdateOptions"
-    };
-    let mut options = json!({"kind": options_kind, "apiVersion": "meta.k8s.io/v1"});
+    let mut options = json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"});
     if let Some(fm) = attrs.field_manager {
         options["fieldManager"] = json!(fm);
     }
@@ -395,19 +346,15 @@ async fn call_webhook(
         "requestKind": kind,
         "requestResource": resource,
         "name": if attrs.name.is_empty() { meta_str(object, "name").unwrap_or_default() } else { attrs.name },
-        "operation": attrs.operation,
+        "operation": "CREATE",
         "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
         "object": object,
-        "oldObject": attrs.old_object,
+        "oldObject": null,
         "dryRun": attrs.dry_run,
         "options": options,
     });
     if def.namespaced {
         request["namespace"] = json!(attrs.namespace);
-    }
-    if let Some(sub) = attrs.subresource {
-        request["subResource"] = json!(sub);
-        request["requestSubResource"] = json!(sub);
     }
     let review =
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request});
@@ -494,14 +441,11 @@ mod tests {
     use super::*;
     use crate::resources::find;
 
-    fn attrs(resource: usize, op: &'static str) -> Attributes<'static> {
+    fn attrs(resource: usize) -> Attributes<'static> {
         Attributes {
             resource,
-            subresource: None,
-            operation: op,
             namespace: "shop",
             name: "p",
-            old_object: None,
             dry_run: false,
             field_manager: None,
         }
@@ -511,15 +455,15 @@ mod tests {
     fn rules_match_operation_group_version_resource() {
         let pods = find("", "v1", "pods").expect("pods");
         let rule = json!({"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]});
-        assert!(rule_matches(&rule, &attrs(pods, "CREATE")));
-        assert!(!rule_matches(&rule, &attrs(pods, "UPDATE")));
+        assert!(rule_matches(&rule, &attrs(pods)));
+        let update = json!({"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]});
+        assert!(!rule_matches(&update, &attrs(pods)));
         let secrets = find("", "v1", "secrets").expect("secrets");
-        assert!(!rule_matches(&rule, &attrs(secrets, "CREATE")));
+        assert!(!rule_matches(&rule, &attrs(secrets)));
         let star = json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "scope": "Cluster"});
-        assert!(!rule_matches(&star, &attrs(pods, "CREATE")));
-        assert!(resource_matches("*/*", "pods", Some("status")));
-        assert!(!resource_matches("*", "pods", Some("status")));
-        assert!(resource_matches("pods/status", "pods", Some("status")));
+        assert!(!rule_matches(&star, &attrs(pods)));
+        assert!(resource_matches("*/*", "pods"));
+        assert!(!resource_matches("pods/status", "pods"));
     }
 
     #[test]
@@ -540,15 +484,12 @@ mod tests {
         });
         let web = json!({"metadata": {"labels": {"app": "web"}}});
         let other = json!({"metadata": {"labels": {"app": "db"}}});
+        assert_eq!(webhook_applies(&store, &hook, &attrs(pods), &web), Ok(true));
         assert_eq!(
-            webhook_applies(&store, &hook, &attrs(pods, "CREATE"), &web),
-            Ok(true)
-        );
-        assert_eq!(
-            webhook_applies(&store, &hook, &attrs(pods, "CREATE"), &other),
+            webhook_applies(&store, &hook, &attrs(pods), &other),
             Ok(false)
         );
-        let mut elsewhere = attrs(pods, "CREATE");
+        let mut elsewhere = attrs(pods);
         elsewhere.namespace = "missing";
         assert_eq!(webhook_applies(&store, &hook, &elsewhere, &web), Ok(false));
     }

@@ -383,12 +383,8 @@ impl Ctx<'_> {
         }
     }
 
-    async fn admit(
-        &self,
-        operation: &'static str,
-        obj: Value,
-        old: Option<&Value>,
-    ) -> Result<admission::Outcome, ApiError> {
+    /// Mutating admission of a create (updates are not admitted: see admission.rs).
+    async fn admit(&self, obj: Value) -> Result<admission::Outcome, ApiError> {
         let endpoints = self
             .shared
             .endpoints
@@ -398,11 +394,8 @@ impl Ctx<'_> {
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let attrs = Attributes {
             resource: self.target.resource,
-            subresource: self.target.subresource.as_deref(),
-            operation,
             namespace: self.namespace(),
             name: &name,
-            old_object: old,
             dry_run: self.dry_run(),
             field_manager: self.query.get("fieldManager").map(String::as_str),
         };
@@ -716,7 +709,7 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response<Body>, 
     reject_server_fields(&mut obj)?;
     normalize(ctx.def, &mut obj);
     ctx.namespace_must_exist()?;
-    let outcome = ctx.admit("CREATE", obj, None).await?;
+    let outcome = ctx.admit(obj).await?;
     let mut obj = outcome.object;
     check_type(ctx.def, &mut obj)?;
     ctx.place(&mut obj)?;
@@ -791,12 +784,6 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
     }
     let mut obj = split_status(ctx, obj, &old);
     normalize(ctx.def, &mut obj);
-    let outcome = ctx.admit("UPDATE", obj, Some(&old)).await?;
-    let mut obj = outcome.object;
-    check_type(ctx.def, &mut obj)?;
-    ctx.place(&mut obj)?;
-    ctx.check_name(&mut obj)?;
-    normalize(ctx.def, &mut obj);
     validate(ctx.def, &obj, Some(&old))?;
     let stored = ctx.shared.store.update(
         ctx.target.resource,
@@ -805,7 +792,7 @@ async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>,
         ctx.dry_run(),
     )?;
     ctx.after_write(&stored);
-    Ok(json_response(200, &*stored, &outcome.warnings))
+    Ok(json_response(200, &*stored, &[]))
 }
 
 async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -878,11 +865,6 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
         ctx.place(&mut new)?;
         let mut new = split_status(ctx, new, &old);
         normalize(ctx.def, &mut new);
-        let outcome = ctx.admit("UPDATE", new, Some(&old)).await?;
-        let mut new = outcome.object;
-        check_type(ctx.def, &mut new)?;
-        ctx.place(&mut new)?;
-        normalize(ctx.def, &mut new);
         validate(ctx.def, &new, Some(&old))?;
         match ctx
             .shared
@@ -894,7 +876,7 @@ async fn patch(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, 
                 if kind == PatchKind::Apply {
                     remember_applied(ctx, &name, &doc);
                 }
-                return Ok(json_response(200, &*stored, &outcome.warnings));
+                return Ok(json_response(200, &*stored, &[]));
             }
             // Someone else changed the object between our read and write: patch it again, as
             // the real API does for patches without a resourceVersion.
