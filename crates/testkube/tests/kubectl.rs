@@ -46,26 +46,6 @@ fn replicas(cluster: &TestCluster) -> Option<i64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_namespace_and_get_it_by_short_name() {
-    let cluster = TestCluster::start().await.expect("start");
-    let kubectl = Kubectl::new(&cluster);
-    let out = kubectl.ok(&["create", "namespace", "shop"]).await;
-    assert_eq!(out.trim(), "namespace/shop created");
-    let ns = cluster.object("namespaces", "", "shop").expect("stored");
-    assert_eq!(
-        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
-        "shop"
-    );
-    let out = kubectl
-        .ok(&["get", "ns", "shop", "-o", "jsonpath={.status.phase}"])
-        .await;
-    assert_eq!(out, "Active");
-    let again = kubectl.run(&["create", "namespace", "shop"]).await;
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_apply_creates_then_patches() {
     let cluster = TestCluster::start().await.expect("start");
     let kubectl = Kubectl::new(&cluster);
@@ -92,35 +72,6 @@ async fn client_side_apply_creates_then_patches() {
     assert!(
         deploy["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
             .is_string()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_side_apply_creates_then_updates() {
-    let cluster = TestCluster::start().await.expect("start");
-    let kubectl = Kubectl::new(&cluster);
-    kubectl.ok(&["create", "namespace", "shop"]).await;
-    let out = kubectl
-        .ok_stdin(&["apply", "--server-side", "-f", "-"], &manifest(2))
-        .await;
-    assert!(
-        out.contains("deployment.apps/web serverside-applied"),
-        "{out}"
-    );
-    assert!(
-        out.contains("secret/sparrow-registry-key serverside-applied"),
-        "{out}"
-    );
-    assert_eq!(replicas(&cluster), Some(2));
-    kubectl
-        .ok_stdin(&["apply", "--server-side", "-f", "-"], &manifest(5))
-        .await;
-    assert_eq!(replicas(&cluster), Some(5));
-    assert!(cluster.request_count("patch", "deployments") >= 2);
-    assert_eq!(
-        cluster.request_count("create", "deployments"),
-        0,
-        "SSA creates through PATCH"
     );
 }
 
@@ -195,48 +146,6 @@ async fn label_selected_secrets_across_namespaces() {
         .await;
     assert!(table.starts_with("NAMESPACE"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_pods_as_json_and_delete() {
-    let cluster = TestCluster::start().await.expect("start");
-    let kubectl = Kubectl::new(&cluster);
-    kubectl.ok(&["create", "namespace", "shop"]).await;
-    let empty = kubectl
-        .ok(&["get", "pods", "-n", "shop", "-o", "json"])
-        .await;
-    let empty: Value = serde_json::from_str(&empty).expect("json");
-    assert_eq!(empty["items"].as_array().map(Vec::len), Some(0));
-    kubectl
-        .ok(&[
-            "run",
-            "web",
-            "-n",
-            "shop",
-            "--image=nginx:1",
-            "--labels=app=web",
-        ])
-        .await;
-    let pods = kubectl
-        .ok(&["get", "pods", "-n", "shop", "-o", "json"])
-        .await;
-    let pods: Value = serde_json::from_str(&pods).expect("json");
-    assert_eq!(pods["items"][0]["metadata"]["name"], "web");
-    assert_eq!(
-        pods["items"][0]["spec"]["containers"][0]["image"],
-        "nginx:1"
-    );
-    let out = kubectl.ok(&["delete", "pod", "web", "-n", "shop"]).await;
-    // kubectl >= 1.32 adds " from shop namespace".
-    assert!(out.trim().starts_with("pod \"web\" deleted"), "{out}");
-    assert!(cluster.object("pods", "shop", "web").is_none());
-    let out = kubectl.ok(&["delete", "namespace", "shop"]).await;
-    assert!(
-        out.trim().starts_with("namespace \"shop\" deleted"),
-        "{out}"
-    );
-    let missing = kubectl.run(&["get", "ns", "shop"]).await;
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
