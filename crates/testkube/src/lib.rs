@@ -1,8 +1,7 @@
-//! `testkube`: an in-process Kubernetes API server test double.
-//!
-//! It follows the API conventions closely enough for kubectl and kube-rs (discovery, Status
-//! errors, resourceVersion conflicts, selectors, watch, namespaced existence, dockerconfigjson
-//! validation, mutating admission webhooks over TLS). Test support only: never a product backend.
+//! `testkube`: an in-process Kubernetes API server test double, kept for what the real node
+//! cannot be made to do on purpose: injected errors, latency, cut watches, restarts, request
+//! counters. It serves what the product's tests send through kubectl and kube-rs (see the
+//! README for each part and why it stays). Test support only: never a product backend.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), testkube::Error> {
