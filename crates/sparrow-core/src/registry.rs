@@ -49,6 +49,17 @@ pub enum RegistryServerError {
         /// The host part that failed.
         host: String,
     },
+    /// A host of one label without a port (`harbor`): container runtimes read the first
+    /// component of `harbor/sparrow-proxy` as a Docker Hub namespace, not a registry.
+    #[error(
+        "--registry-server {value:?}: the single-label host {host:?} would be read as a Docker Hub namespace by container runtimes; give its full name (such as {host}.example.com), add the port ({host}:443) or use localhost"
+    )]
+    SingleLabel {
+        /// The whole value as given.
+        value: String,
+        /// The host part.
+        host: String,
+    },
     /// A port that is not a number in 1..=65535.
     #[error(
         "--registry-server {value:?} has an invalid port {port:?}: the port must be a number from 1 to 65535"
@@ -138,6 +149,14 @@ impl RegistryServer {
                 port,
             },
         })?;
+        // What image references need to name a registry at all (distribution's rule: a first
+        // component with a dot, a port, `localhost` or an IPv6 literal).
+        if port.is_none() && !host.contains('.') && host != "localhost" && !host.starts_with('[') {
+            return Err(E::SingleLabel {
+                value: input.to_owned(),
+                host,
+            });
+        }
         let mut segments = Vec::new();
         if let Some(path) = path {
             for segment in path.split('/') {

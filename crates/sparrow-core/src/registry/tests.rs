@@ -158,6 +158,15 @@ fn refuses_with_a_message_naming_the_value() {
         ),
         ("reg.com:5000@sha256:abcd", "contains a digest"),
         ("ftp://registry.example.com", "unsupported scheme"),
+        // Found by fuzzing: `2Ai/sparrow-proxy` names a Docker Hub repository, not a registry.
+        (
+            "2Ai",
+            "the single-label host \"2Ai\" would be read as a Docker Hub namespace",
+        ),
+        (
+            "harbor/team",
+            "give its full name (such as harbor.example.com), add the port (harbor:443) or use localhost",
+        ),
         ("registry.example.com:0", "invalid port \"0\""),
         ("registry.example.com:65536", "invalid port \"65536\""),
         ("registry.example.com:http", "invalid port \"http\""),
