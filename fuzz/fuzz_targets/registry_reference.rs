@@ -27,10 +27,15 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             let message = error.to_string();
             assert!(!message.contains('\n'), "{message:?}");
-            // A password pasted as user information is never shown back.
-            if let Some((userinfo, _)) = text.rsplit_once('@')
+            // A password pasted as user information (before the host, so in the part before
+            // the first `/` after any scheme) is never shown back.
+            let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+            let authority = rest.split('/').next().unwrap_or_default();
+            if let Some((userinfo, _)) = authority.rsplit_once('@')
                 && let Some((_, password)) = userinfo.rsplit_once(':')
                 && password.len() >= 8
+                // (a password whose text also stands after the `@` may be shown as part of it)
+                && !rest[userinfo.len() + 1..].contains(password)
                 && !password.contains(['/', '@', '"', '\\'])
                 && !text.contains("sha256")
             {
