@@ -124,9 +124,9 @@ impl RegistryServer {
             Some((authority, path)) => (authority, Some(path)),
             None => (trimmed, None),
         };
-        if let Some((_, after)) = authority.rsplit_once('@') {
+        if let Some((before, after)) = authority.rsplit_once('@') {
             // `reg.com@sha256:abcd` is a digest on a bare host, not user information.
-            if is_digest(after) {
+            if digest_on_host(before, after) {
                 return Err(E::Digest(input.to_owned()));
             }
             return Err(E::UserInfo(input.to_owned()));
@@ -371,7 +371,7 @@ fn mask_userinfo(value: &str) -> String {
     // User information ends at the last '@' (a password may contain '/'), unless what follows
     // that '@' is a digest (`sha256:...`), which is refused with its own message.
     let end_of_authority = match rest.rfind('@') {
-        Some(at) if !is_digest(&rest[at + 1..]) => {
+        Some(at) if !digest_on_host(&rest[..at], &rest[at + 1..]) => {
             rest[at..].find('/').map_or(rest.len(), |slash| at + slash)
         }
         _ => return value.to_owned(),
@@ -381,6 +381,14 @@ fn mask_userinfo(value: &str) -> String {
         Some((_, host)) => format!("{scheme}***@{host}{}", &rest[end_of_authority..]),
         None => value.to_owned(),
     }
+}
+
+/// `HOST[:PORT]@DIGEST`: what precedes the `@` is a host (and port), so the `@` starts a
+/// digest. `robot:s3cret@registry:5000` is user information even though `registry:5000` has
+/// a digest's shape: its password must be masked like any other.
+fn digest_on_host(before: &str, after: &str) -> bool {
+    let authority = before.split('/').next().unwrap_or_default();
+    is_digest(after) && split_host_port(authority).is_ok()
 }
 
 #[cfg(test)]

@@ -157,6 +157,12 @@ fn refuses_with_a_message_naming_the_value() {
             "\"reg.com@sha256:abcd\" contains a digest",
         ),
         ("reg.com:5000@sha256:abcd", "contains a digest"),
+        // Found by fuzzing: a host:port after the @ has a digest's shape, but what precedes
+        // it is no host: user information, with the password masked.
+        (
+            "robot:s3cret-pw@registry:5000",
+            "\"***@registry:5000\" contains user information",
+        ),
         ("ftp://registry.example.com", "unsupported scheme"),
         // Found by fuzzing: `2Ai/sparrow-proxy` names a Docker Hub repository, not a registry.
         (
