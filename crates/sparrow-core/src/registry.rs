@@ -365,7 +365,16 @@ fn is_digest(text: &str) -> bool {
 /// `scheme://***@host/path` for any value with user information before the host.
 fn mask_userinfo(value: &str) -> String {
     let (scheme, rest) = match value.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        // Anything but a scheme's letters before `://` (`robot:s3cret@https://...`) may be
+        // credentials pasted in front: never shown.
+        Some((scheme, rest))
+            if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-')) =>
+        {
+            (format!("{scheme}://"), rest)
+        }
+        Some((_, rest)) => ("***://".to_owned(), rest),
         None => (String::new(), value),
     };
     // User information ends at the last '@' (a password may contain '/'), unless what follows
@@ -374,12 +383,12 @@ fn mask_userinfo(value: &str) -> String {
         Some(at) if !digest_on_host(&rest[..at], &rest[at + 1..]) => {
             rest[at..].find('/').map_or(rest.len(), |slash| at + slash)
         }
-        _ => return value.to_owned(),
+        _ => return format!("{scheme}{rest}"),
     };
     let authority = &rest[..end_of_authority];
     match authority.rsplit_once('@') {
         Some((_, host)) => format!("{scheme}***@{host}{}", &rest[end_of_authority..]),
-        None => value.to_owned(),
+        None => format!("{scheme}{rest}"),
     }
 }
 

@@ -164,6 +164,11 @@ fn refuses_with_a_message_naming_the_value() {
             "\"***@registry:5000\" contains user information",
         ),
         ("ftp://registry.example.com", "unsupported scheme"),
+        // Found by fuzzing: credentials pasted before the scheme are masked too.
+        (
+            "robot:s3cret-pw@https://registry.example.com",
+            "\"***://registry.example.com\" has an unsupported scheme",
+        ),
         // Found by fuzzing: `2Ai/sparrow-proxy` names a Docker Hub repository, not a registry.
         (
             "2Ai",
