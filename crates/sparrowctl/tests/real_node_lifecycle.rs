@@ -38,6 +38,38 @@ fn pending_pod(ns: &str, name: &str, finalizer: Option<&str>) -> String {
     pod.to_string()
 }
 
+/// Creates the pending pod `name` (see [`pending_pod`]); the API server must admit it.
+fn create_pending(node: &Node, ns: &str, name: &str, finalizer: Option<&str>) {
+    node.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&pending_pod(ns, name, finalizer)),
+    );
+}
+
+/// Scales the controller Deployment to `replicas`.
+fn scale_controller(node: &Node, replicas: u32) {
+    let replicas = format!("--replicas={replicas}");
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "scale",
+        "deployment/sparrow-controller",
+        &replicas,
+    ]);
+}
+
+/// Waits until the controller Deployment has rolled out.
+fn await_controller_rollout(node: &Node) {
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "rollout",
+        "status",
+        "deployment/sparrow-controller",
+        "--timeout=300s",
+    ]);
+}
+
 /// Creates the pending pod `name`, retrying while the API server refuses it (a webhook not
 /// reachable yet: with failurePolicy Fail it is never admitted without the sidecar).
 fn create_once_admitted(node: &Node, ns: &str, name: &str) {
@@ -198,10 +230,7 @@ fn remove_succeeds_while_a_meshed_namespace_is_terminating() {
     let mesh = Mesh::deploy(node, "terminating", &[]);
     let ns = meshed_namespace(node, "terminating");
     let finalizer = "sparrow-mesh.io/test-hold";
-    node.kubectl_stdin(
-        &["create", "-f", "-"],
-        Some(&pending_pod(&ns.name, "held", Some(finalizer))),
-    );
+    create_pending(node, &ns.name, "held", Some(finalizer));
     assert!(injected(node, &ns.name, "held"));
     assert!(copy_user(&ns).is_some(), "a copy in {}", ns.name);
     node.kubectl(&["delete", "namespace", &ns.name, "--wait=false"]);
@@ -254,19 +283,10 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
     let node = Node::require();
     let mesh = Mesh::deploy(node, "restart", &[]);
     let ns = meshed_namespace(node, "restart");
-    node.kubectl_stdin(
-        &["create", "-f", "-"],
-        Some(&pending_pod(&ns.name, "before", None)),
-    );
+    create_pending(node, &ns.name, "before", None);
     assert_eq!(copy_user(&ns).as_deref(), Some(mesh.creds.user.as_str()));
 
-    node.kubectl(&[
-        "-n",
-        "sparrow-mesh",
-        "scale",
-        "deployment/sparrow-controller",
-        "--replicas=0",
-    ]);
+    scale_controller(node, 0);
     wait_until("no controller pod", LIMIT, || {
         let pods = node.get_json(&[
             "-n",
@@ -286,24 +306,11 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
         Some(mesh.creds.user.as_str()),
         "nobody refreshes a copy while the controller is stopped"
     );
-    node.kubectl(&[
-        "-n",
-        "sparrow-mesh",
-        "scale",
-        "deployment/sparrow-controller",
-        "--replicas=1",
-    ]);
+    scale_controller(node, 1);
     wait_until("the copy to carry the rotated user", LIMIT, || {
         (copy_user(&ns).as_deref() == Some(rotated.user.as_str())).then_some(())
     });
-    node.kubectl(&[
-        "-n",
-        "sparrow-mesh",
-        "rollout",
-        "status",
-        "deployment/sparrow-controller",
-        "--timeout=300s",
-    ]);
+    await_controller_rollout(node);
     // Ready is not yet reachable: until the Service's endpoints and the node's rules catch up,
     // the API server refuses the pod (failurePolicy Fail: never admitted without the sidecar).
     create_once_admitted(node, &ns.name, "after");
@@ -320,10 +327,7 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     let node = Node::require();
     let mesh = Mesh::deploy(node, "apiserver", &[]);
     let before = meshed_namespace(node, "apiserver-before");
-    node.kubectl_stdin(
-        &["create", "-f", "-"],
-        Some(&pending_pod(&before.name, "before", None)),
-    );
+    create_pending(node, &before.name, "before", None);
     assert_eq!(
         copy_user(&before).as_deref(),
         Some(mesh.creds.user.as_str())
@@ -367,21 +371,8 @@ fn lease_holder(node: &Node) -> Option<String> {
 fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answered() {
     let node = Node::require();
     let mesh = Mesh::deploy(node, "failover", &[]);
-    node.kubectl(&[
-        "-n",
-        "sparrow-mesh",
-        "scale",
-        "deployment/sparrow-controller",
-        "--replicas=2",
-    ]);
-    node.kubectl(&[
-        "-n",
-        "sparrow-mesh",
-        "rollout",
-        "status",
-        "deployment/sparrow-controller",
-        "--timeout=300s",
-    ]);
+    scale_controller(node, 2);
+    await_controller_rollout(node);
     let leader = wait_until("a Lease holder", LIMIT, || lease_holder(node));
     let ns = meshed_namespace(node, "failover");
 
@@ -396,10 +387,7 @@ fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answ
     let mut admitted = 0;
     let new_leader = wait_until("another replica to hold the Lease", LIMIT, || {
         let name = format!("during-{admitted}");
-        node.kubectl_stdin(
-            &["create", "-f", "-"],
-            Some(&pending_pod(&ns.name, &name, None)),
-        );
+        create_pending(node, &ns.name, &name, None);
         assert!(
             injected(node, &ns.name, &name),
             "{name} was admitted without the sidecar"
