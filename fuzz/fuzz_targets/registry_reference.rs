@@ -34,8 +34,10 @@ fuzz_target!(|data: &[u8]| {
             if let Some((userinfo, _)) = authority.rsplit_once('@')
                 && let Some((_, password)) = userinfo.rsplit_once(':')
                 && password.len() >= 8
-                // (a password whose text also stands after the `@` may be shown as part of it)
+                // (a password whose text also stands after the `@`, as written or as the
+                // message escapes it, may be shown as part of it: `\0PPP` shows `0PPP`)
                 && !rest[userinfo.len() + 1..].contains(password)
+                && !rest[userinfo.len() + 1..].escape_debug().to_string().contains(password)
                 && !password.contains(['/', '@', '"', '\\'])
                 && !text.contains("sha256")
             {

@@ -284,7 +284,13 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), HostPortErr
     let port = match port {
         None => None,
         Some(text) => match text.parse::<u16>() {
-            Ok(port) if port != 0 && text.bytes().all(|b| b.is_ascii_digit()) => Some(port),
+            // At most five digits: `:0000000000002` is no port (and, before an `@`, is
+            // rather the tail of a password).
+            Ok(port)
+                if port != 0 && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(port)
+            }
             _ => return Err(HostPortError::Port(text.to_owned())),
         },
     };

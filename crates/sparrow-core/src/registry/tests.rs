@@ -184,6 +184,16 @@ fn refuses_with_a_message_naming_the_value() {
         ("registry.example.com:", "invalid port \"\""),
         ("registry.example.com:+80", "invalid port \"+80\""),
         ("[::1]:0", "invalid port \"0\""),
+        (
+            "registry.example.com:000005000",
+            "invalid port \"000005000\"",
+        ),
+        // Found by fuzzing: a long run of digits is no port, so what precedes the `@` is user
+        // information, not a host before a digest, and its password is masked.
+        (
+            "[::1]:0000000000000002@w:g-",
+            "\"***@w:g-\" contains user information",
+        ),
         ("[::1", "invalid host"),
         ("[not-ipv6]:5000", "invalid host"),
         ("[::1]5000", "invalid host"),
