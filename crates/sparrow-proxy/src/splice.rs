@@ -1,20 +1,28 @@
 //! Zero-copy forwarding: each direction of a connection moves bytes socket -> pipe -> socket
 //! with splice(2), so the payload never enters the proxy's memory. A pipe holds at most
-//! [`PIPE_CHUNK`] bytes in the kernel; the proxy's own footprint stays a few hundred bytes per
-//! connection however fast the traffic.
+//! [`PIPE_CAPACITY`] bytes in the kernel (pages the sockets' buffers lend it, not the proxy's
+//! own memory); the proxy's own footprint stays a few hundred bytes per connection however fast
+//! the traffic.
 
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, SpliceFFlags, splice};
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// The most one splice call moves: the default pipe capacity (16 pages).
-const PIPE_CHUNK: usize = 64 * 1024;
+/// The capacity a pipe grows to once its connection carries bulk traffic (one splice moved
+/// half the default or more), and so the most one splice call moves then. Four times the
+/// default quarters the system calls and wake-ups per byte. Pipe pages count against a per-user
+/// limit (`fs.pipe-user-pages-soft`), past which new pipes get two pages, so request/response
+/// connections keep the default; where the kernel refuses, a pipe keeps what it has.
+const PIPE_CAPACITY: usize = 256 * 1024;
+
+/// What a pipe holds unless told otherwise (16 pages).
+const DEFAULT_PIPE_CAPACITY: usize = 64 * 1024;
 
 /// Copies both directions until each side has sent its EOF, passing each EOF on as a shutdown
 /// of the other side's write half (half-close). `client_read` and `server_read` count the
@@ -34,12 +42,14 @@ pub async fn bidirectional(
 /// Moves bytes `from` -> `to` until `from` reaches EOF, then shuts down `to`'s write half.
 async fn one_way(from: &TcpStream, to: &TcpStream, read: Counter) -> io::Result<u64> {
     let (pipe_out, pipe_in) = pipe()?;
+    let mut chunk = DEFAULT_PIPE_CAPACITY;
+    let mut grown = false;
     let mut total = 0u64;
     loop {
         // The pipe is empty here: fill it from the socket.
         let filled = from
             .async_io(Interest::READABLE, || {
-                splice_nonblocking(from.as_fd(), pipe_in.as_fd(), PIPE_CHUNK)
+                splice_nonblocking(from.as_fd(), pipe_in.as_fd(), chunk)
             })
             .await?;
         if filled == 0 {
@@ -52,6 +62,8 @@ async fn one_way(from: &TcpStream, to: &TcpStream, read: Counter) -> io::Result<
             return Ok(total);
         }
         read.inc_by(filled as u64);
+        // Half the default pipe in one call: this connection moves more than requests.
+        let bulk = filled >= DEFAULT_PIPE_CAPACITY / 2;
         // Drain it into the other socket, as fast as that one takes it.
         let mut left = filled;
         while left > 0 {
@@ -69,12 +81,29 @@ async fn one_way(from: &TcpStream, to: &TcpStream, read: Counter) -> io::Result<
             left -= sent;
         }
         total += filled as u64;
+        if bulk && !grown {
+            // Empty again, so it can be resized.
+            chunk = grow(&pipe_in);
+            grown = true;
+        }
     }
 }
 
 /// A pipe whose two ends never block: (read end, write end).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Grows an empty pipe to [`PIPE_CAPACITY`] where the kernel allows it; returns the capacity
+/// it has.
+fn grow(pipe: &OwnedFd) -> usize {
+    match fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_CAPACITY as nix::libc::c_int)) {
+        Ok(size) => size as usize,
+        Err(error) => {
+            tracing::debug!(%error, "pipe capacity not raised");
+            fcntl(pipe, FcntlArg::F_GETPIPE_SZ).map_or(DEFAULT_PIPE_CAPACITY, |size| size as usize)
+        }
+    }
 }
 
 /// One splice(2) that never blocks; `WouldBlock` tells tokio to wait for readiness again.
