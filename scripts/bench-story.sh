@@ -3,7 +3,7 @@
 #   deploy       sparrowctl deploy until the controller is Available, its image pulled from the
 #                private registry (pull policy Always, so the kubelet pulls through sparrow-registry-key)
 #   admission    pod create latency at the API server, 200 pods in a namespace the webhook skips and
-#                200 in a meshed one (sequential, one kept-alive TLS connection, pods pinned to no node):
+#                200 in a meshed one (alternating, one kept-alive TLS connection, pods pinned to no node):
 #                p50 and p99 of each, and the p50 the webhook adds
 #   copies       BENCH_COPIES (default 1000) meshed namespaces with a pod each: time from
 #                `registry update` until every copy carries the new user

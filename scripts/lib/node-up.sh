@@ -23,14 +23,42 @@ node_healthy() {
   api_get /readyz >/dev/null 2>&1
 }
 
+# Every component's process runs: a node that is merely busy (an API server slow to answer
+# /readyz under load) is waited for, not rebuilt.
+node_running() {
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do alive "$c" || return 1; done
+}
+
+# The reason an existing node is rebuilt, for the message that says so.
+node_trouble() {
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do
+    alive "$c" || { echo "$c is not running"; return; }
+  done
+  echo "the API server did not become ready within 30 s"
+}
+
 node_up() {
   local start=$SECONDS
   preflight
-  if [ -f "$STATE/env" ] && node_healthy; then
-    echo "node: already up (scripts/local-cluster.sh env)"
-    return 0
+  if [ -f "$STATE/env" ] && node_running; then
+    local _
+    for _ in $(seq 1 30); do
+      if node_healthy; then
+        echo "node: already up (scripts/local-cluster.sh env)"
+        return 0
+      fi
+      sleep 1
+    done
   fi
-  if [ -e "$STATE" ] || [ -e "$NETNS_PATH" ]; then
+  if [ -f "$STATE/env" ]; then
+    local kept=${TMPDIR:-/tmp}/sparrow-node-$NETNS-logs
+    echo "node: rebuilding the node of an earlier run: $(node_trouble) (its logs are kept in $kept)"
+    rm -rf "$kept"
+    cp -a "$LOGS" "$kept" 2>/dev/null || true
+    node_down
+  elif [ -e "$STATE" ] || [ -e "$NETNS_PATH" ]; then
     echo "node: cleaning stale state of an earlier run ($STATE, netns $NETNS)"
     node_down
   fi
