@@ -97,7 +97,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Grows an empty pipe to [`PIPE_CAPACITY`] where the kernel allows it; returns the capacity
 /// it has.
 fn grow(pipe: &OwnedFd) -> usize {
-    match fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_CAPACITY as nix::libc::c_int)) {
+    match fcntl(
+        pipe,
+        FcntlArg::F_SETPIPE_SZ(PIPE_CAPACITY as nix::libc::c_int),
+    ) {
         Ok(size) => size as usize,
         Err(error) => {
             tracing::debug!(%error, "pipe capacity not raised");
