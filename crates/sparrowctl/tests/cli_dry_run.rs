@@ -561,6 +561,51 @@ fn version_and_completion() {
     }
 }
 
+/// `sparrowctl ... | head -1`: the reader goes away before the output ends. Each printing
+/// command that needs no cluster ends quietly with exit 0, no panic and no error line.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = dir.path().join("app.yaml");
+    std::fs::write(
+        &app,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: nginx\n",
+    )
+    .expect("write");
+    let app = app.to_str().expect("utf-8 path");
+    let commands: [&[&str]; 5] = [
+        &["completion", "bash"],
+        &["version"],
+        &[
+            "images",
+            "list",
+            "--registry-server",
+            "registry.example.com:5000/mesh",
+        ],
+        &["images", "list", "-o", "json"],
+        &["inject", "-f", app],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("sparrowctl"))
+            .args(args)
+            .env_remove("SPARROW_REGISTRY_PASSWORD")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run sparrowctl");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        // (inject reports what it injected on stderr; that is not an error)
+        assert!(
+            !stderr.contains("error") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn help_teaches_every_flag() {
     let help = sparrowctl()

@@ -119,7 +119,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             text
         }
     };
-    print!("{text}");
+    crate::output::write_all(text.as_bytes()).context("writing the image list")?;
     Ok(())
 }
 
@@ -150,13 +150,13 @@ fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
         resolved.auth.as_ref(),
         &targets,
         &options,
-        |image| println!("{image}"),
+        |image| crate::say!("{image}"),
     ))??;
     let present = pushed
         .iter()
         .filter(|image| image.already_present())
         .count();
-    println!(
+    crate::say!(
         "{} images in {} ({present} already present); deploy with --registry-server {} --images-from {} to pin them by digest.",
         pushed.len(),
         resolved.server,

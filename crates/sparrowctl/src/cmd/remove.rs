@@ -2,6 +2,7 @@
 //! that mesh created (the webhook first, the control plane, its pull-secret copies, the
 //! namespace if deploy created it), and nothing else.
 
+use anyhow::Context as _;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use sparrow_kube::ClusterError;
@@ -69,12 +70,17 @@ async fn remove_from_cluster(global: &GlobalArgs, yes: bool) -> anyhow::Result<(
 
 /// Asks on the terminal; anything but yes is [`NotConfirmed`].
 fn confirm(mesh: &str, removal: &Removal) -> anyhow::Result<()> {
-    print!(
+    // A prompt nobody can read is not a yes: a closed stdout is an error, and nothing is removed.
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
         "Remove Sparrow Mesh from namespace {mesh}: {} object(s) of the control plane and {} copie(s) of its registry secret? [y/N] ",
         removal.parts.len(),
         removal.copies.len()
-    );
-    std::io::stdout().flush()?;
+    )
+    .and_then(|()| out.flush())
+    .context("writing the confirmation prompt (or pass --yes)")?;
+    drop(out);
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
