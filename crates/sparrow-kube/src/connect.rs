@@ -61,6 +61,12 @@ pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluste
     })
 }
 
+/// Loads the configuration without contacting the API server: a kubeconfig that does not
+/// parse, or a `--context` it lacks, is found before anything else is done.
+pub async fn check_config(target: &ClusterTarget) -> Result<(), ClusterError> {
+    load_config(target).await.map(drop)
+}
+
 async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), ClusterError> {
     let options = KubeConfigOptions {
         context: target.context.clone(),

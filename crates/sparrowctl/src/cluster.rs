@@ -67,11 +67,21 @@ pub fn check_kubeconfig_files(global: &GlobalArgs) -> Result<(), InputError> {
 /// Loads the kubeconfig (or in-cluster config) and proves the API server answers.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Cluster> {
     check_kubeconfig_files(global)?;
-    let target = ClusterTarget {
+    Ok(sparrow_kube::connect(&target(global), global.timeout).await?)
+}
+
+/// Loads the kubeconfig (or in-cluster config) without contacting the API server, so a
+/// broken kubeconfig or a missing `--context` is reported before the registry is.
+pub async fn check_config(global: &GlobalArgs) -> anyhow::Result<()> {
+    check_kubeconfig_files(global)?;
+    Ok(sparrow_kube::connect::check_config(&target(global)).await?)
+}
+
+fn target(global: &GlobalArgs) -> ClusterTarget {
+    ClusterTarget {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone(),
-    };
-    Ok(sparrow_kube::connect(&target, global.timeout).await?)
+    }
 }
 
 /// [`connect`], shown as a step of `progress`.

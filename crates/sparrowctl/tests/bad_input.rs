@@ -427,6 +427,29 @@ fn file_cases(files: &Files) -> Vec<Case> {
         1,
         "YAML error at line 6",
     ));
+    // With the registry check on, a broken kubeconfig or a missing context is still the error
+    // reported: found before the registry (unreachable here) is contacted.
+    let checked = |extra: &[&str], needle: &str| {
+        let mut args = vec![
+            "deploy",
+            "--wait=false",
+            "--registry-server",
+            "127.0.0.1:9/mesh",
+            "--registry-username",
+            "u",
+            "--registry-password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        with_stdin(case(&args, 1, needle), b"pw\n".to_vec())
+    };
+    cases.push(checked(
+        &["--kubeconfig", &files.s("kubeconfig-bad-yaml")],
+        "YAML error at line 6",
+    ));
+    cases.push(checked(
+        &["--context", "no-such-context"],
+        "no-such-context",
+    ));
     cases
 }
 

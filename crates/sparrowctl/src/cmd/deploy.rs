@@ -131,8 +131,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     }
     // Read and validated before anything is contacted.
     let check_options = args.registry_tls.options(global, &args.registry)?;
-    crate::cluster::check_kubeconfig_files(global)?;
     block_on(async {
+        crate::cluster::check_config(global).await?;
         if !args.skip_registry_check {
             crate::say!("Checking {} with the given credentials:", config.registry);
             check_and_report(
