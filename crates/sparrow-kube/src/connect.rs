@@ -28,15 +28,44 @@ pub struct Cluster {
     pub context: String,
 }
 
+/// A loaded configuration, not yet used: what [`load`] found and [`reach`] connects with.
+pub struct ClusterConfig {
+    config: kube::Config,
+    /// The context in use (or `in-cluster`), for messages.
+    context: String,
+    /// `--context` as given, for the bad-config message.
+    requested_context: Option<String>,
+}
+
 /// Loads the configuration and proves the API server answers within `timeout`.
 pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluster, ClusterError> {
-    let (mut config, context) = load_config(target).await?;
+    reach(load(target).await?, timeout).await
+}
+
+/// Loads the configuration without contacting the API server: a kubeconfig that does not
+/// parse, or a `--context` it lacks, is found before anything else is done.
+pub async fn load(target: &ClusterTarget) -> Result<ClusterConfig, ClusterError> {
+    let (config, context) = load_config(target).await?;
+    Ok(ClusterConfig {
+        config,
+        context,
+        requested_context: target.context.clone(),
+    })
+}
+
+/// Proves the API server of a loaded configuration answers within `timeout`.
+pub async fn reach(loaded: ClusterConfig, timeout: Duration) -> Result<Cluster, ClusterError> {
+    let ClusterConfig {
+        mut config,
+        context,
+        requested_context,
+    } = loaded;
     // --timeout governs connecting too: kube's own connect timeout (30s) must not cut it
     // short, so it is set past ours, which then fires first with a message that names it.
     config.connect_timeout = Some(timeout + Duration::from_secs(1));
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadConfig {
-        context: target.context.clone(),
+        context: requested_context,
         detail: describe(&e),
     })?;
     let unreachable = |detail: String| ClusterError::Unreachable {
@@ -59,12 +88,6 @@ pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluste
         server,
         context,
     })
-}
-
-/// Loads the configuration without contacting the API server: a kubeconfig that does not
-/// parse, or a `--context` it lacks, is found before anything else is done.
-pub async fn check_config(target: &ClusterTarget) -> Result<(), ClusterError> {
-    load_config(target).await.map(drop)
 }
 
 async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), ClusterError> {

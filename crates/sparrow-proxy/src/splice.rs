@@ -94,8 +94,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
-/// Grows an empty pipe to [`PIPE_CAPACITY`] where the kernel allows it; returns the capacity
-/// it has.
+/// Grows an empty pipe to [`PIPE_CAPACITY`] where the kernel allows it; returns how much one
+/// splice asks for from now on (a pipe smaller than that simply takes less per call).
 fn grow(pipe: &OwnedFd) -> usize {
     match fcntl(
         pipe,
@@ -104,7 +104,7 @@ fn grow(pipe: &OwnedFd) -> usize {
         Ok(size) => size as usize,
         Err(error) => {
             tracing::debug!(%error, "pipe capacity not raised");
-            fcntl(pipe, FcntlArg::F_GETPIPE_SZ).map_or(DEFAULT_PIPE_CAPACITY, |size| size as usize)
+            DEFAULT_PIPE_CAPACITY
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use sparrow_kube::connect::ClusterConfig;
 use sparrow_kube::{Cluster, ClusterTarget};
 
 use crate::GlobalArgs;
@@ -66,22 +67,18 @@ pub fn check_kubeconfig_files(global: &GlobalArgs) -> Result<(), InputError> {
 
 /// Loads the kubeconfig (or in-cluster config) and proves the API server answers.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Cluster> {
-    check_kubeconfig_files(global)?;
-    Ok(sparrow_kube::connect(&target(global), global.timeout).await?)
+    Ok(sparrow_kube::connect::reach(load(global).await?, global.timeout).await?)
 }
 
 /// Loads the kubeconfig (or in-cluster config) without contacting the API server, so a
-/// broken kubeconfig or a missing `--context` is reported before the registry is.
-pub async fn check_config(global: &GlobalArgs) -> anyhow::Result<()> {
+/// broken kubeconfig or a missing `--context` can be reported before anything else is done.
+pub async fn load(global: &GlobalArgs) -> anyhow::Result<ClusterConfig> {
     check_kubeconfig_files(global)?;
-    Ok(sparrow_kube::connect::check_config(&target(global)).await?)
-}
-
-fn target(global: &GlobalArgs) -> ClusterTarget {
-    ClusterTarget {
+    let target = ClusterTarget {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone(),
-    }
+    };
+    Ok(sparrow_kube::connect::load(&target).await?)
 }
 
 /// [`connect`], shown as a step of `progress`.
@@ -89,8 +86,18 @@ pub async fn connect_reporting(
     global: &GlobalArgs,
     progress: &crate::progress::Progress,
 ) -> anyhow::Result<Cluster> {
+    reach_reporting(load(global).await?, global, progress).await
+}
+
+/// Proves the API server of an already [`load`]ed configuration answers, shown as a step of
+/// `progress`.
+pub async fn reach_reporting(
+    loaded: ClusterConfig,
+    global: &GlobalArgs,
+    progress: &crate::progress::Progress,
+) -> anyhow::Result<Cluster> {
     progress.working("connecting to the cluster");
-    let cluster = connect(global).await?;
+    let cluster = sparrow_kube::connect::reach(loaded, global.timeout).await?;
     progress.done(&format!(
         "connected to {} (context {})",
         cluster.server, cluster.context

@@ -6,10 +6,11 @@ use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, Webhook
 
 use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_kube::apply::{self, ApplyStep};
+use sparrow_kube::connect::ClusterConfig;
 use sparrow_kube::wait;
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, connect_reporting};
+use crate::cluster::{block_on, reach_reporting};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
 use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
@@ -132,7 +133,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     // Read and validated before anything is contacted.
     let check_options = args.registry_tls.options(global, &args.registry)?;
     block_on(async {
-        crate::cluster::check_config(global).await?;
+        let cluster = crate::cluster::load(global).await?;
         if !args.skip_registry_check {
             crate::say!("Checking {} with the given credentials:", config.registry);
             check_and_report(
@@ -144,7 +145,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
             )
             .await?;
         }
-        deploy_to_cluster(global, &config, args.wait).await
+        deploy_to_cluster(global, cluster, &config, args.wait).await
     })?
 }
 
@@ -163,11 +164,12 @@ fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<
 
 async fn deploy_to_cluster(
     global: &GlobalArgs,
+    cluster: ClusterConfig,
     config: &MeshConfig,
     wait: bool,
 ) -> anyhow::Result<()> {
     let progress = Progress::new();
-    let cluster = connect_reporting(global, &progress).await?;
+    let cluster = reach_reporting(cluster, global, &progress).await?;
     let client = &cluster.client;
 
     // Reads before the first write: a foreign pull secret or another mesh stops us with

@@ -2,9 +2,9 @@
 //! that mesh created (the webhook first, the control plane, its pull-secret copies, the
 //! namespace if deploy created it), and nothing else.
 
-use anyhow::Context as _;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
+use anyhow::Context as _;
 use sparrow_kube::ClusterError;
 use sparrow_kube::remove::{Plan, Removal, RemoveReport, RemoveStep, execute, observe, plan};
 
