@@ -63,6 +63,11 @@ pub struct Args {
     /// --lease-duration.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub lease_renew_interval: Duration,
+    /// After SIGTERM, how long to keep answering (with /readyz failing and the Lease given up)
+    /// before the listener closes: the time the Service's endpoints and every node's proxy
+    /// take to stop sending new connections to this pod. Then in-flight requests get 20s.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
 }
 
 impl Args {
@@ -202,6 +207,20 @@ mod tests {
         let error = Args::try_parse_from([&base[..], &["--lease-duration", "soon"]].concat())
             .expect_err("not a duration");
         assert!(error.to_string().contains("--lease-duration"), "{error}");
+    }
+
+    #[test]
+    fn the_shutdown_delay_defaults_to_five_seconds_and_can_be_tuned() {
+        let base = ["sparrow-controller", "--tls-cert", "c", "--tls-key", "k"];
+        let args = Args::try_parse_from(base).expect("flags");
+        assert_eq!(args.shutdown_delay, Duration::from_secs(5));
+        let args =
+            Args::try_parse_from([&base[..], &["--shutdown-delay", "0s"]].concat()).expect("flags");
+        assert_eq!(args.shutdown_delay, Duration::ZERO);
+        let error = Args::try_parse_from([&base[..], &["--shutdown-delay", "5"]].concat())
+            .expect_err("a number without a unit");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(error.to_string().contains("--shutdown-delay"), "{error}");
     }
 
     #[test]

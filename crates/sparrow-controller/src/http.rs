@@ -143,6 +143,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.app.readiness.is_stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
     let pending = shared.app.readiness.pending();
     if pending.is_empty() {
         "ok\n".into_response()

@@ -1,7 +1,8 @@
-//! What `/readyz` waits for: named checks, one per cache (namespaces now; the pull-secret
-//! copies' cache joins them in the next issue).
+//! What `/readyz` waits for: named checks, one per cache and one for the long-lived tasks,
+//! and whether the replica is shutting down (then it is never ready again).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 type Check = Arc<dyn Fn() -> bool + Send + Sync>;
 
@@ -9,6 +10,7 @@ type Check = Arc<dyn Fn() -> bool + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Readiness {
@@ -28,6 +30,17 @@ impl Readiness {
         self
     }
 
+    /// Marks this replica (every clone of this set) as shutting down: not ready from now on,
+    /// so the Service stops sending it new connections.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Readiness::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// The names of the checks that do not pass yet.
     pub fn pending(&self) -> Vec<&'static str> {
         self.checks
@@ -41,6 +54,9 @@ impl Readiness {
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.checks.iter().map(|(n, _)| *n).collect();
-        f.debug_struct("Readiness").field("checks", &names).finish()
+        f.debug_struct("Readiness")
+            .field("checks", &names)
+            .field("stopping", &self.is_stopping())
+            .finish()
     }
 }

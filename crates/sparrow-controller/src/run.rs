@@ -106,20 +106,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tasks,
         stopping: stopping_tx,
         release_within,
+        readiness: state.readiness.clone(),
+        delay: args.shutdown_delay,
     };
     serve_until_stopped(listener, tls, state, stopped).await
 }
 
-/// What stopping takes: the tasks, the signal that tells the election to stop, and how long
-/// it may take to release the Lease.
+/// What stopping takes: the tasks, the signal that tells the election to stop, how long it
+/// may take to release the Lease, and what a SIGTERM changes before the listener closes.
 struct Stopping {
     tasks: Supervisor,
     stopping: watch::Sender<bool>,
     release_within: Duration,
+    readiness: Readiness,
+    delay: Duration,
 }
 
 /// Serves until SIGTERM or a task's end; either way stops the election (it releases the
 /// Lease) and every task before returning.
+///
+/// On SIGTERM the replica first turns not ready and gives up the Lease, yet keeps accepting
+/// for `delay`: until the endpoint controller and the nodes' proxies have dropped the pod, the
+/// Service still sends the API server's new connections here, and a listener closed (or a
+/// network namespace gone) by then would leave an admission to time out.
 async fn serve_until_stopped(
     listener: TcpListener,
     tls: rustls::ServerConfig,
@@ -130,6 +139,8 @@ async fn serve_until_stopped(
         mut tasks,
         stopping,
         release_within,
+        readiness,
+        delay,
     } = stop;
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let stopped = async {
@@ -137,8 +148,19 @@ async fn serve_until_stopped(
             () = shutdown_signal() => None,
             ended = tasks.first_ended() => Some(ended),
         };
-        if let Some(ended) = &ended {
-            tracing::error!(task = ended.name, reason = %ended.reason, "a long-lived task ended; stopping so the kubelet restarts the controller");
+        match &ended {
+            Some(ended) => {
+                tracing::error!(task = ended.name, reason = %ended.reason, "a long-lived task ended; stopping so the kubelet restarts the controller");
+            }
+            None => {
+                readiness.stop();
+                stopping.send_replace(true);
+                tracing::info!(
+                    delay = %humantime::format_duration(delay),
+                    "not ready and giving up the Lease; still answering while the Service stops sending connections here"
+                );
+                tokio::time::sleep(delay).await;
+            }
         }
         let _ = ended_tx.send(ended);
     };

@@ -1,6 +1,7 @@
 //! The real `sparrow-controller` binary, started with the flags the rendered Deployment passes,
 //! against a testkube API server: it becomes ready once its namespace cache has synced, injects
-//! a pod created through kube-rs, takes the Lease, and on SIGTERM releases it and exits cleanly.
+//! a pod created through kube-rs, takes the Lease, and on SIGTERM turns not ready and releases
+//! the Lease at once, yet keeps injecting for its shutdown delay, then exits cleanly.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -30,8 +31,9 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-/// `GET /readyz` over TLS, as the kubelet's probe does; `None` when not reachable yet.
-async fn readyz(addr: SocketAddr, ca_pem: &str, server_name: &str) -> Option<StatusCode> {
+/// `GET /readyz` over TLS, as the kubelet's probe does: its status and body; `None` when not
+/// reachable.
+async fn readyz(addr: SocketAddr, ca_pem: &str, server_name: &str) -> Option<(StatusCode, String)> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).ok()?)
@@ -55,9 +57,30 @@ async fn readyz(addr: SocketAddr, ca_pem: &str, server_name: &str) -> Option<Sta
         .ok()?;
     let response = sender.send_request(request).await.ok()?;
     let status = response.status();
-    let _ = response.into_body().collect().await;
-    Some(status)
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// The names of the containers `pod` runs, init containers first.
+fn container_names(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+fn plain_pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]}
+    }))
+    .expect("pod")
+}
+
+/// The shutdown delay this test gives the controller.
+const SHUTDOWN_DELAY: Duration = Duration::from_secs(3);
 
 #[tokio::test]
 async fn binary_injects_and_stops_on_sigterm() {
@@ -90,6 +113,7 @@ async fn binary_injects_and_stops_on_sigterm() {
     args.push(format!("--addr={addr}"));
     args.push(format!("--tls-cert={}", cert.display()));
     args.push(format!("--tls-key={}", key.display()));
+    args.push(format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs()));
     // The mesh namespace, where the controller's Lease lives.
     let mesh_ns: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mesh.namespace}
@@ -137,7 +161,7 @@ async fn binary_injects_and_stops_on_sigterm() {
     let server_name = format!("{CONTROLLER_NAME}.{}.svc", mesh.namespace);
     let mut ready = false;
     for _ in 0..300 {
-        if readyz(addr, &tls.ca_pem, &server_name).await == Some(StatusCode::OK) {
+        if readyz(addr, &tls.ca_pem, &server_name).await.map(|r| r.0) == Some(StatusCode::OK) {
             ready = true;
             break;
         }
@@ -148,24 +172,14 @@ async fn binary_injects_and_stops_on_sigterm() {
     }
     assert!(ready, "controller never became ready");
 
-    let pod: Pod = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web"},
-        "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]}
-    }))
-    .expect("pod");
-    let created = Api::<Pod>::namespaced(client, "shop")
-        .create(&PostParams::default(), &pod)
+    let pods = Api::<Pod>::namespaced(client, "shop");
+    let created = pods
+        .create(&PostParams::default(), &plain_pod("web"))
         .await
         .expect("pod created");
     // testkube reports 1.33: the proxy is a native sidecar, among the init containers.
-    let names: Vec<_> = created
-        .spec
-        .iter()
-        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
-        .map(|c| c.name.clone())
-        .collect();
-    assert_eq!(names, ["sparrow-init", PROXY_CONTAINER, "web"]);
+    let injected = ["sparrow-init", PROXY_CONTAINER, "web"];
+    assert_eq!(container_names(&created), injected);
 
     // The only replica leads: it holds the Lease until it stops.
     let leases = Api::<Lease>::namespaced(cluster.client(), &mesh.namespace);
@@ -189,6 +203,44 @@ async fn binary_injects_and_stops_on_sigterm() {
         .status()
         .expect("kill runs");
     assert!(killed.success());
+    let signalled = std::time::Instant::now();
+    // During the delay: not ready, the Lease given up, and admissions still answered.
+    let mut stopping = None;
+    for _ in 0..40 {
+        stopping = readyz(addr, &tls.ca_pem, &server_name).await;
+        if stopping.as_ref().is_some_and(|r| r.0 != StatusCode::OK) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        stopping,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned()
+        ))
+    );
+    let mut released = false;
+    for _ in 0..40 {
+        if holder().await.is_none() {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        released,
+        "the Lease is released as soon as the shutdown starts"
+    );
+    let late = pods
+        .create(&PostParams::default(), &plain_pod("late"))
+        .await
+        .expect("a pod created during the shutdown delay is admitted");
+    assert_eq!(container_names(&late), injected);
+    assert!(
+        signalled.elapsed() < SHUTDOWN_DELAY,
+        "the checks above ran within the delay"
+    );
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("controller stops after SIGTERM")
@@ -200,7 +252,13 @@ async fn binary_injects_and_stops_on_sigterm() {
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
         assert!(parsed.is_ok(), "not JSON: {line}");
     }
+    assert!(
+        signalled.elapsed() >= SHUTDOWN_DELAY,
+        "stopped {:?} after SIGTERM, before its delay",
+        signalled.elapsed()
+    );
     assert!(stdout.contains("SIGTERM received"), "{stdout}");
+    assert!(stdout.contains("still answering"), "{stdout}");
     assert!(stdout.contains("released the Lease"), "{stdout}");
     assert_eq!(
         holder().await,

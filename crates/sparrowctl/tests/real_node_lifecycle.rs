@@ -384,18 +384,32 @@ fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answ
         &leader,
         "--wait=false",
     ]);
+    // Admissions go on through the old leader's whole termination, past the moment its pod
+    // (and its network namespace) is gone, while the Service's endpoints and kube-proxy's
+    // rules catch up: every pod is admitted, and injected.
     let mut admitted = 0;
-    let new_leader = wait_until("another replica to hold the Lease", LIMIT, || {
-        let name = format!("during-{admitted}");
-        create_pending(node, &ns.name, &name, None);
-        assert!(
-            injected(node, &ns.name, &name),
-            "{name} was admitted without the sidecar"
-        );
-        admitted += 1;
-        lease_holder(node).filter(|holder| *holder != leader)
-    });
-    assert!(admitted > 0);
+    let new_leader = wait_until(
+        "another replica to hold the Lease and the old leader's pod to be gone",
+        LIMIT,
+        || {
+            let name = format!("during-{admitted}");
+            create_pending(node, &ns.name, &name, None);
+            assert!(
+                injected(node, &ns.name, &name),
+                "{name} was admitted without the sidecar"
+            );
+            admitted += 1;
+            let gone = node
+                .kubectl_output(&["-n", "sparrow-mesh", "get", "pod", &leader], None)
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+            lease_holder(node).filter(|holder| gone && *holder != leader)
+        },
+    );
+    // The pod outlives its shutdown delay (5 s), longer than one round of the loop.
+    assert!(
+        admitted >= 2,
+        "only {admitted} admission(s) during the failover"
+    );
     let rotated = rotate(&mesh, "robot-failover-2");
     wait_until("the new leader to refresh the copy", LIMIT, || {
         (copy_user(&ns).as_deref() == Some(rotated.user.as_str())).then_some(())
