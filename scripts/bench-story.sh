@@ -2,9 +2,11 @@
 # The real-node story's numbers, printed as one table (what the README records):
 #   deploy       sparrowctl deploy until the controller is Available, its image pulled from the
 #                private registry (pull policy Always, so the kubelet pulls through sparrow-registry-key)
-#   admission    pod create latency at the API server, 200 pods in a namespace the webhook skips and
-#                200 in a meshed one (alternating, one kept-alive TLS connection, pods pinned to no node):
-#                p50 and p99 of each, and the p50 the webhook adds
+#   admission    pod create latency at the API server, 200 pods in a namespace the webhook skips,
+#                200 in a meshed one and 200 pods shaped as the webhook injects them, created where
+#                it is skipped (taking turns, one kept-alive TLS connection, pods pinned to no node):
+#                p50 and p99, the p50 the webhook adds, and its split between the webhook call and
+#                the API server's cost of the bigger pod
 #   copies       BENCH_COPIES (default 1000) meshed namespaces with a pod each: time from
 #                `registry update` until every copy carries the new user
 #   quickstart   wall time of a warm scripts/quickstart.sh (built binaries and images reused)

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use sparrow_core::names::{AUTO_INJECT_LABEL, CONTROLLER_NAME, PROXY_CONTAINER};
 
 use crate::error::describe;
@@ -27,6 +27,27 @@ pub struct NotAvailable {
     pub reason: String,
 }
 
+/// Whether `deployment` has rolled out, as `kubectl rollout status` decides: its controller has
+/// seen the latest spec, every wanted replica runs that spec and is available, and no replica of
+/// an older spec is left. (A `Progressing` condition alone still reads `NewReplicaSetAvailable`
+/// from the previous rollout right after the spec changed.)
+fn rolled_out(deployment: &Deployment) -> bool {
+    let Some(status) = &deployment.status else {
+        return false;
+    };
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    status.observed_generation.unwrap_or(0) >= generation
+        && updated >= wanted
+        && status.replicas.unwrap_or(0) <= updated
+        && status.available_replicas.unwrap_or(0) >= updated
+}
+
 /// Waits until the controller Deployment has rolled out; on timeout, explains. A watch that
 /// breaks (API restart, 410) is started again until the deadline.
 pub async fn wait_for_controller(
@@ -37,11 +58,9 @@ pub async fn wait_for_controller(
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let condition = await_condition(
-            api.clone(),
-            CONTROLLER_NAME,
-            conditions::is_deployment_completed(),
-        );
+        let condition = await_condition(api.clone(), CONTROLLER_NAME, |d: Option<&Deployment>| {
+            d.is_some_and(rolled_out)
+        });
         match tokio::time::timeout_at(deadline, condition).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(error)) => {
@@ -260,4 +279,78 @@ fn quoted_image(message: &str) -> Option<String> {
     let start = message.find('"')? + 1;
     let len = message[start..].find('"')?;
     Some(message[start..start + len].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A Deployment of generation 2 wanting one replica, with `status`.
+    fn deployment(status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": { "name": CONTROLLER_NAME, "generation": 2 },
+            "spec": {
+                "replicas": 1,
+                "selector": {},
+                "template": {}
+            },
+            "status": status
+        }))
+        .expect("a Deployment")
+    }
+
+    const PREVIOUS_ROLLOUT_DONE: &str = "NewReplicaSetAvailable";
+
+    #[test]
+    fn a_rollout_is_done_once_every_replica_runs_the_latest_spec_and_is_available() {
+        let done = json!({
+            "observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [{ "type": "Progressing", "status": "True", "reason": PREVIOUS_ROLLOUT_DONE }]
+        });
+        assert!(rolled_out(&deployment(done)));
+    }
+
+    #[test]
+    fn a_rollout_the_deployment_controller_has_not_seen_yet_is_not_done() {
+        // Right after `deploy` changed the template: the status is the previous rollout's.
+        let stale = json!({
+            "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [{ "type": "Progressing", "status": "True", "reason": PREVIOUS_ROLLOUT_DONE }]
+        });
+        assert!(!rolled_out(&deployment(stale)));
+    }
+
+    #[test]
+    fn a_rollout_with_old_new_or_unavailable_replicas_left_is_not_done() {
+        for (what, status) in [
+            (
+                "the new replica not created yet",
+                json!({
+                    "observedGeneration": 2, "replicas": 1, "updatedReplicas": 0, "availableReplicas": 1
+                }),
+            ),
+            (
+                "the old replica still terminating",
+                json!({
+                    "observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1
+                }),
+            ),
+            (
+                "the new replica not available yet",
+                json!({
+                    "observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0
+                }),
+            ),
+            ("no status at all", json!({})),
+        ] {
+            assert!(!rolled_out(&deployment(status)), "{what}");
+        }
+        let mut none = deployment(json!({}));
+        none.status = None;
+        assert!(!rolled_out(&none));
+    }
 }

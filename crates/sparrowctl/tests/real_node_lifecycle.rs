@@ -1,7 +1,7 @@
 //! The mesh's lifecycle on the real node, where testkube cannot go: server-side apply ownership
-//! against another field manager, remove while a meshed namespace is terminating, a controller
-//! stopped during a rotation, the API server restarted mid-story, and two replicas sharing one
-//! Lease through the leader's death.
+//! against another field manager, deploy again with a new pod template, remove while a meshed
+//! namespace is terminating, a controller stopped during a rotation, the API server restarted
+//! mid-story, and two replicas sharing one Lease through the leader's death.
 
 mod real_node;
 
@@ -132,6 +132,17 @@ fn rotate(mesh: &Mesh, user: &str) -> Credentials {
     creds
 }
 
+/// Waits until the copy in `ns` carries `user`. An admission makes the copy before it answers
+/// when the controller already knows the namespace, and owes it (made moments later) when the
+/// namespace is newer than the controller's cache.
+fn await_copy_user(ns: &TestNamespace, user: &str) {
+    wait_until(
+        &format!("the copy in {} to carry {user}", ns.name),
+        LIMIT,
+        || (copy_user(ns).as_deref() == Some(user)).then_some(()),
+    );
+}
+
 fn copy_user(ns: &TestNamespace) -> Option<String> {
     let args = [
         "-n",
@@ -224,6 +235,58 @@ fn deploy_takes_back_its_fields_from_another_manager_and_keeps_theirs() {
     drop(mesh);
 }
 
+/// The controller pods that are not terminating: name and whether they run with `flag`.
+fn live_controllers(node: &Node, flag: &str) -> Vec<(String, bool)> {
+    let pods = node.get_json(&[
+        "-n",
+        "sparrow-mesh",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=sparrow-controller",
+    ]);
+    pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
+        .map(|pod| {
+            let args = pod["spec"]["containers"][0]["args"].to_string();
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            (name.to_owned(), args.contains(flag))
+        })
+        .collect()
+}
+
+#[test]
+fn deploy_again_with_a_changed_setting_returns_once_every_controller_runs_it() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "redeploy", &[]);
+    let flag = "--disable-auto-inject";
+    let before = live_controllers(node, flag);
+    assert!(
+        before.iter().all(|(_, runs)| !runs),
+        "no controller runs {flag} yet: {before:?}"
+    );
+    // A new pod template: the Deployment's status still reads "rolled out" (the previous
+    // rollout's) until its controller has seen the change.
+    let mut args = deploy_args(&mesh);
+    args.push(flag.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sparrowctl_ok(node, &args, Some(&mesh.creds.password));
+    let after = live_controllers(node, flag);
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, runs)| *runs),
+        "when deploy returns, every live controller runs {flag}: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|(name, _)| !before.iter().any(|(old, _)| old == name)),
+        "the old controller is gone or terminating: before {before:?}, after {after:?}"
+    );
+    drop(mesh);
+}
+
 #[test]
 fn remove_succeeds_while_a_meshed_namespace_is_terminating() {
     let node = Node::require();
@@ -232,7 +295,7 @@ fn remove_succeeds_while_a_meshed_namespace_is_terminating() {
     let finalizer = "sparrow-mesh.io/test-hold";
     create_pending(node, &ns.name, "held", Some(finalizer));
     assert!(injected(node, &ns.name, "held"));
-    assert!(copy_user(&ns).is_some(), "a copy in {}", ns.name);
+    await_copy_user(&ns, &mesh.creds.user);
     node.kubectl(&["delete", "namespace", &ns.name, "--wait=false"]);
     wait_until("the namespace to be Terminating", LIMIT, || {
         let n = node.get_json(&["namespace", &ns.name]);
@@ -284,7 +347,7 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
     let mesh = Mesh::deploy(node, "restart", &[]);
     let ns = meshed_namespace(node, "restart");
     create_pending(node, &ns.name, "before", None);
-    assert_eq!(copy_user(&ns).as_deref(), Some(mesh.creds.user.as_str()));
+    await_copy_user(&ns, &mesh.creds.user);
 
     scale_controller(node, 0);
     wait_until("no controller pod", LIMIT, || {
@@ -328,10 +391,7 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     let mesh = Mesh::deploy(node, "apiserver", &[]);
     let before = meshed_namespace(node, "apiserver-before");
     create_pending(node, &before.name, "before", None);
-    assert_eq!(
-        copy_user(&before).as_deref(),
-        Some(mesh.creds.user.as_str())
-    );
+    await_copy_user(&before, &mesh.creds.user);
 
     node.restart("kube-apiserver")
         .expect("restart kube-apiserver");
@@ -346,11 +406,7 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     );
     // Admitted while the controller's namespace watch was still relisting, the pod's copy is
     // owed, and made once the controller learns the namespace.
-    wait_until(
-        "the copy in the namespace created after the restart",
-        std::time::Duration::from_secs(60),
-        || (copy_user(&after).as_deref() == Some(mesh.creds.user.as_str())).then_some(()),
-    );
+    await_copy_user(&after, &mesh.creds.user);
 
     let rotated = rotate(&mesh, "robot-apiserver-2");
     wait_until("both copies to carry the rotated user", LIMIT, || {
@@ -360,6 +416,24 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     });
     drop(mesh);
     let _ = node.delete_registry_user(&rotated.user);
+}
+
+/// How many ready endpoints the controller's Service has.
+fn ready_endpoints(node: &Node) -> usize {
+    let slices = node.get_json(&[
+        "-n",
+        "sparrow-mesh",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=sparrow-controller",
+    ]);
+    slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|slice| slice["endpoints"].as_array().into_iter().flatten())
+        .filter(|endpoint| endpoint["conditions"]["ready"] == true)
+        .count()
 }
 
 fn lease_holder(node: &Node) -> Option<String> {
@@ -373,6 +447,12 @@ fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answ
     let mesh = Mesh::deploy(node, "failover", &[]);
     scale_controller(node, 2);
     await_controller_rollout(node);
+    // Both replicas behind the Service before one goes: Ready pods are not yet endpoints.
+    wait_until(
+        "two ready endpoints behind the controller's Service",
+        LIMIT,
+        || (ready_endpoints(node) == 2).then_some(()),
+    );
     let leader = wait_until("a Lease holder", LIMIT, || lease_holder(node));
     let ns = meshed_namespace(node, "failover");
 

@@ -71,7 +71,7 @@ fn the_controller_can_create_copies_but_never_read_another_secret() {
     forbidden(&["get", "secret", "foreign"], "get");
     forbidden(&["get", "secrets"], "list");
     forbidden(
-        &["get", "secrets", "--watch", "--request-timeout=5s"],
+        &["get", "secrets", "--watch", "--request-timeout=30s"],
         "list",
     );
     forbidden(
