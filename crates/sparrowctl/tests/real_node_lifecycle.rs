@@ -235,8 +235,8 @@ fn deploy_takes_back_its_fields_from_another_manager_and_keeps_theirs() {
     drop(mesh);
 }
 
-/// The controller pods that are not terminating: name and whether they run with `flag`.
-fn live_controllers(node: &Node, flag: &str) -> Vec<(String, bool)> {
+/// The controller's pods, terminating ones included.
+fn controller_pods(node: &Node) -> Vec<Value> {
     let pods = node.get_json(&[
         "-n",
         "sparrow-mesh",
@@ -244,10 +244,13 @@ fn live_controllers(node: &Node, flag: &str) -> Vec<(String, bool)> {
         "-l",
         "app.kubernetes.io/name=sparrow-controller",
     ]);
-    pods["items"]
-        .as_array()
+    pods["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The controller pods that are not terminating: name and whether they run with `flag`.
+fn live_controllers(node: &Node, flag: &str) -> Vec<(String, bool)> {
+    controller_pods(node)
         .into_iter()
-        .flatten()
         .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
         .map(|pod| {
             let args = pod["spec"]["containers"][0]["args"].to_string();
@@ -351,17 +354,7 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
 
     scale_controller(node, 0);
     wait_until("no controller pod", LIMIT, || {
-        let pods = node.get_json(&[
-            "-n",
-            "sparrow-mesh",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=sparrow-controller",
-        ]);
-        pods["items"]
-            .as_array()
-            .is_some_and(|p| p.is_empty())
-            .then_some(())
+        controller_pods(node).is_empty().then_some(())
     });
     let rotated = rotate(&mesh, "robot-restart-2");
     assert_eq!(
