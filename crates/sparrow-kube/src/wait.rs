@@ -287,70 +287,48 @@ mod tests {
 
     use super::*;
 
-    /// A Deployment of generation 2 wanting one replica, with `status`.
-    fn deployment(status: serde_json::Value) -> Deployment {
+    /// A Deployment of generation 2 wanting one replica, whose status reports `observed`
+    /// generation and `[replicas, updated, available]`, with the Progressing condition a
+    /// finished rollout leaves.
+    fn deployment(observed: i64, [replicas, updated, available]: [i32; 3]) -> Deployment {
         serde_json::from_value(json!({
             "metadata": { "name": CONTROLLER_NAME, "generation": 2 },
-            "spec": {
-                "replicas": 1,
-                "selector": {},
-                "template": {}
-            },
-            "status": status
+            "spec": { "replicas": 1, "selector": {}, "template": {} },
+            "status": {
+                "observedGeneration": observed,
+                "replicas": replicas,
+                "updatedReplicas": updated,
+                "availableReplicas": available,
+                "conditions": [{
+                    "type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"
+                }]
+            }
         }))
         .expect("a Deployment")
     }
 
-    const PREVIOUS_ROLLOUT_DONE: &str = "NewReplicaSetAvailable";
-
     #[test]
     fn a_rollout_is_done_once_every_replica_runs_the_latest_spec_and_is_available() {
-        let done = json!({
-            "observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
-            "availableReplicas": 1,
-            "conditions": [{ "type": "Progressing", "status": "True", "reason": PREVIOUS_ROLLOUT_DONE }]
-        });
-        assert!(rolled_out(&deployment(done)));
+        assert!(rolled_out(&deployment(2, [1, 1, 1])));
     }
 
     #[test]
     fn a_rollout_the_deployment_controller_has_not_seen_yet_is_not_done() {
         // Right after `deploy` changed the template: the status is the previous rollout's.
-        let stale = json!({
-            "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
-            "availableReplicas": 1,
-            "conditions": [{ "type": "Progressing", "status": "True", "reason": PREVIOUS_ROLLOUT_DONE }]
-        });
-        assert!(!rolled_out(&deployment(stale)));
+        assert!(!rolled_out(&deployment(1, [1, 1, 1])));
     }
 
     #[test]
     fn a_rollout_with_old_new_or_unavailable_replicas_left_is_not_done() {
-        for (what, status) in [
-            (
-                "the new replica not created yet",
-                json!({
-                    "observedGeneration": 2, "replicas": 1, "updatedReplicas": 0, "availableReplicas": 1
-                }),
-            ),
-            (
-                "the old replica still terminating",
-                json!({
-                    "observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1
-                }),
-            ),
-            (
-                "the new replica not available yet",
-                json!({
-                    "observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0
-                }),
-            ),
-            ("no status at all", json!({})),
+        for (what, replicas) in [
+            ("the new replica not created yet", [1, 0, 1]),
+            ("the old replica still terminating", [2, 1, 1]),
+            ("the new replica not available yet", [1, 1, 0]),
         ] {
-            assert!(!rolled_out(&deployment(status)), "{what}");
+            assert!(!rolled_out(&deployment(2, replicas)), "{what}");
         }
-        let mut none = deployment(json!({}));
+        let mut none = deployment(2, [1, 1, 1]);
         none.status = None;
-        assert!(!rolled_out(&none));
+        assert!(!rolled_out(&none), "no status at all");
     }
 }
