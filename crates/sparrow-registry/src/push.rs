@@ -264,10 +264,23 @@ impl ImagePush {
         let by_digest = self.reference.clone_with_digest(blob.digest.clone());
         let ctx = self.context(&blob.digest);
         if self.manifest_digest(&by_digest, &ctx).await?.is_none() {
-            self.put_manifest(&by_digest, blob, &ctx).await?;
+            self.put_manifest(&self.put_by_digest(&blob.digest), blob, &ctx)
+                .await?;
             done.manifests_written += 1;
         }
         Ok(())
+    }
+
+    /// Where a manifest is PUT by digest: the same URL, `/manifests/<digest>`, as
+    /// `clone_with_digest` gives, with the digest standing where a tag would. A registry may
+    /// answer that PUT without a Location header (ECR does); oci-client then rebuilds the
+    /// location by cutting the tag off the URL, and panics on a reference that has no tag.
+    fn put_by_digest(&self, digest: &str) -> Reference {
+        Reference::with_tag(
+            self.reference.registry().to_owned(),
+            self.reference.repository().to_owned(),
+            digest.to_owned(),
+        )
     }
 
     /// PUT of the exact bytes, so the registry's digest is the layout's.
