@@ -80,7 +80,7 @@ fn plain_pod(name: &str) -> Pod {
 }
 
 /// The shutdown delay this test gives the controller.
-const SHUTDOWN_DELAY: Duration = Duration::from_secs(3);
+const SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn binary_injects_and_stops_on_sigterm() {
@@ -206,7 +206,7 @@ async fn binary_injects_and_stops_on_sigterm() {
     let signalled = std::time::Instant::now();
     // During the delay: not ready, the Lease given up, and admissions still answered.
     let mut stopping = None;
-    for _ in 0..40 {
+    for _ in 0..80 {
         stopping = readyz(addr, &tls.ca_pem, &server_name).await;
         if stopping.as_ref().is_some_and(|r| r.0 != StatusCode::OK) {
             break;
@@ -221,7 +221,7 @@ async fn binary_injects_and_stops_on_sigterm() {
         ))
     );
     let mut released = false;
-    for _ in 0..40 {
+    for _ in 0..80 {
         if holder().await.is_none() {
             released = true;
             break;
