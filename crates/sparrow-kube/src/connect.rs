@@ -37,11 +37,6 @@ pub struct ClusterConfig {
     requested_context: Option<String>,
 }
 
-/// Loads the configuration and proves the API server answers within `timeout`.
-pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluster, ClusterError> {
-    reach(load(target).await?, timeout).await
-}
-
 /// Loads the configuration without contacting the API server: a kubeconfig that does not
 /// parse, or a `--context` it lacks, is found before anything else is done.
 pub async fn load(target: &ClusterTarget) -> Result<ClusterConfig, ClusterError> {

@@ -23,7 +23,7 @@ pub mod wait;
 use std::future::Future;
 use std::time::Duration;
 
-pub use connect::{Cluster, ClusterTarget, connect};
+pub use connect::{Cluster, ClusterConfig, ClusterTarget};
 pub use error::{ClusterError, describe};
 
 /// Runs one API call with a deadline, naming `action` in the error.

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use sparrow_kube::connect::ClusterConfig;
-use sparrow_kube::{Cluster, ClusterTarget};
+use sparrow_kube::{Cluster, ClusterConfig, ClusterTarget};
 
 use crate::GlobalArgs;
 use crate::input::{InputError, MAX_KUBECONFIG_BYTES, check_file};

@@ -5,8 +5,8 @@ use sparrow_core::config::{validate_enabled_namespace, validate_namespace};
 use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, WebhookTls};
 
 use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_kube::ClusterConfig;
 use sparrow_kube::apply::{self, ApplyStep};
-use sparrow_kube::connect::ClusterConfig;
 use sparrow_kube::wait;
 
 use crate::GlobalArgs;
