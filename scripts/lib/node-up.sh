@@ -23,20 +23,29 @@ node_healthy() {
   api_get /readyz >/dev/null 2>&1
 }
 
+# Prints the first component whose process is not running; fails when all run.
+dead_component() {
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do
+    alive "$c" || { echo "$c"; return 0; }
+  done
+  return 1
+}
+
 # Every component's process runs: a node that is merely busy (an API server slow to answer
 # /readyz under load) is waited for, not rebuilt.
 node_running() {
-  local c
-  for c in "${NODE_COMPONENTS[@]}"; do alive "$c" || return 1; done
+  ! dead_component >/dev/null
 }
 
 # The reason an existing node is rebuilt, for the message that says so.
 node_trouble() {
   local c
-  for c in "${NODE_COMPONENTS[@]}"; do
-    alive "$c" || { echo "$c is not running"; return; }
-  done
-  echo "the API server did not become ready within 30 s"
+  if c=$(dead_component); then
+    echo "$c is not running"
+  else
+    echo "the API server did not become ready within 30 s"
+  fi
 }
 
 node_up() {
