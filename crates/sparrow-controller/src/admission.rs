@@ -216,9 +216,7 @@ impl Webhook {
 
     /// [`Self::namespace_is_meshed`] from the cache as it is now.
     fn meshed_now(&self, namespace: &str) -> Option<bool> {
-        let labels = with_name_label(self.namespaces.labels(namespace)?, namespace);
-        let neutral = Pod::default();
-        Some(decide(&neutral, &labels, self.injector.config()) == Decision::Inject)
+        crate::namespaces::meshed_now(&*self.namespaces, self.injector.config(), namespace)
     }
 
     async fn copy_for_injected_pod(&self, namespace: &str, pod: &str, warnings: &mut Vec<String>) {
@@ -284,17 +282,37 @@ impl Webhook {
                         tracing::info!(%namespace, %pod, "the namespace is not meshed; no pull secret copy owed");
                         self.parked.release(namespace);
                     }
-                    Some(true) => match copies.ensure_pull_secret_copy(namespace, pod).await {
-                        Ok(_) => {
-                            tracing::info!(%namespace, %pod, "deferred pull secret copy ensured");
-                            self.parked.release(namespace);
-                        }
-                        Err(error) => {
-                            self.metrics.pull_secret_error();
-                            tracing::warn!(%namespace, %error, "deferred pull secret copy failed; retrying");
-                        }
-                    },
+                    Some(true) => self.copy_for_parked(copies.as_ref(), namespace, pod).await,
                 }
+            }
+        }
+    }
+
+    /// The copy owed to `namespace`, now that the cache says it is meshed: made only if a pod
+    /// that carries the sidecar exists there (the review was for a real pod), else nothing is
+    /// owed. A failure keeps it parked, to be tried again.
+    async fn copy_for_parked(&self, copies: &dyn PullSecretCopies, namespace: &str, pod: &str) {
+        match copies.injected_pod_exists(namespace).await {
+            Ok(false) => {
+                tracing::info!(%namespace, %pod, "no injected pod exists in the namespace; no pull secret copy owed");
+                self.parked.release(namespace);
+                return;
+            }
+            Ok(true) => {}
+            Err(error) => {
+                self.metrics.pull_secret_error();
+                tracing::warn!(%namespace, %error, "cannot tell whether the namespace holds an injected pod; retrying");
+                return;
+            }
+        }
+        match copies.ensure_pull_secret_copy(namespace, pod).await {
+            Ok(_) => {
+                tracing::info!(%namespace, %pod, "deferred pull secret copy ensured");
+                self.parked.release(namespace);
+            }
+            Err(error) => {
+                self.metrics.pull_secret_error();
+                tracing::warn!(%namespace, %error, "deferred pull secret copy failed; retrying");
             }
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
+use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME};
 use sparrow_kube::runtime::copies::{CopyError, EnsureOutcome, PullSecretCopier};
 
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
@@ -46,7 +46,7 @@ impl KubeCopies {
             type_: EventType::Warning,
             reason: "ForeignPullSecret".to_owned(),
             note: Some(format!(
-                "Secret {namespace}/{PULL_SECRET_NAME} has no {USAGE_LABEL}={USAGE_LABEL_VALUE} label, so Sparrow left it alone; pod {pod} uses it to pull the mesh images, which may fail"
+                "Secret {namespace}/{PULL_SECRET_NAME} was not made by Sparrow (it lacks the controller's proof), so Sparrow left it alone; pod {pod} uses it to pull the mesh images, which may fail: delete it to let Sparrow make its copy"
             )),
             action: "CopyPullSecret".to_owned(),
             secondary: None,
@@ -104,6 +104,21 @@ impl PullSecretCopies for KubeCopies {
                     source: Box::new(CopyFailed(error)),
                 }),
             }
+        })
+    }
+
+    fn injected_pod_exists<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, PullSecretCopyError>> {
+        Box::pin(async move {
+            self.copier
+                .injected_pod_exists(namespace)
+                .await
+                .map_err(|error| PullSecretCopyError {
+                    namespace: namespace.to_owned(),
+                    source: Box::new(error),
+                })
         })
     }
 }

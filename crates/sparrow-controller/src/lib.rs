@@ -36,7 +36,7 @@ pub use copies::KubeCopies;
 pub use http::{AppState, MAX_REVIEW_BYTES, router, router_with_limits};
 pub use logging::init_logging;
 pub use metrics::AdmissionMetrics;
-pub use namespaces::{NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
+pub use namespaces::{MeshedNow, NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
 pub use pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 pub use readiness::Readiness;
 pub use server::{DRAIN_TIMEOUT, ServerLimits, serve, serve_with_limits};

@@ -104,3 +104,34 @@ impl NamespaceLabels for NamespaceCache {
         self.synced.load(Ordering::Acquire)
     }
 }
+
+/// Whether the namespace cache says `namespace` is meshed now under `config`: a pod with no
+/// opinion of its own would be injected there. `None`: the cache does not know it. Nothing a
+/// review carries counts (not a pod's labels, not its annotations).
+pub fn meshed_now(
+    namespaces: &dyn NamespaceLabels,
+    config: &sparrow_inject::InjectConfig,
+    namespace: &str,
+) -> Option<bool> {
+    use sparrow_core::names::NAMESPACE_NAME_LABEL;
+    let mut labels = namespaces.labels(namespace)?;
+    labels
+        .entry(NAMESPACE_NAME_LABEL.to_owned())
+        .or_insert_with(|| namespace.to_owned());
+    let neutral = k8s_openapi::api::core::v1::Pod::default();
+    Some(sparrow_inject::decide(&neutral, &labels, config) == sparrow_inject::Decision::Inject)
+}
+
+/// [`meshed_now`] for the copier: the leader writes copies only where the webhook injects.
+pub struct MeshedNow {
+    /// The namespace cache.
+    pub namespaces: Arc<dyn NamespaceLabels>,
+    /// The injection settings.
+    pub config: sparrow_inject::InjectConfig,
+}
+
+impl sparrow_kube::runtime::copies::MeshedNamespaces for MeshedNow {
+    fn meshed_now(&self, namespace: &str) -> Option<bool> {
+        meshed_now(&*self.namespaces, &self.config, namespace)
+    }
+}

@@ -38,4 +38,11 @@ pub trait PullSecretCopies: Send + Sync {
         namespace: &'a str,
         pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<AdmissionWarning>, PullSecretCopyError>>;
+
+    /// Whether a pod that carries the sidecar exists in `namespace` now: a copy owed to a
+    /// review is made only once its pod really exists (a forged review makes none).
+    fn injected_pod_exists<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, PullSecretCopyError>>;
 }

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
 use sparrow_inject::{Injector, SidecarKind};
 use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::leader::{LeaseConfig, run_election};
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use tokio::net::TcpListener;
@@ -21,12 +22,15 @@ use crate::args::Args;
 use crate::copies::KubeCopies;
 use crate::http::{AppState, router};
 use crate::metrics::AdmissionMetrics;
-use crate::namespaces::{NamespaceCache, NamespaceLabels};
+use crate::namespaces::{MeshedNow, NamespaceCache, NamespaceLabels};
 use crate::pull_secrets::PullSecretCopies;
 use crate::readiness::Readiness;
 use crate::server::serve;
 use crate::supervisor::Supervisor;
 use crate::tls::{ReloadingCert, server_config};
+
+/// How long reading (or making) the copy key may take at start.
+const COPY_KEY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the controller until SIGTERM (exit 0) or a long-lived task's end (an error: the
 /// kubelet restarts the pod).
@@ -61,9 +65,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
+    let copy_key = ensure_copy_key(&client, &config.mesh_namespace, COPY_KEY_TIMEOUT)
+        .await
+        .context("cannot read or make the key pull-secret copies are proven with")?;
+    let meshed = Arc::new(MeshedNow {
+        namespaces: namespaces.clone(),
+        config: config.clone(),
+    });
     let copier = PullSecretCopier::new(
         client.clone(),
         CopyConfig::new(&config.mesh_namespace),
+        copy_key,
+        meshed,
         CopyMetrics::register(&mut registry),
     );
     let lease = args.lease_config(LEASE_NAME, &instance);

@@ -16,8 +16,8 @@ use kube::api::PostParams;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use sparrow_controller::{
-    AdmissionMetrics, AppState, KubeCopies, NamespaceCache, NamespaceLabels, PullSecretCopies,
-    Readiness, ReloadingCert, Webhook, router, serve, server_config,
+    AdmissionMetrics, AppState, KubeCopies, MeshedNow, NamespaceCache, NamespaceLabels,
+    PullSecretCopies, Readiness, ReloadingCert, Webhook, router, serve, server_config,
 };
 use sparrow_core::names::{
     AUTO_INJECT_LABEL, CONTROLLER_NAME, INIT_CONTAINER, INJECT_STATUS_ANNOTATION,
@@ -26,6 +26,7 @@ use sparrow_core::names::{
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
 use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::net::TcpListener;
@@ -44,18 +45,19 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cluster = TestCluster::start().await.expect("testkube starts");
     let mesh = MeshConfig::default();
+    // The control plane's namespace exists wherever a controller runs (it keeps its key there).
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(mesh.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(cluster.client())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("mesh namespace");
     if source {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(mesh.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        Api::<Namespace>::all(cluster.client())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("mesh namespace");
         let server =
             sparrow_core::RegistryServer::parse("127.0.0.1:5000/team/mesh").expect("server");
         let auth = sparrow_core::RegistryAuth::user_password("robot", "pw").expect("auth");
@@ -80,9 +82,18 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
     let copy_metrics = CopyMetrics::register(&mut registry);
+    let copy_key = ensure_copy_key(&cluster.client(), &mesh.namespace, Duration::from_secs(5))
+        .await
+        .expect("copy key");
+    let meshed = Arc::new(MeshedNow {
+        namespaces: namespaces.clone(),
+        config: InjectConfig::from_mesh(&mesh),
+    });
     let copier = PullSecretCopier::new(
         cluster.client(),
         CopyConfig::new(&mesh.namespace),
+        copy_key,
+        meshed,
         copy_metrics,
     );
     let watches = copier.clone();

@@ -394,6 +394,13 @@ impl PullSecretCopies for GatedCopies {
             Ok(Some(AdmissionWarning("copied".to_owned())))
         })
     }
+
+    fn injected_pod_exists<'a>(
+        &'a self,
+        _namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, PullSecretCopyError>> {
+        Box::pin(async { Ok(true) })
+    }
 }
 
 #[tokio::test]

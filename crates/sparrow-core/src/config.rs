@@ -116,8 +116,11 @@ pub struct MeshConfig {
     pub namespace: String,
     /// Where images come from.
     pub registry: RegistryServer,
-    /// Credentials; without them there is no pull secret.
+    /// Credentials; without them no pull secret is rendered.
     pub auth: Option<RegistryAuth>,
+    /// No credentials were given but the mesh's pull secret exists already (a `deploy` again
+    /// without the credential flags): the control plane keeps pulling with it, unrendered.
+    pub stored_pull_secret: bool,
     /// The mesh's images.
     pub images: Images,
     /// `imagePullPolicy` of the mesh's containers.
@@ -134,6 +137,7 @@ impl Default for MeshConfig {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             registry,
             auth: None,
+            stored_pull_secret: false,
             images,
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),

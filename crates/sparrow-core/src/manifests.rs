@@ -271,12 +271,16 @@ fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
         }),
         Kind::Role => Object::Role(Role {
             metadata: owned(name, namespace, CONTROLLER_NAME),
-            rules: Some(vec![rule(
-                "coordination.k8s.io",
-                "leases",
-                &["get", "create", "update"],
-                &[],
-            )]),
+            rules: Some(vec![
+                rule(
+                    "coordination.k8s.io",
+                    "leases",
+                    &["get", "create", "update"],
+                    &[],
+                ),
+                // The key copies are proven with (created through the ClusterRole's create).
+                rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
+            ]),
         }),
         Kind::RoleBinding => Object::RoleBinding(RoleBinding {
             metadata: owned(name, namespace, CONTROLLER_NAME),
@@ -494,11 +498,13 @@ fn deployment(config: &MeshConfig) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(CONTROLLER_NAME.to_owned()),
-                    image_pull_secrets: config.auth.as_ref().map(|_| {
-                        vec![LocalObjectReference {
-                            name: PULL_SECRET_NAME.to_owned(),
-                        }]
-                    }),
+                    image_pull_secrets: (config.auth.is_some() || config.stored_pull_secret).then(
+                        || {
+                            vec![LocalObjectReference {
+                                name: PULL_SECRET_NAME.to_owned(),
+                            }]
+                        },
+                    ),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         seccomp_profile: Some(SeccompProfile {

@@ -33,6 +33,14 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
 /// Annotation on a copy: hex sha256 of the source data it holds.
 pub const SOURCE_HASH_ANNOTATION: &str = "sparrow-mesh.io/source-hash";
+/// Annotation on a copy: the controller's proof that it made this very object (a keyed MAC
+/// over the mesh, the copy's namespace, name and uid; see [`crate::ownership`]).
+pub const PROOF_ANNOTATION: &str = "sparrow-mesh.io/proof";
+/// The Secret in the mesh namespace holding the key copies are proven with. The controller
+/// makes it at first start; tenants cannot read or write the mesh namespace.
+pub const COPY_KEY_SECRET_NAME: &str = "sparrow-copy-key";
+/// The key of [`COPY_KEY_SECRET_NAME`]'s data holding the key's bytes.
+pub const COPY_KEY_DATA_KEY: &str = "key";
 
 /// Injection switch on a namespace or a pod (`enabled` / `disabled`; the pod wins).
 pub const AUTO_INJECT_LABEL: &str = "injector.sparrow-mesh.io/auto-inject";

@@ -1,10 +1,22 @@
 //! Who an object belongs to, and whether a pull-secret copy is current: the rules `deploy`,
 //! `remove`, `status` and the controller's copier all apply, written once.
+//!
+//! A copy is the mesh's only when it carries a proof that nobody but the controller can make:
+//! `sparrow-mesh.io/proof`, an HMAC-SHA256 over the mesh, the copy's namespace, name and uid,
+//! keyed with the bytes of Secret `sparrow-copy-key` in the mesh namespace. Labels,
+//! annotations, `managedFields` and `ownerReferences` find candidates; any tenant who may
+//! write a Secret can write those too, so none of them decides. The uid is chosen by the API
+//! server when the object is created, so the proof of one copy verifies on that object alone:
+//! not on its metadata copied into another namespace, not on a Secret re-created in its place.
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::names::{
-    MESH_LABEL, PROTECTED_NAMESPACES, PULL_SECRET_NAME, SOURCE_ANNOTATION, SOURCE_HASH_ANNOTATION,
+    MESH_LABEL, PROOF_ANNOTATION, PROTECTED_NAMESPACES, PULL_SECRET_NAME, SOURCE_ANNOTATION,
     USAGE_LABEL, USAGE_LABEL_VALUE,
 };
 
@@ -20,8 +32,9 @@ pub fn belongs_to(labels: Option<&Map>, mesh: &str) -> bool {
     mesh_of(labels) == Some(mesh)
 }
 
-/// True when the labels carry `usage=sparrow-registry-key`: a pull secret (source or copy)
-/// that Sparrow made. Anything else of that name is someone else's and is never touched.
+/// True when the labels carry `usage=sparrow-registry-key`. In the mesh namespace (which
+/// tenants cannot write) that makes the source ours; anywhere else it only makes a Secret a
+/// candidate copy, which [`is_proven_copy`] decides.
 pub fn is_pull_secret(labels: Option<&Map>) -> bool {
     labels
         .and_then(|l| l.get(USAGE_LABEL))
@@ -33,13 +46,111 @@ pub fn source_of(mesh: &str) -> String {
     format!("{mesh}/{PULL_SECRET_NAME}")
 }
 
-/// True for a copy of the pull secret of `mesh`: labelled as a pull secret, and its
-/// `sparrow-mesh.io/source` annotation names that mesh's source.
+/// A candidate copy of the pull secret of `mesh`: labelled as a pull secret, and its
+/// `sparrow-mesh.io/source` annotation names that mesh's source. Anyone can write both:
+/// what is done to a candidate is decided by [`is_proven_copy`].
 pub fn is_copy_of(labels: Option<&Map>, annotations: Option<&Map>, mesh: &str) -> bool {
     is_pull_secret(labels)
         && annotations
             .and_then(|a| a.get(SOURCE_ANNOTATION))
             .is_some_and(|s| *s == source_of(mesh))
+}
+
+/// The key copies are proven with: 32 random bytes only the controller (and the cluster's
+/// administrators) can read. No `Debug` of its bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CopyKey([u8; CopyKey::LEN]);
+
+/// A copy key that is not [`CopyKey::LEN`] bytes long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the copy key holds {0} bytes, not 32")]
+pub struct BadCopyKey(pub usize);
+
+impl CopyKey {
+    /// The key's length in bytes.
+    pub const LEN: usize = 32;
+
+    /// The key in `bytes`, which must be exactly [`CopyKey::LEN`] long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BadCopyKey> {
+        <[u8; Self::LEN]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| BadCopyKey(bytes.len()))
+    }
+
+    /// The key's bytes, to store them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn mac(&self, mesh: &str, namespace: &str, name: &str, uid: &str) -> Hmac<Sha256> {
+        // Infallible: HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(b"sparrow-mesh.io/proof/v1");
+        // Length-prefixed, so no two different tuples hash the same bytes.
+        for part in [mesh, namespace, name, uid] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
+    /// The proof for the copy `namespace/name` with `uid`, of the mesh in `mesh` (hex).
+    pub fn proof(&self, mesh: &str, namespace: &str, name: &str, uid: &str) -> String {
+        hex::encode(self.mac(mesh, namespace, name, uid).finalize().into_bytes())
+    }
+
+    /// True when `proof` is this key's proof for that copy (compared in constant time).
+    pub fn verifies(
+        &self,
+        mesh: &str,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        proof: &str,
+    ) -> bool {
+        let Ok(bytes) = hex::decode(proof) else {
+            return false;
+        };
+        self.mac(mesh, namespace, name, uid)
+            .verify_slice(&bytes)
+            .is_ok()
+    }
+}
+
+impl fmt::Debug for CopyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CopyKey(..)")
+    }
+}
+
+/// What of an object decides whether it is a proven copy.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyIdentity<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its uid, as the API server assigned it.
+    pub uid: Option<&'a str>,
+    /// Its annotations (where the proof is).
+    pub annotations: Option<&'a Map>,
+}
+
+/// The one ownership rule for copies: true only when `copy` carries the proof that the
+/// controller of `mesh` made this very object (its namespace, name and uid), under `key`.
+/// Without a key (none was made yet, or it cannot be read) nothing is proven, so nothing is
+/// written, rotated, counted or deleted. The source's own namespace holds no copy.
+pub fn is_proven_copy(key: Option<&CopyKey>, mesh: &str, copy: CopyIdentity<'_>) -> bool {
+    let (Some(key), Some(uid)) = (key, copy.uid) else {
+        return false;
+    };
+    let Some(proof) = copy.annotations.and_then(|a| a.get(PROOF_ANNOTATION)) else {
+        return false;
+    };
+    copy.namespace != mesh
+        && copy.name == PULL_SECRET_NAME
+        && key.verifies(mesh, copy.namespace, copy.name, uid, proof)
 }
 
 /// True for the namespaces `remove` never deletes.
@@ -50,22 +161,23 @@ pub fn is_protected_namespace(name: &str) -> bool {
 /// Where a copy stands against its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyState {
-    /// Its `sparrow-mesh.io/source-hash` is the source's data hash: no write needed.
+    /// It holds the source's data: no write needed.
     Current,
-    /// It records another hash, or none: it must be rewritten from the source.
+    /// Its data differs from the source's (rotated since, or edited by hand).
     Stale,
     /// There is no source to compare with.
     NoSource,
 }
 
-/// The staleness rule: a copy is current exactly when the hash it records
-/// (`sparrow-mesh.io/source-hash`) is the hash of the source's data.
-pub fn copy_state(copy_annotations: Option<&Map>, source_hash: Option<&str>) -> CopyState {
+/// The staleness rule: a copy is current exactly when the hash of the data it holds
+/// ([`crate::secret_data_hash`]) is the hash of the source's data. The
+/// `sparrow-mesh.io/source-hash` annotation says what was written; only the data says what
+/// is there.
+pub fn copy_state(copy_data_hash: Option<&str>, source_hash: Option<&str>) -> CopyState {
     let Some(source_hash) = source_hash else {
         return CopyState::NoSource;
     };
-    let recorded = copy_annotations.and_then(|a| a.get(SOURCE_HASH_ANNOTATION));
-    if recorded.is_some_and(|h| h == source_hash) {
+    if copy_data_hash == Some(source_hash) {
         CopyState::Current
     } else {
         CopyState::Stale
@@ -115,18 +227,118 @@ mod tests {
     }
 
     #[test]
-    fn staleness() {
-        let with = |h: &str| map(&[(SOURCE_HASH_ANNOTATION, h)]);
+    fn staleness_is_read_from_the_data() {
         let table = [
-            (Some(with("abc")), Some("abc"), CopyState::Current),
-            (Some(with("abc")), Some("def"), CopyState::Stale),
-            (Some(map(&[])), Some("def"), CopyState::Stale),
+            (Some("abc"), Some("abc"), CopyState::Current),
+            (Some("abc"), Some("def"), CopyState::Stale),
             (None, Some("def"), CopyState::Stale),
-            (Some(with("abc")), None, CopyState::NoSource),
+            (Some("abc"), None, CopyState::NoSource),
         ];
-        for (annotations, source, want) in table {
-            assert_eq!(copy_state(annotations.as_ref(), source), want);
+        for (data, source, want) in table {
+            assert_eq!(copy_state(data, source), want, "{data:?} {source:?}");
         }
+    }
+
+    fn key(byte: u8) -> CopyKey {
+        CopyKey::from_bytes(&[byte; CopyKey::LEN]).expect("32 bytes")
+    }
+
+    fn proven(key: &CopyKey, namespace: &str, uid: &str) -> Map {
+        map(&[(
+            PROOF_ANNOTATION,
+            &key.proof("mesh", namespace, PULL_SECRET_NAME, uid),
+        )])
+    }
+
+    fn identity<'a>(namespace: &'a str, uid: &'a str, annotations: &'a Map) -> CopyIdentity<'a> {
+        CopyIdentity {
+            namespace,
+            name: PULL_SECRET_NAME,
+            uid: Some(uid),
+            annotations: Some(annotations),
+        }
+    }
+
+    #[test]
+    fn only_the_object_the_proof_was_made_for_is_proven() {
+        let k = key(7);
+        let genuine = proven(&k, "shop", "uid-1");
+        assert!(is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("shop", "uid-1", &genuine)
+        ));
+        // A genuine copy's metadata copied into another namespace: other namespace and uid.
+        assert!(!is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("tenant", "uid-2", &genuine)
+        ));
+        // The genuine copy deleted and a Secret with the same metadata created in its place.
+        assert!(!is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("shop", "uid-3", &genuine)
+        ));
+        // Another mesh's key, or the same key for another mesh.
+        assert!(!is_proven_copy(
+            Some(&key(8)),
+            "mesh",
+            identity("shop", "uid-1", &genuine)
+        ));
+        assert!(!is_proven_copy(
+            Some(&k),
+            "other",
+            identity("shop", "uid-1", &genuine)
+        ));
+        // No key, no uid, no proof, a proof that is not hex, another name.
+        assert!(!is_proven_copy(
+            None,
+            "mesh",
+            identity("shop", "uid-1", &genuine)
+        ));
+        let no_uid = CopyIdentity {
+            uid: None,
+            ..identity("shop", "uid-1", &genuine)
+        };
+        assert!(!is_proven_copy(Some(&k), "mesh", no_uid));
+        let empty = map(&[]);
+        assert!(!is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("shop", "uid-1", &empty)
+        ));
+        let garbage = map(&[(PROOF_ANNOTATION, "not hex")]);
+        assert!(!is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("shop", "uid-1", &garbage)
+        ));
+        let renamed = CopyIdentity {
+            name: "other-name",
+            ..identity("shop", "uid-1", &genuine)
+        };
+        assert!(!is_proven_copy(Some(&k), "mesh", renamed));
+        // The source's own namespace holds no copy.
+        let in_mesh = proven(&k, "mesh", "uid-1");
+        assert!(!is_proven_copy(
+            Some(&k),
+            "mesh",
+            identity("mesh", "uid-1", &in_mesh)
+        ));
+    }
+
+    #[test]
+    fn proofs_do_not_collide_across_field_boundaries() {
+        let k = key(1);
+        assert_ne!(k.proof("ab", "c", "d", "e"), k.proof("a", "bc", "d", "e"));
+        assert_eq!(k.proof("m", "n", "x", "u").len(), 64);
+    }
+
+    #[test]
+    fn a_key_must_be_32_bytes_and_never_prints() {
+        assert_eq!(CopyKey::from_bytes(&[0; 16]), Err(BadCopyKey(16)));
+        assert_eq!(format!("{:?}", key(9)), "CopyKey(..)");
     }
 
     #[test]

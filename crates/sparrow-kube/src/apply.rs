@@ -39,6 +39,8 @@ pub struct Existing {
     pub namespace: NamespaceOwner,
     /// The webhook configuration exists already (a previous deploy).
     pub webhook_present: bool,
+    /// The mesh's pull secret exists already (a previous deploy with credentials).
+    pub pull_secret_present: bool,
 }
 
 /// One step of applying, reported as it happens.
@@ -83,13 +85,14 @@ pub async fn read_existing(
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let action = format!("reading Secret {namespace}/{PULL_SECRET_NAME}");
-    if let Some(secret) = timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await?
-        && !is_ours(&secret)
-    {
-        return Err(ClusterError::ForeignSecret {
-            namespace: namespace.to_owned(),
-            name: PULL_SECRET_NAME.to_owned(),
-        });
+    if let Some(secret) = timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await? {
+        if !is_ours(&secret) {
+            return Err(ClusterError::ForeignSecret {
+                namespace: namespace.to_owned(),
+                name: PULL_SECRET_NAME.to_owned(),
+            });
+        }
+        existing.pull_secret_present = true;
     }
     let action = format!("reading Secret {namespace}/{TLS_SECRET_NAME}");
     existing.tls = timed(&action, timeout, secrets.get_opt(TLS_SECRET_NAME))

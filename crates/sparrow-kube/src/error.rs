@@ -1,5 +1,7 @@
 //! Errors of cluster operations, with messages a user can act on (never a Debug dump).
 
+use sparrow_core::names::COPY_KEY_SECRET_NAME;
+
 /// A Kubernetes API error, described in one line: the server's message, code and reason.
 pub fn describe(error: &kube::Error) -> String {
     match error {
@@ -135,6 +137,16 @@ pub enum ClusterError {
     NotDeployed {
         /// The mesh namespace.
         namespace: String,
+    },
+    /// The key copies are proven with cannot be used (edited by hand?).
+    #[error(
+        "Secret {namespace}/{COPY_KEY_SECRET_NAME} cannot be used: {detail}; it holds the key Sparrow proves its pull-secret copies with, so fix it, or delete it and restart the controller (copies made with the old key are then left alone)"
+    )]
+    BadCopyKey {
+        /// The mesh namespace.
+        namespace: String,
+        /// What is wrong, never the key.
+        detail: String,
     },
     /// The stored pull secret cannot be read back (edited by hand?).
     #[error("Secret {namespace}/{name} does not hold a valid .dockerconfigjson: {detail}")]

@@ -1,6 +1,7 @@
 //! `remove`: read, decide ([`plan`]), then delete exactly what was judged ours: the webhook
 //! first (so no pod creation depends on a controller about to go), the rest of the control
-//! plane, the mesh's pull-secret copies, then the namespace if deploy created it.
+//! plane, the pull-secret copies the controller proves it made, the key they are proven
+//! with, then the namespace if deploy created it.
 
 mod contents;
 pub mod plan;
@@ -12,13 +13,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta};
 use sparrow_core::manifests::pull_secret_selector;
-use sparrow_core::names::PULL_SECRET_NAME;
-use sparrow_core::ownership::{belongs_to, is_copy_of};
+use sparrow_core::names::{COPY_KEY_SECRET_NAME, PULL_SECRET_NAME};
+use sparrow_core::ownership::{CopyKey, belongs_to, is_copy_of};
 use sparrow_core::{Kind, PARTS};
 
 use crate::error::ClusterError;
 use crate::parts::{api, delete_exact, read_part};
-use crate::secrets::{foreign_pull_secrets, namespaces_with_sidecar};
+use crate::secrets::{copy_key_of, foreign_pull_secrets, namespaces_with_sidecar};
 use crate::timed;
 
 pub use plan::{Found, NamespaceFate, Observed, Plan, Removal, Target, plan};
@@ -42,9 +43,10 @@ pub struct RemoveReport {
     pub secrets_deleted: Vec<String>,
     /// Objects deleted in all.
     pub deleted: usize,
-    /// Secrets named `sparrow-registry-key` without our label, left untouched (`ns/name`).
+    /// Secrets named `sparrow-registry-key` the controller cannot prove it made, left
+    /// untouched (`ns/name`).
     pub foreign_secrets: Vec<String>,
-    /// Objects named like ours that another owner made, left untouched (`Kind ns/name`).
+    /// Objects named like ours that another owner made, left untouched (`Kind ns/name`, why).
     pub kept: Vec<String>,
     /// Namespaces whose pods still carry the sidecar: they need a restart.
     pub injected_namespaces: Vec<String>,
@@ -66,6 +68,7 @@ pub async fn observe(
         parts.push((*part, found));
     }
     let labelled_secrets = labelled_secrets(client, timeout).await?;
+    let copy_key = read_key(client, mesh, timeout).await?;
     let namespace_is_ours = parts.iter().any(|(p, f)| {
         p.is_namespace()
             && f.as_ref()
@@ -80,8 +83,27 @@ pub async fn observe(
         mesh: mesh.to_owned(),
         parts,
         labelled_secrets,
+        copy_key,
         foreign_in_namespace,
     })
+}
+
+/// The mesh's copy key and its Secret, when there is one of this mesh.
+async fn read_key(
+    client: &kube::Client,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<Option<(CopyKey, Found)>, ClusterError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), mesh);
+    let action = format!("reading Secret {mesh}/{COPY_KEY_SECRET_NAME}");
+    let Some(secret) = timed(&action, timeout, secrets.get_opt(COPY_KEY_SECRET_NAME)).await? else {
+        return Ok(None);
+    };
+    let key = copy_key_of(&secret, mesh).map_err(|detail| ClusterError::BadCopyKey {
+        namespace: mesh.to_owned(),
+        detail,
+    })?;
+    Ok(key.map(|key| (key, found(secret.metadata))))
 }
 
 fn found(meta: ObjectMeta) -> Found {
@@ -125,7 +147,9 @@ pub async fn execute(
         let existed = delete_target(client, target, timeout).await?;
         report_step(&mut report, &mut on_step, target, existed);
     }
-    // Copies, then again for any a controller still shutting down made meanwhile.
+    // Copies, then again for any a controller still shutting down made meanwhile; the key
+    // last, since it is what proves them.
+    let key = read_key(client, mesh, timeout).await?.map(|(key, _)| key);
     let mut copies = removal.copies.clone();
     for _round in 0..3 {
         if copies.is_empty() {
@@ -134,9 +158,13 @@ pub async fn execute(
         for (target, existed) in delete_all(client, &copies, timeout).await? {
             report_step(&mut report, &mut on_step, &target, existed);
         }
-        copies = copies_of(client, mesh, timeout).await?;
+        copies = copies_of(client, mesh, key.as_ref(), timeout).await?;
     }
-    report.foreign_secrets = foreign_pull_secrets(client, timeout).await?;
+    report.foreign_secrets = foreign_pull_secrets(client, mesh, key.as_ref(), timeout).await?;
+    if let Some(target) = &removal.copy_key {
+        let existed = delete_target(client, target, timeout).await?;
+        report_step(&mut report, &mut on_step, target, existed);
+    }
     report.injected_namespaces = injected_namespaces(client, timeout).await?;
     match &removal.namespace {
         NamespaceFate::Delete(target) => {
@@ -205,6 +233,7 @@ async fn delete_all(
 async fn copies_of(
     client: &kube::Client,
     mesh: &str,
+    key: Option<&CopyKey>,
     timeout: Duration,
 ) -> Result<Vec<Target>, ClusterError> {
     Ok(labelled_secrets(client, timeout)
@@ -212,6 +241,7 @@ async fn copies_of(
         .into_iter()
         .filter(|s| s.namespace.as_deref() != Some(mesh))
         .filter(|s| is_copy_of(Some(&s.labels), Some(&s.annotations), mesh))
+        .filter(|s| plan::is_proven(key, mesh, s))
         .map(|s| Target {
             kind: Kind::Secret,
             namespace: s.namespace,

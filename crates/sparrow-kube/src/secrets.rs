@@ -10,23 +10,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::ListParams;
 use sparrow_core::manifests::DOCKER_CONFIG_JSON_KEY;
-use sparrow_core::names::{PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
+use sparrow_core::names::{COPY_KEY_DATA_KEY, COPY_KEY_SECRET_NAME, PULL_SECRET_NAME};
+use sparrow_core::ownership::{CopyIdentity, CopyKey, belongs_to, is_proven_copy};
 use sparrow_core::{StoredCredential, carries_sidecar};
 
 use crate::error::ClusterError;
 use crate::timed;
 
-/// A Secret is ours when it carries `usage=sparrow-registry-key`; anything else named
-/// `sparrow-registry-key` belongs to someone else and is never changed or deleted.
+/// The source Secret (in the mesh namespace, which tenants cannot write) is ours when it
+/// carries `usage=sparrow-registry-key`; a copy elsewhere must be proven ([`is_proven`]).
 pub fn is_ours(secret: &Secret) -> bool {
-    labels_are_ours(secret.metadata.labels.as_ref())
-}
-
-/// [`is_ours`] on a label map (metadata-only objects).
-pub fn labels_are_ours(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
-    labels
-        .and_then(|l| l.get(USAGE_LABEL))
-        .is_some_and(|v| v == USAGE_LABEL_VALUE)
+    sparrow_core::ownership::is_pull_secret(secret.metadata.labels.as_ref())
 }
 
 /// The source-hash of a Secret's data, as copies record it.
@@ -90,10 +84,84 @@ pub async fn namespaces_with_sidecar(
     }
 }
 
-/// Secrets named `sparrow-registry-key` that Sparrow does not own (`ns/name`), in every
-/// namespace: reported, never touched.
+/// The namespaces (all) with a pod whose metadata says it carries the sidecar
+/// ([`is_injected`]), from a paged list of pods' metadata.
+pub async fn namespaces_with_injected_pods(
+    client: &kube::Client,
+    timeout: Duration,
+) -> Result<BTreeSet<String>, ClusterError> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut found = BTreeSet::new();
+    let mut params = ListParams::default().limit(POD_PAGE);
+    loop {
+        let page = timed("listing pods", timeout, pods.list_metadata(&params)).await?;
+        found.extend(
+            page.items
+                .iter()
+                .filter(|pod| is_injected(&pod.metadata))
+                .filter_map(|pod| pod.metadata.namespace.clone()),
+        );
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// The key the mesh in `mesh` proves its copies with, from Secret `sparrow-copy-key` there;
+/// `None` when there is none (the controller makes it at its first start) or it is not this
+/// mesh's. A key of the wrong length is an error: nothing could be proven with it.
+pub async fn read_copy_key(
+    client: &kube::Client,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<Option<CopyKey>, ClusterError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), mesh);
+    let action = format!("reading Secret {mesh}/{COPY_KEY_SECRET_NAME}");
+    let Some(secret) = timed(&action, timeout, secrets.get_opt(COPY_KEY_SECRET_NAME)).await? else {
+        return Ok(None);
+    };
+    copy_key_of(&secret, mesh).map_err(|detail| ClusterError::BadCopyKey {
+        namespace: mesh.to_owned(),
+        detail,
+    })
+}
+
+/// The key Secret `secret` holds, if it is the mesh's (its label); what is wrong otherwise.
+pub fn copy_key_of(secret: &Secret, mesh: &str) -> Result<Option<CopyKey>, String> {
+    if !belongs_to(secret.metadata.labels.as_ref(), mesh) {
+        return Ok(None);
+    }
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(COPY_KEY_DATA_KEY))
+        .ok_or_else(|| format!("no {COPY_KEY_DATA_KEY} key"))?;
+    CopyKey::from_bytes(&bytes.0)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// [`is_proven_copy`] on a Secret's metadata.
+pub fn is_proven(key: Option<&CopyKey>, mesh: &str, meta: &ObjectMeta) -> bool {
+    is_proven_copy(
+        key,
+        mesh,
+        CopyIdentity {
+            namespace: meta.namespace.as_deref().unwrap_or_default(),
+            name: meta.name.as_deref().unwrap_or_default(),
+            uid: meta.uid.as_deref(),
+            annotations: meta.annotations.as_ref(),
+        },
+    )
+}
+
+/// Secrets named `sparrow-registry-key` outside the mesh namespace that the mesh cannot
+/// prove it made (`ns/name`), in every namespace: reported, never touched.
 pub async fn foreign_pull_secrets(
     client: &kube::Client,
+    mesh: &str,
+    key: Option<&CopyKey>,
     timeout: Duration,
 ) -> Result<Vec<String>, ClusterError> {
     let all: Api<Secret> = Api::all(client.clone());
@@ -108,7 +176,8 @@ pub async fn foreign_pull_secrets(
     Ok(same_named
         .items
         .iter()
-        .filter(|m| !labels_are_ours(m.metadata.labels.as_ref()))
+        .filter(|m| m.metadata.namespace.as_deref() != Some(mesh))
+        .filter(|m| !is_proven(key, mesh, &m.metadata))
         .filter_map(|m| {
             Some(format!(
                 "{}/{}",

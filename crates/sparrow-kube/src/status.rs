@@ -11,10 +11,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta};
-use sparrow_core::manifests::pull_secret_selector;
 use sparrow_core::names::*;
+use sparrow_core::ownership::CopyKey;
 
 use crate::error::ClusterError;
+use crate::secrets::read_copy_key;
 use crate::timed;
 
 pub use evaluate::{
@@ -34,10 +35,11 @@ pub struct Observed {
     pub webhook: Option<MutatingWebhookConfiguration>,
     /// The source pull secret.
     pub source: Option<Secret>,
-    /// Every Secret labelled `usage=sparrow-registry-key` (metadata).
-    pub labelled_secrets: Vec<ObjectMeta>,
-    /// Every Secret named `sparrow-registry-key` (metadata).
-    pub same_named_secrets: Vec<ObjectMeta>,
+    /// The key copies are proven with (`None`: no controller made one yet).
+    pub copy_key: Option<CopyKey>,
+    /// Every Secret named `sparrow-registry-key`, with its data (whether a copy is current is
+    /// read from what it holds).
+    pub same_named_secrets: Vec<Secret>,
     /// Every pod (metadata).
     pub pods: Vec<ObjectMeta>,
     /// Every namespace (metadata).
@@ -53,7 +55,8 @@ pub async fn status(
     Ok(evaluate(&observe(client, namespace, timeout).await?))
 }
 
-/// Reads what `status` judges: four GETs and four metadata lists.
+/// Reads what `status` judges: five GETs, the Secrets named `sparrow-registry-key` and three
+/// metadata lists.
 pub async fn observe(
     client: &kube::Client,
     namespace: &str,
@@ -87,20 +90,15 @@ pub async fn observe(
         secrets.get_opt(PULL_SECRET_NAME),
     )
     .await?;
-    let labelled_secrets = list_meta(
-        &all_secrets,
-        "listing pull-secret copies",
-        ListParams::default().labels(&pull_secret_selector()),
-        timeout,
-    )
-    .await?;
-    let same_named_secrets = list_meta(
-        &all_secrets,
+    let copy_key = read_copy_key(client, namespace, timeout).await?;
+    let same_named_secrets = timed(
         "listing Secrets named sparrow-registry-key",
-        ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}")),
         timeout,
+        all_secrets
+            .list(&ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}"))),
     )
-    .await?;
+    .await?
+    .items;
     let pods = list_meta(
         &Api::<Pod>::all(client.clone()),
         "listing pods",
@@ -121,7 +119,7 @@ pub async fn observe(
         tls_ca,
         webhook,
         source,
-        labelled_secrets,
+        copy_key,
         same_named_secrets,
         pods,
         namespaces,

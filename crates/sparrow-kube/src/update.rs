@@ -6,11 +6,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use sparrow_core::manifests::pull_secret_selector;
 use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME};
 
 use crate::error::ClusterError;
-use crate::secrets::{is_ours, registry_and_user};
+use crate::secrets::{is_ours, is_proven, read_copy_key, registry_and_user};
 use crate::timed;
 
 /// The stored registry key (`HOST[:PORT]` or Docker Hub's URL), for an update that names no server.
@@ -48,8 +47,9 @@ async fn read_source(
     }
 }
 
-/// Replaces the source secret with `secret` and returns how many copies exist (which the
-/// controller will refresh). Fails, writing nothing, when Sparrow is not deployed.
+/// Replaces the source secret with `secret` and returns how many copies the controller proves
+/// it made (which it will refresh; Secrets merely labelled like copies are not counted and
+/// never refreshed). Fails, writing nothing, when Sparrow is not deployed.
 pub async fn update_source(
     client: &kube::Client,
     namespace: &str,
@@ -69,17 +69,20 @@ pub async fn update_source(
         ),
     )
     .await?;
+    let key = read_copy_key(client, namespace, timeout).await?;
     let all: Api<Secret> = Api::all(client.clone());
     let copies = timed(
         "counting copies",
         timeout,
-        all.list_metadata(&ListParams::default().labels(&pull_secret_selector())),
+        all.list_metadata(
+            &ListParams::default().fields(&format!("metadata.name={PULL_SECRET_NAME}")),
+        ),
     )
     .await?;
     Ok(copies
         .items
         .iter()
-        .filter(|m| m.metadata.namespace.as_deref() != Some(namespace))
+        .filter(|m| is_proven(key.as_ref(), namespace, &m.metadata))
         .count())
 }
 

@@ -11,11 +11,24 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use sparrow_core::manifests::source_pull_secret;
 use sparrow_core::{RegistryAuth, RegistryServer, dockerconfigjson};
-use sparrow_kube::runtime::copies::{CopyConfig, EnsureOutcome, PullSecretCopier};
+use sparrow_kube::runtime::copies::{
+    CopyConfig, EnsureOutcome, MeshedNamespaces, PullSecretCopier,
+};
+use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 
 const MESH: &str = "sparrow-mesh";
+
+/// Every namespace meshed: these tests are about the copies, not about which namespaces the
+/// webhook selects (the controller's tests cover that with its namespace cache).
+struct EveryNamespace;
+
+impl MeshedNamespaces for EveryNamespace {
+    fn meshed_now(&self, _namespace: &str) -> Option<bool> {
+        Some(true)
+    }
+}
 
 fn source_secret(password: &str) -> Secret {
     let server = RegistryServer::parse("127.0.0.1:5000/team/mesh").expect("server");
@@ -53,7 +66,16 @@ async fn setup() -> Setup {
         .expect("source");
     let mut config = CopyConfig::new(MESH);
     config.api_timeout = Duration::from_secs(2);
-    let copier = PullSecretCopier::new(client, config, CopyMetrics::default());
+    let key = ensure_copy_key(&client, MESH, Duration::from_secs(5))
+        .await
+        .expect("copy key");
+    let copier = PullSecretCopier::new(
+        client,
+        config,
+        key,
+        Arc::new(EveryNamespace),
+        CopyMetrics::default(),
+    );
     let watches = copier.clone();
     tokio::spawn(async move { watches.run_watches().await });
     tokio::time::timeout(Duration::from_secs(10), copier.synced())
@@ -123,8 +145,14 @@ async fn concurrent_admissions_create_each_copy_exactly_once() {
         s.cluster.requests()
     );
     assert_eq!(
-        s.cluster.total_requests(),
+        s.cluster.request_count("patch", "secrets"),
         20,
+        "each copy proven once: {:?}",
+        s.cluster.requests()
+    );
+    assert_eq!(
+        s.cluster.total_requests(),
+        40,
         "no other call: {:?}",
         s.cluster.requests()
     );
@@ -147,6 +175,13 @@ async fn concurrent_admissions_create_each_copy_exactly_once() {
                 .as_str()
                 .map(str::len),
             Some(64)
+        );
+        assert_eq!(
+            copy["metadata"]["annotations"]["sparrow-mesh.io/proof"]
+                .as_str()
+                .map(str::len),
+            Some(64),
+            "every copy carries its proof"
         );
     }
     assert_eq!(s.copier.metrics().copies_created.get(), 20);
@@ -174,8 +209,8 @@ async fn a_current_copy_costs_no_api_call() {
     assert_eq!(s.cluster.total_requests(), 0, "{:?}", s.cluster.requests());
     assert_eq!(
         s.copier.metrics().admission_api_calls.get(),
-        1,
-        "only the create"
+        2,
+        "only the create and its proof"
     );
 }
 

@@ -384,50 +384,90 @@ async fn a_foreign_pull_secret_stops_deploy_and_survives_remove() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
-    let env = Env::start().await;
-    assert_ok(&env.deploy("pw", &[]).await);
-    // Copies as the controller makes them, in two namespaces.
-    for ns in ["shop", "payments"] {
-        assert_ok(&env.kubectl(&["create", "namespace", ns]).await);
-        assert_ok(
-            &env.kubectl(&[
-                "-n",
-                ns,
-                "create",
-                "secret",
-                "docker-registry",
-                "sparrow-registry-key",
-                "--docker-server=127.0.0.1:5000",
-                "--docker-username=robot",
-                "--docker-password=pw",
-            ])
-            .await,
-        );
-        assert_ok(
-            &env.kubectl(&[
-                "-n",
-                ns,
-                "label",
-                "secret",
-                "sparrow-registry-key",
-                "usage=sparrow-registry-key",
-            ])
-            .await,
-        );
-        assert_ok(
-            &env.kubectl(&[
-                "-n",
-                ns,
-                "annotate",
-                "secret",
-                "sparrow-registry-key",
-                "sparrow-mesh.io/source=sparrow-mesh/sparrow-registry-key",
-            ])
-            .await,
+/// Every namespace meshed: the copies below are made on purpose, not chosen by a webhook.
+struct EveryNamespace;
+
+impl sparrow_kube::runtime::copies::MeshedNamespaces for EveryNamespace {
+    fn meshed_now(&self, _namespace: &str) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Copies made by the controller's own copier (its key made as the controller makes it).
+async fn controller_copies(env: &Env, namespaces: &[&str]) {
+    use sparrow_kube::runtime::copies::{CopyConfig, EnsureOutcome, PullSecretCopier};
+    let client = env.cluster.client();
+    let timeout = std::time::Duration::from_secs(10);
+    let key = sparrow_kube::runtime::copy_key::ensure_copy_key(&client, "sparrow-mesh", timeout)
+        .await
+        .expect("copy key");
+    let copier = PullSecretCopier::new(
+        client,
+        CopyConfig::new("sparrow-mesh"),
+        key,
+        std::sync::Arc::new(EveryNamespace),
+        sparrow_kube::runtime::metrics::CopyMetrics::default(),
+    );
+    let watches = copier.clone();
+    let watching = tokio::spawn(async move { watches.run_watches().await });
+    tokio::time::timeout(timeout, copier.synced())
+        .await
+        .expect("copier synced");
+    for ns in namespaces {
+        assert_eq!(
+            copier.ensure_copy(ns).await.expect("copy"),
+            EnsureOutcome::Created
         );
     }
+    watching.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_deletes_every_proven_copy_and_no_labelled_lookalike_and_is_idempotent() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    for ns in ["shop", "payments", "tenant"] {
+        assert_ok(&env.kubectl(&["create", "namespace", ns]).await);
+    }
+    controller_copies(&env, &["shop", "payments"]).await;
+    // A tenant's own Secret labelled and annotated exactly like a copy: not ours.
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "tenant",
+            "create",
+            "secret",
+            "docker-registry",
+            "sparrow-registry-key",
+            "--docker-server=127.0.0.1:5000",
+            "--docker-username=tenant",
+            "--docker-password=theirs",
+        ])
+        .await,
+    );
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "tenant",
+            "label",
+            "secret",
+            "sparrow-registry-key",
+            "usage=sparrow-registry-key",
+        ])
+        .await,
+    );
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "tenant",
+            "annotate",
+            "secret",
+            "sparrow-registry-key",
+            "sparrow-mesh.io/source=sparrow-mesh/sparrow-registry-key",
+            "sparrow-mesh.io/proof=00ff",
+        ])
+        .await,
+    );
     let listed = env
         .kubectl(&[
             "get",
@@ -440,8 +480,8 @@ async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
         .await;
     assert_eq!(
         text(&listed.stdout).lines().count(),
-        3,
-        "source and two copies: {}",
+        4,
+        "source, two copies and the lookalike: {}",
         text(&listed.stdout)
     );
 
@@ -452,6 +492,7 @@ async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
         "Secret payments/sparrow-registry-key",
         "Secret shop/sparrow-registry-key",
         "Secret sparrow-mesh/sparrow-registry-key",
+        "Secret sparrow-mesh/sparrow-copy-key",
         "MutatingWebhookConfiguration sparrow-sidecar-injector",
         "Namespace sparrow-mesh",
     ] {
@@ -473,11 +514,42 @@ async fn remove_deletes_every_labelled_secret_and_is_idempotent() {
         "order: {stdout}"
     );
 
+    assert!(
+        stdout.contains("Left untouched: Secret tenant/sparrow-registry-key (labelled like a copy of this mesh's, but the controller's proof is not on it)."),
+        "{stdout}"
+    );
+    let theirs = env
+        .cluster
+        .object("secrets", "tenant", "sparrow-registry-key")
+        .expect("the tenant's secret survives");
+    assert!(
+        theirs["data"][".dockerconfigjson"]
+            .as_str()
+            .is_some_and(|b64| {
+                let json = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(&json).contains("\"username\":\"tenant\"")
+            }),
+        "unchanged: {theirs}"
+    );
     let listed = env
-        .kubectl(&["get", "secrets", "-l", "usage=sparrow-registry-key", "-A"])
+        .kubectl(&[
+            "get",
+            "secrets",
+            "-l",
+            "usage=sparrow-registry-key",
+            "-A",
+            "--no-headers",
+        ])
         .await;
     assert_ok(&listed);
-    assert_eq!(text(&listed.stdout), "", "kubectl lists nothing");
+    assert_eq!(
+        text(&listed.stdout).lines().count(),
+        1,
+        "only the lookalike is left: {}",
+        text(&listed.stdout)
+    );
     for (resource, ns, name) in objects() {
         assert!(
             env.cluster.object(resource, ns, name).is_none(),

@@ -14,12 +14,14 @@ const REVIEW_REPLICASET_POD: &str =
     include_str!("../../../../testdata/reviews/review-replicaset-pod.json");
 const REVIEW_BARE_POD: &str = include_str!("../../../../testdata/reviews/review-bare-pod.json");
 
-/// Records the namespaces it is asked about and answers as told.
+/// Records the namespaces it is asked about and answers as told; an injected pod exists in
+/// every namespace but those in `no_pod_in`.
 #[derive(Default)]
 struct RecordingCopies {
     calls: Mutex<Vec<String>>,
     answer: Option<&'static str>,
     fail: bool,
+    no_pod_in: Vec<&'static str>,
 }
 
 impl PullSecretCopies for RecordingCopies {
@@ -38,6 +40,13 @@ impl PullSecretCopies for RecordingCopies {
             }
             Ok(self.answer.map(|w| AdmissionWarning(w.to_owned())))
         })
+    }
+
+    fn injected_pod_exists<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, PullSecretCopyError>> {
+        Box::pin(async move { Ok(!self.no_pod_in.contains(&namespace)) })
     }
 }
 
@@ -325,6 +334,25 @@ async fn a_parked_namespace_that_turns_out_unmeshed_or_never_appears_gets_no_cop
     // Given up: learning it now makes no copy either.
     namespaces.learn("ghost", None);
     tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(copies.calls.lock().expect("lock").is_empty());
+    worker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_namespace_whose_pod_never_appears_gets_no_copy() {
+    // A forged review for a namespace created later: no pod was ever created there.
+    let copies = Arc::new(RecordingCopies {
+        no_pod_in: vec!["forged"],
+        ..RecordingCopies::default()
+    });
+    let (webhook, namespaces) = learning_webhook(copies.clone());
+    answer(&webhook, &review_in("forged")).await;
+    let worker = tokio::spawn({
+        let webhook = webhook.clone();
+        async move { webhook.copy_parked().await }
+    });
+    namespaces.learn("forged", None);
+    tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(copies.calls.lock().expect("lock").is_empty());
     worker.abort();
 }

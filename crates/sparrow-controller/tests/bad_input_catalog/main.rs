@@ -12,7 +12,8 @@ mod support;
 
 use support::{Catalog, REVIEW};
 
-/// One create of the pull-secret copy: the positive control that the write counter counts.
+/// One create of the pull-secret copy and the patch that adds its proof: the positive
+/// control that the write counter counts.
 async fn assert_one_copy_written(catalog: &Catalog, body: &[u8]) {
     catalog.cluster.reset_requests();
     let reply = catalog.post(body).await;
@@ -21,7 +22,10 @@ async fn assert_one_copy_written(catalog: &Catalog, body: &[u8]) {
     let writes = catalog.writes();
     assert_eq!(
         writes,
-        [(("create".to_owned(), "secrets".to_owned()), 1)],
+        [
+            (("create".to_owned(), "secrets".to_owned()), 1),
+            (("patch".to_owned(), "secrets".to_owned()), 1)
+        ],
         "the copy of an injected pod is written"
     );
 }

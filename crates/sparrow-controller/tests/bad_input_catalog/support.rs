@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use sparrow_controller::{
-    AdmissionMetrics, AppState, BodyLimits, KubeCopies, NamespaceCache, NamespaceLabels,
+    AdmissionMetrics, AppState, BodyLimits, KubeCopies, MeshedNow, NamespaceCache, NamespaceLabels,
     PullSecretCopies, Readiness, ReloadingCert, ServerLimits, Webhook, router_with_limits,
     serve_with_limits, server_config,
 };
@@ -24,6 +24,7 @@ use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL};
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
 use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
+use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,9 +98,18 @@ impl Catalog {
         let (namespaces, _watch) = NamespaceCache::spawn(client.clone());
         let mut registry = Registry::default();
         let copy_metrics = CopyMetrics::register(&mut registry);
+        let key = ensure_copy_key(&client, &mesh.namespace, Duration::from_secs(30))
+            .await
+            .expect("copy key");
+        let meshed = Arc::new(MeshedNow {
+            namespaces: Arc::new(namespaces.clone()),
+            config: InjectConfig::from_mesh(&mesh),
+        });
         let copier = PullSecretCopier::new(
             client.clone(),
             CopyConfig::new(&mesh.namespace),
+            key,
+            meshed,
             copy_metrics,
         );
         let watches = copier.clone();

@@ -19,6 +19,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         namespace: "sparrow-mesh".to_owned(),
         registry,
         auth,
+        stored_pull_secret: false,
         images,
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
@@ -114,6 +115,24 @@ fn apply_order_and_pull_secret_only_with_credentials() {
         .expect("imagePullSecrets");
     assert_eq!(secrets[0].name, "sparrow-registry-key");
     assert_eq!(pod_spec(&without).and_then(|s| s.image_pull_secrets), None);
+    // Deployed again without credential flags over a stored pull secret: the controller
+    // keeps pulling with it, and the Secret is not rendered (so not overwritten).
+    let stored = ControlPlane::render(
+        &MeshConfig {
+            stored_pull_secret: true,
+            ..config(None)
+        },
+        &fake_tls(),
+    );
+    assert!(
+        !kinds(&stored)
+            .iter()
+            .any(|k| k.contains("sparrow-registry-key"))
+    );
+    let kept = pod_spec(&stored)
+        .and_then(|s| s.image_pull_secrets)
+        .expect("imagePullSecrets kept");
+    assert_eq!(kept[0].name, "sparrow-registry-key");
 }
 
 #[test]

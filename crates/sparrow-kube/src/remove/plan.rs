@@ -1,10 +1,13 @@
 //! What `remove` may delete, decided from what was read, with no I/O: only objects that
-//! carry the mesh's marker, copies whose source is the mesh's, and the namespace only when
+//! carry the mesh's marker, copies the controller proves it made (labels only find the
+//! candidates), the key they are proven with once they are gone, and the namespace only when
 //! deploy created it, it is not a protected namespace and it holds nothing else.
 
 use std::collections::BTreeMap;
 
-use sparrow_core::ownership::{belongs_to, is_copy_of, is_protected_namespace, mesh_of};
+use sparrow_core::ownership::{
+    CopyIdentity, CopyKey, belongs_to, is_copy_of, is_protected_namespace, is_proven_copy, mesh_of,
+};
 use sparrow_core::{Kind, Part};
 
 /// An object as read: enough to judge whose it is and to delete exactly it.
@@ -33,6 +36,8 @@ pub struct Observed {
     pub parts: Vec<(Part, Option<Found>)>,
     /// Every Secret labelled `usage=sparrow-registry-key`, in every namespace.
     pub labelled_secrets: Vec<Found>,
+    /// The key copies are proven with, and its Secret (`None`: there is none of this mesh).
+    pub copy_key: Option<(CopyKey, Found)>,
     /// Objects in the mesh namespace that Sparrow did not create (`Kind ns/name`).
     pub foreign_in_namespace: Vec<String>,
 }
@@ -90,7 +95,7 @@ pub enum Plan {
         elsewhere: Option<String>,
     },
     /// Delete these, in this order, then decide the namespace.
-    Remove(Removal),
+    Remove(Box<Removal>),
 }
 
 /// What a `remove` deletes and keeps.
@@ -100,7 +105,9 @@ pub struct Removal {
     pub parts: Vec<Target>,
     /// Copies of the mesh's pull secret in other namespaces.
     pub copies: Vec<Target>,
-    /// Objects named like ours that are not ours, left untouched (`Kind ns/name`).
+    /// The Secret holding the key the copies are proven with: deleted after them.
+    pub copy_key: Option<Target>,
+    /// Objects named like ours that are not ours, left untouched (`Kind ns/name`), and why.
     pub kept: Vec<String>,
     /// The namespace.
     pub namespace: NamespaceFate,
@@ -116,14 +123,25 @@ pub fn plan(observed: &Observed) -> Plan {
             .iter()
             .filter_map(|(p, f)| Some((p, f.as_ref()?)))
     };
-    let copies: Vec<Target> = observed
-        .labelled_secrets
-        .iter()
-        .filter(|s| s.namespace.as_deref() != Some(mesh))
-        .filter(|s| is_copy_of(Some(&s.labels), Some(&s.annotations), mesh))
+    let key = observed.copy_key.as_ref().map(|(key, _)| key);
+    let candidates = || {
+        observed
+            .labelled_secrets
+            .iter()
+            .filter(|s| s.namespace.as_deref() != Some(mesh))
+            .filter(|s| is_copy_of(Some(&s.labels), Some(&s.annotations), mesh))
+    };
+    let copies: Vec<Target> = candidates()
+        .filter(|s| is_proven(key, mesh, s))
         .map(|s| Target::of(Kind::Secret, s))
         .collect();
-    if !found().any(|(_, f)| ours(f)) && copies.is_empty() {
+    let unproven = candidates().filter(|s| !is_proven(key, mesh, s)).map(|s| {
+        format!(
+            "{} (labelled like a copy of this mesh's, but the controller's proof is not on it)",
+            sparrow_core::inventory::describe(Kind::Secret, s.namespace.as_deref(), &s.name)
+        )
+    });
+    if !found().any(|(_, f)| ours(f)) && copies.is_empty() && observed.copy_key.is_none() {
         let elsewhere = found()
             .filter_map(|(_, f)| mesh_of(Some(&f.labels)))
             .find(|m| *m != mesh)
@@ -135,7 +153,7 @@ pub fn plan(observed: &Observed) -> Plan {
         };
     }
     let mut parts = Vec::new();
-    let mut kept = Vec::new();
+    let mut kept: Vec<String> = unproven.collect();
     // The webhook first, so no pod creation waits on a controller about to go.
     let mut order: Vec<_> = found().filter(|(p, _)| !p.is_namespace()).collect();
     order.reverse();
@@ -144,19 +162,36 @@ pub fn plan(observed: &Observed) -> Plan {
         if ours(f) {
             parts.push(Target::of(part.kind, f));
         } else {
-            kept.push(sparrow_core::inventory::describe(
-                part.kind,
-                f.namespace.as_deref(),
-                &f.name,
+            kept.push(format!(
+                "{} (not created by this mesh)",
+                sparrow_core::inventory::describe(part.kind, f.namespace.as_deref(), &f.name)
             ));
         }
     }
-    Plan::Remove(Removal {
+    Plan::Remove(Box::new(Removal {
         parts,
         copies,
+        copy_key: observed
+            .copy_key
+            .as_ref()
+            .map(|(_, found)| Target::of(Kind::Secret, found)),
         kept,
         namespace: namespace_fate(observed),
-    })
+    }))
+}
+
+/// [`is_proven_copy`] on what was read of a Secret.
+pub fn is_proven(key: Option<&CopyKey>, mesh: &str, secret: &Found) -> bool {
+    is_proven_copy(
+        key,
+        mesh,
+        CopyIdentity {
+            namespace: secret.namespace.as_deref().unwrap_or_default(),
+            name: &secret.name,
+            uid: secret.uid.as_deref(),
+            annotations: Some(&secret.annotations),
+        },
+    )
 }
 
 fn namespace_fate(observed: &Observed) -> NamespaceFate {

@@ -3,11 +3,13 @@
 //! its root.
 //!
 //! - [`copies`]: the pull-secret copy index (pure) and the driver that writes what it plans;
+//! - [`copy_key`]: the key the controller proves its copies with, made at first start;
 //! - [`leader`]: the Lease election whose winner runs the copy sync;
 //! - [`metrics`]: the copy counters on `/metrics`;
 //! - [`watch_backoff`]: how every watch of the controller retries.
 
 pub mod copies;
+pub mod copy_key;
 pub mod leader;
 pub mod metrics;
 

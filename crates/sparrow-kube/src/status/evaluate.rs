@@ -11,11 +11,11 @@ use sparrow_core::CredentialKind;
 use sparrow_core::names::{
     NAMESPACE_NAME_LABEL, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
 };
-use sparrow_core::ownership::{CopyState, copy_state, is_copy_of, is_pull_secret};
+use sparrow_core::ownership::{CopyState, copy_state, is_pull_secret};
 use sparrow_core::selector::selector_matches;
 
 use super::Observed;
-use crate::secrets::{data_hash, is_injected, registry_and_user};
+use crate::secrets::{data_hash, is_injected, is_proven, registry_and_user};
 
 /// Everything `status` reports.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -31,13 +31,14 @@ pub struct StatusReport {
     pub admission: Admission,
     /// The registry credentials, when a pull secret exists.
     pub registry: Option<RegistryStatus>,
-    /// Copies of this mesh's pull secret in other namespaces.
+    /// Copies of this mesh's pull secret in other namespaces that the controller proves it
+    /// made.
     pub copies: usize,
-    /// Copies whose `sparrow-mesh.io/source-hash` differs from the source (`ns/name`).
+    /// Copies whose data differs from the source's (`ns/name`).
     pub stale_copies: Vec<String>,
     /// Namespaces with injected pods and no copy: their next image pull will fail.
     pub namespaces_missing_copy: Vec<String>,
-    /// Secrets named `sparrow-registry-key` that Sparrow does not own (`ns/name`).
+    /// Secrets named `sparrow-registry-key` that Sparrow cannot prove it made (`ns/name`).
     pub foreign_secrets: Vec<String>,
     /// Pods a webhook selects that run without the sidecar (`ns/name`): admitted while the
     /// controller could not answer, or created before the mesh.
@@ -196,12 +197,18 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
         problems.push(admission.describe());
     }
     let (registry, source_hash) = registry_status(observed.source.as_ref(), ns, &mut problems);
+    if registry.is_none() && controller_pulls_with_the_pull_secret(observed.deployment.as_ref()) {
+        problems.push(format!(
+            "Secret {ns}/{PULL_SECRET_NAME} is gone, yet the controller pulls its image with it: the next controller restart and every new meshed pod will fail to pull; run sparrowctl deploy with the registry flags again (or sparrowctl registry update)"
+        ));
+    }
     let copies = copies(observed, source_hash.as_deref());
     if !copies.stale.is_empty() {
         problems.push(format!(
-            "{} cop{} of the registry secret are stale (the controller refreshes them)",
+            "{} cop{} of the registry secret hold other data than the source (the controller rewrites them): {}",
             copies.stale.len(),
-            if copies.stale.len() == 1 { "y" } else { "ies" }
+            if copies.stale.len() == 1 { "y" } else { "ies" },
+            copies.stale.join(", ")
         ));
     }
     let namespaces_missing_copy: Vec<String> = if registry.is_some() {
@@ -234,7 +241,7 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
         copies: copies.count,
         stale_copies: copies.stale,
         namespaces_missing_copy,
-        foreign_secrets: foreign_secrets(&observed.same_named_secrets),
+        foreign_secrets: copies.foreign,
         pods_without_sidecar,
         problems,
         warnings,
@@ -293,48 +300,54 @@ struct Copies {
     count: usize,
     stale: Vec<String>,
     namespaces: BTreeSet<String>,
+    foreign: Vec<String>,
 }
 
+/// The Secrets named like copies, sorted by the one ownership rule: proven copies (current or
+/// stale by their data) and foreign ones.
 fn copies(observed: &Observed, source_hash: Option<&str>) -> Copies {
     let mut copies = Copies {
         count: 0,
         stale: Vec::new(),
         namespaces: BTreeSet::new(),
+        foreign: Vec::new(),
     };
-    for meta in &observed.labelled_secrets {
+    let mesh = observed.namespace.as_str();
+    for secret in &observed.same_named_secrets {
+        let meta = &secret.metadata;
         let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
             continue;
         };
-        if *ns == observed.namespace
-            || !is_copy_of(
-                meta.labels.as_ref(),
-                meta.annotations.as_ref(),
-                &observed.namespace,
-            )
-        {
+        if ns == mesh {
+            continue;
+        }
+        if !is_proven(observed.copy_key.as_ref(), mesh, meta) {
+            copies.foreign.push(format!("{ns}/{name}"));
             continue;
         }
         copies.count += 1;
         copies.namespaces.insert(ns.clone());
-        if copy_state(meta.annotations.as_ref(), source_hash) == CopyState::Stale {
+        if copy_state(Some(&data_hash(secret)), source_hash) == CopyState::Stale {
             copies.stale.push(format!("{ns}/{name}"));
         }
     }
     copies
 }
 
+/// The controller's pod template names the pull secret in `imagePullSecrets` (it was deployed
+/// with credentials).
+fn controller_pulls_with_the_pull_secret(deployment: Option<&Deployment>) -> bool {
+    deployment
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.image_pull_secrets.as_ref())
+        .is_some_and(|refs| refs.iter().any(|r| r.name == PULL_SECRET_NAME))
+}
+
 fn injected_namespaces(pods: &[ObjectMeta]) -> BTreeSet<String> {
     pods.iter()
         .filter(|p| is_injected(p))
         .filter_map(|p| p.namespace.clone())
-        .collect()
-}
-
-fn foreign_secrets(same_named: &[ObjectMeta]) -> Vec<String> {
-    same_named
-        .iter()
-        .filter(|m| !is_pull_secret(m.labels.as_ref()))
-        .filter_map(|m| Some(format!("{}/{}", m.namespace.clone()?, m.name.clone()?)))
         .collect()
 }
 

@@ -112,6 +112,7 @@ impl DeployArgs {
             namespace: global.namespace.clone(),
             registry: registry.server,
             auth: registry.auth,
+            stored_pull_secret: false,
             images,
             pull_policy,
             injection: InjectionScope {
@@ -176,6 +177,21 @@ async fn deploy_to_cluster(
     // nothing written, the webhook certificate in use is kept so the controller and the
     // caBundle never disagree, and a namespace that exists is used, never adopted.
     let existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
+    // No credential flags over a mesh deployed with credentials: keep pulling with them.
+    let kept;
+    let config = if config.auth.is_none() && existing.pull_secret_present {
+        kept = MeshConfig {
+            stored_pull_secret: true,
+            ..config.clone()
+        };
+        progress.done(&format!(
+            "no credential flags given: keeping the stored registry credential (Secret {}/{PULL_SECRET_NAME})",
+            config.namespace
+        ));
+        &kept
+    } else {
+        config
+    };
     let tls = match &existing.tls {
         Some(tls) => tls.clone(),
         None => WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
@@ -278,6 +294,10 @@ fn print_summary(config: &MeshConfig, wait: bool) {
             auth.kind(),
             config.namespace,
             PULL_SECRET_NAME
+        ),
+        None if config.stored_pull_secret => format!(
+            "the registry credentials stored earlier in Secret {}/{PULL_SECRET_NAME} are kept",
+            config.namespace
         ),
         None => "no registry credentials".to_owned(),
     };

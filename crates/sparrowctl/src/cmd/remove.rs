@@ -122,11 +122,11 @@ fn print_report(mesh: &str, report: &RemoveReport) {
         crate::say!("Namespace {mesh} was kept: {why}.");
     }
     for object in &report.kept {
-        crate::say!("Left untouched: {object} (not created by this mesh).");
+        crate::say!("Left untouched: {object}.");
     }
     for secret in &report.foreign_secrets {
         crate::say!(
-            "Left untouched: Secret {secret} (not created by Sparrow: no usage=sparrow-registry-key label)."
+            "Left untouched: Secret {secret} (Sparrow cannot prove it made it: it lacks the controller's proof)."
         );
     }
     if !report.injected_namespaces.is_empty() {

@@ -90,7 +90,9 @@ fn print_text(report: &StatusReport) {
         crate::say!("✗ namespace {ns}: injected pods but no registry secret");
     }
     for secret in &report.foreign_secrets {
-        crate::say!("  Secret {secret} is not Sparrow's (no usage label): left untouched");
+        crate::say!(
+            "  Secret {secret} is not Sparrow's (it lacks the controller's proof): left untouched"
+        );
     }
     println_admission(report);
     for warning in &report.warnings {

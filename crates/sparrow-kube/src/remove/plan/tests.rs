@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
 use sparrow_core::PARTS;
-use sparrow_core::names::{MESH_LABEL, SOURCE_ANNOTATION, USAGE_LABEL, USAGE_LABEL_VALUE};
+use sparrow_core::names::{
+    MESH_LABEL, PROOF_ANNOTATION, SOURCE_ANNOTATION, USAGE_LABEL, USAGE_LABEL_VALUE,
+};
 
 use super::*;
 
@@ -57,21 +59,50 @@ fn other_mesh(mesh: &str, owner: &str) -> Observed {
     observed
 }
 
-fn copy(namespace: &str, source: Option<&str>) -> Found {
+fn key() -> CopyKey {
+    CopyKey::from_bytes(&[5; CopyKey::LEN]).expect("32 bytes")
+}
+
+/// The key of the mesh in `mesh`, as `remove` reads it.
+fn with_key(mut observed: Observed) -> Observed {
+    let mesh = observed.mesh.clone();
+    observed.copy_key = Some((
+        key(),
+        Found {
+            namespace: Some(mesh.clone()),
+            name: "sparrow-copy-key".to_owned(),
+            uid: Some("uid-key".to_owned()),
+            labels: map(&[(MESH_LABEL, &mesh)]),
+            ..Found::default()
+        },
+    ));
+    observed
+}
+
+/// A Secret labelled like a copy in `namespace` whose source annotation names `source`; with
+/// the proof of the mesh in `proven_for` (computed with the test key) when given.
+fn copy(namespace: &str, source: Option<&str>, proven_for: Option<&str>) -> Found {
+    let uid = format!("uid-{namespace}");
+    let mut annotations = source
+        .map(|s| map(&[(SOURCE_ANNOTATION, s)]))
+        .unwrap_or_default();
+    if let Some(mesh) = proven_for {
+        let proof = key().proof(mesh, namespace, "sparrow-registry-key", &uid);
+        annotations.insert(PROOF_ANNOTATION.to_owned(), proof);
+    }
     Found {
         namespace: Some(namespace.to_owned()),
         name: "sparrow-registry-key".to_owned(),
+        uid: Some(uid),
         labels: map(&[(USAGE_LABEL, USAGE_LABEL_VALUE)]),
-        annotations: source
-            .map(|s| map(&[(SOURCE_ANNOTATION, s)]))
-            .unwrap_or_default(),
+        annotations,
         ..Found::default()
     }
 }
 
 fn removal(plan: Plan) -> Removal {
     match plan {
-        Plan::Remove(removal) => removal,
+        Plan::Remove(removal) => *removal,
         other => panic!("expected a removal, got {other:?}"),
     }
 }
@@ -137,24 +168,62 @@ fn objects_named_like_ours_without_the_marker_are_not_a_control_plane() {
 }
 
 #[test]
-fn only_copies_of_this_mesh_are_deleted() {
-    let mut observed = installed("team", Some("team"));
+fn only_proven_copies_of_this_mesh_are_deleted_and_the_key_after_them() {
+    let mut observed = with_key(installed("team", Some("team")));
+    let source = Some("team/sparrow-registry-key");
     observed.labelled_secrets = vec![
-        copy("shop", Some("team/sparrow-registry-key")),
-        copy("other", Some("elsewhere/sparrow-registry-key")),
-        copy("legacy", None),
+        copy("shop", source, Some("team")),
+        copy(
+            "other",
+            Some("elsewhere/sparrow-registry-key"),
+            Some("elsewhere"),
+        ),
+        copy("legacy", None, None),
+        // A tenant's Secret with every label and annotation of a copy, but no proof.
+        copy("tenant", source, None),
+        // Another mesh's proof is no proof of this one.
+        copy("mixed", source, Some("elsewhere")),
         // The source itself is a part, not a copy.
-        copy("team", Some("team/sparrow-registry-key")),
+        copy("team", source, Some("team")),
     ];
     let removal = removal(plan(&observed));
     let copies: Vec<String> = removal.copies.iter().map(Target::describe).collect();
     assert_eq!(copies, ["Secret shop/sparrow-registry-key"]);
+    assert_eq!(
+        removal.copy_key.as_ref().map(Target::describe).as_deref(),
+        Some("Secret team/sparrow-copy-key")
+    );
+    assert_eq!(
+        removal.kept,
+        [
+            "Secret tenant/sparrow-registry-key (labelled like a copy of this mesh's, but the controller's proof is not on it)",
+            "Secret mixed/sparrow-registry-key (labelled like a copy of this mesh's, but the controller's proof is not on it)",
+        ]
+    );
+}
+
+#[test]
+fn without_the_key_no_copy_is_deleted() {
+    let mut observed = installed("team", Some("team"));
+    observed.labelled_secrets = vec![copy(
+        "shop",
+        Some("team/sparrow-registry-key"),
+        Some("team"),
+    )];
+    let removal = removal(plan(&observed));
+    assert!(removal.copies.is_empty());
+    assert_eq!(removal.copy_key, None);
+    assert_eq!(removal.kept.len(), 1, "{:?}", removal.kept);
 }
 
 #[test]
 fn orphaned_copies_alone_are_still_removed() {
-    let mut observed = empty("team");
-    observed.labelled_secrets = vec![copy("shop", Some("team/sparrow-registry-key"))];
+    let mut observed = with_key(empty("team"));
+    observed.labelled_secrets = vec![copy(
+        "shop",
+        Some("team/sparrow-registry-key"),
+        Some("team"),
+    )];
     let removal = removal(plan(&observed));
     assert!(removal.parts.is_empty());
     assert_eq!(removal.copies.len(), 1);
@@ -171,7 +240,10 @@ fn foreign_parts_are_kept_and_reported() {
         }
     }
     let removal = removal(plan(&observed));
-    assert_eq!(removal.kept, ["ClusterRole sparrow-controller"]);
+    assert_eq!(
+        removal.kept,
+        ["ClusterRole sparrow-controller (not created by this mesh)"]
+    );
     assert!(!removal.parts.iter().any(|t| t.kind == Kind::ClusterRole));
 }
 

@@ -7,18 +7,22 @@
 //! Every update carries the copy's `resourceVersion` as the index last saw it (a JSON Patch
 //! `test`), so a write planned from an older view never lands on a copy that changed since:
 //! an older source cannot overwrite a newer one, whatever order the writes reach the server.
+//!
+//! A Secret of the copies' name is the mesh's only when it carries the controller's proof
+//! ([`sparrow_core::ownership::is_proven_copy`]); whatever else it carries, anything unproven
+//! is foreign: never written, never repaired, never restored. Whether a copy is current is
+//! read from its data, not from its annotations, so a copy edited by hand is repaired.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
-use sparrow_core::names::SOURCE_HASH_ANNOTATION;
+use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_core::ownership::{CopyIdentity, CopyKey, is_proven_copy};
 
-use crate::secrets::{data_hash, is_ours, labels_are_ours};
+use crate::secrets::{data_hash, is_ours};
 
 /// What `ensure_copy` found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +35,7 @@ pub enum EnsureOutcome {
     Updated,
     /// There is no source secret (deployed without credentials): nothing to copy.
     NoSource,
-    /// A Secret of that name exists and is not ours: left alone.
+    /// A Secret of that name exists that the controller cannot prove it made: left alone.
     Foreign,
     /// The pod is in the mesh namespace, where the source itself is.
     SourceNamespace,
@@ -59,26 +63,14 @@ impl Source {
 /// What is known of the Secret named `sparrow-registry-key` in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// It carries `usage=sparrow-registry-key`.
-    pub ours: bool,
-    /// Its `sparrow-mesh.io/source-hash`.
-    pub hash: Option<String>,
+    /// It carries the controller's proof that it made this very object.
+    pub proven: bool,
+    /// [`data_hash`] of the data it holds.
+    pub data_hash: String,
+    /// Its uid: the guard of every update, and what the proof is bound to.
+    pub uid: Option<String>,
     /// Its `resourceVersion`: the guard of the next update.
     pub resource_version: Option<String>,
-}
-
-impl Observed {
-    /// What `meta` (a watch event, a read, a write's answer) says.
-    pub fn of(meta: &ObjectMeta) -> Self {
-        Self {
-            ours: labels_are_ours(meta.labels.as_ref()),
-            hash: meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(SOURCE_HASH_ANNOTATION).cloned()),
-            resource_version: meta.resource_version.clone(),
-        }
-    }
 }
 
 /// A write the driver is to perform.
@@ -97,24 +89,29 @@ pub struct PlannedWrite {
 pub enum WriteAction {
     /// POST: no Secret of that name is known there (409 if one appeared).
     Create,
-    /// JSON Patch with `test`s on the `usage` label and on this `resourceVersion`, so it fails
-    /// (422) if the Secret changed hands or changed at all since the index saw it.
+    /// JSON Patch with `test`s on the uid (the object the proof was made for) and on this
+    /// `resourceVersion`, so it fails (422) if the Secret was replaced or changed at all since
+    /// the index saw it.
     Update {
-        /// The version the update applies to; `None` when unknown (label guard only).
+        /// The uid of the proven copy.
+        uid: String,
+        /// The version the update applies to; `None` when unknown (uid guard only).
         resource_version: Option<String>,
     },
 }
 
 /// What came of a planned write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteResult {
-    /// The API took it; the answer's `resourceVersion`.
+    /// The API took it (a create also proven); the answer's uid and `resourceVersion`.
     Written {
+        /// The copy's uid.
+        uid: Option<String>,
         /// The copy's version after the write.
         resource_version: Option<String>,
     },
     /// The API refused it (the Secret exists, changed, or is gone) and a read found this.
-    Refused(Option<Observed>),
+    Refused(Option<Box<Secret>>),
 }
 
 /// The index's answer to a write result.
@@ -154,6 +151,7 @@ impl Work {
 /// The copy index of one replica.
 pub struct CopyIndex {
     mesh_namespace: String,
+    key: Arc<CopyKey>,
     source: Option<Arc<Source>>,
     copies: HashMap<String, Observed>,
     /// The source watch's relist: whether it listed the source.
@@ -167,10 +165,11 @@ pub struct CopyIndex {
 }
 
 impl CopyIndex {
-    /// An empty index for a control plane in `mesh_namespace`.
-    pub fn new(mesh_namespace: &str) -> Self {
+    /// An empty index for a control plane in `mesh_namespace`, proving copies with `key`.
+    pub fn new(mesh_namespace: &str, key: Arc<CopyKey>) -> Self {
         Self {
             mesh_namespace: mesh_namespace.to_owned(),
+            key,
             source: None,
             copies: HashMap::new(),
             source_relist: None,
@@ -229,13 +228,13 @@ impl CopyIndex {
         true
     }
 
-    /// An event of the copies watch (metadata of every Secret named `sparrow-registry-key`).
-    /// A copy seen stale is scheduled for repair, one seen deleted for restoring.
-    pub fn apply_copy(&mut self, event: Event<PartialObjectMeta<Secret>>) {
+    /// An event of the copies watch (every Secret named `sparrow-registry-key`). A proven
+    /// copy seen stale is scheduled for repair, one seen deleted for restoring.
+    pub fn apply_copy(&mut self, event: Event<Secret>) {
         match event {
             Event::Init => self.copies_relist = Some(HashMap::new()),
-            Event::InitApply(meta) => {
-                let entry = self.entry_of(&meta.metadata);
+            Event::InitApply(secret) => {
+                let entry = self.entry_of(&secret);
                 if let (Some(relist), Some((ns, seen))) = (self.copies_relist.as_mut(), entry) {
                     relist.insert(ns, seen);
                 }
@@ -246,15 +245,15 @@ impl CopyIndex {
                 }
                 self.copies_synced = true;
             }
-            Event::Apply(meta) => {
-                if let Some((ns, seen)) = self.entry_of(&meta.metadata) {
+            Event::Apply(secret) => {
+                if let Some((ns, seen)) = self.entry_of(&secret) {
                     self.observe(&ns, Some(seen));
                 }
             }
-            Event::Delete(meta) => {
+            Event::Delete(secret) => {
                 // The deletion of a version older than the one held (a copy recreated since)
                 // says nothing about the copy there now.
-                if let Some((ns, gone)) = self.entry_of(&meta.metadata)
+                if let Some((ns, gone)) = self.entry_of(&secret)
                     && !self.is_older(&ns, &gone)
                 {
                     self.observe(&ns, None);
@@ -263,13 +262,13 @@ impl CopyIndex {
         }
     }
 
-    /// A relist: copies of ours that are gone were deleted while the watch was down (no
+    /// A relist: proven copies that are gone were deleted while the watch was down (no
     /// Delete event comes for them).
     fn replace_copies(&mut self, fresh: HashMap<String, Observed>) {
         let vanished: Vec<String> = self
             .copies
             .iter()
-            .filter(|(ns, seen)| seen.ours && !fresh.contains_key(*ns))
+            .filter(|(ns, seen)| seen.proven && !fresh.contains_key(*ns))
             .map(|(ns, _)| ns.clone())
             .collect();
         self.restore.extend(vanished);
@@ -278,7 +277,7 @@ impl CopyIndex {
     }
 
     /// Records what is now in `namespace` (`None`: nothing), scheduling a repair for a stale
-    /// copy of ours and a restore for one of ours that disappeared.
+    /// proven copy and a restore for a proven copy that disappeared.
     /// An event older than what the index holds (a watch lagging behind our own write) is
     /// ignored.
     pub fn observe(&mut self, namespace: &str, seen: Option<Observed>) {
@@ -287,13 +286,13 @@ impl CopyIndex {
                 if self.is_older(namespace, &seen) {
                     return;
                 }
-                if seen.ours && self.is_stale(&seen) {
+                if seen.proven && self.is_stale(&seen) {
                     self.repair.insert(namespace.to_owned());
                 }
                 self.copies.insert(namespace.to_owned(), seen);
             }
             None => {
-                if self.copies.remove(namespace).is_some_and(|old| old.ours) {
+                if self.copies.remove(namespace).is_some_and(|old| old.proven) {
                     self.restore.insert(namespace.to_owned());
                 }
                 self.repair.remove(namespace);
@@ -310,15 +309,39 @@ impl CopyIndex {
         matches!((held, version(seen)), (Some(held), Some(new)) if new < held)
     }
 
-    fn entry_of(&self, meta: &ObjectMeta) -> Option<(String, Observed)> {
-        let ns = meta.namespace.clone()?;
-        (ns != self.mesh_namespace).then(|| (ns, Observed::of(meta)))
+    fn entry_of(&self, secret: &Secret) -> Option<(String, Observed)> {
+        let ns = secret.metadata.namespace.clone()?;
+        (ns != self.mesh_namespace).then(|| (ns, self.observed(secret)))
+    }
+
+    /// What `secret` (a watch event, a read) says: whether the proof on it verifies, and the
+    /// hash of what it holds.
+    pub fn observed(&self, secret: &Secret) -> Observed {
+        let meta = &secret.metadata;
+        let identity = CopyIdentity {
+            namespace: meta.namespace.as_deref().unwrap_or_default(),
+            name: meta.name.as_deref().unwrap_or_default(),
+            uid: meta.uid.as_deref(),
+            annotations: meta.annotations.as_ref(),
+        };
+        Observed {
+            proven: is_proven_copy(Some(&self.key), &self.mesh_namespace, identity),
+            data_hash: data_hash(secret),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+        }
+    }
+
+    /// The proof for the copy with `uid` in `namespace`.
+    pub fn proof(&self, namespace: &str, uid: &str) -> String {
+        self.key
+            .proof(&self.mesh_namespace, namespace, PULL_SECRET_NAME, uid)
     }
 
     fn is_stale(&self, seen: &Observed) -> bool {
         self.source
             .as_ref()
-            .is_some_and(|source| seen.hash.as_deref() != Some(source.hash.as_str()))
+            .is_some_and(|source| seen.data_hash != source.hash)
     }
 
     fn schedule_stale(&mut self) {
@@ -326,12 +349,12 @@ impl CopyIndex {
         self.repair.extend(stale);
     }
 
-    /// Namespaces whose copy is ours and differs from the source.
+    /// Namespaces whose copy is proven and holds other data than the source.
     pub fn stale(&self) -> Vec<String> {
         let mut stale: Vec<String> = self
             .copies
             .iter()
-            .filter(|(_, seen)| seen.ours && self.is_stale(seen))
+            .filter(|(_, seen)| seen.proven && self.is_stale(seen))
             .map(|(ns, _)| ns.clone())
             .collect();
         stale.sort();
@@ -375,13 +398,21 @@ impl CopyIndex {
         };
         let action = match self.copies.get(namespace) {
             None => WriteAction::Create,
-            Some(seen) if !seen.ours => return Plan::Answer(EnsureOutcome::Foreign),
-            Some(seen) if seen.hash.as_deref() == Some(source.hash.as_str()) => {
-                return Plan::Answer(EnsureOutcome::Current);
+            Some(Observed {
+                proven: true,
+                uid: Some(uid),
+                data_hash,
+                resource_version,
+            }) => {
+                if *data_hash == source.hash {
+                    return Plan::Answer(EnsureOutcome::Current);
+                }
+                WriteAction::Update {
+                    uid: uid.clone(),
+                    resource_version: resource_version.clone(),
+                }
             }
-            Some(seen) => WriteAction::Update {
-                resource_version: seen.resource_version.clone(),
-            },
+            Some(_) => return Plan::Answer(EnsureOutcome::Foreign),
         };
         Plan::Write(PlannedWrite {
             namespace: namespace.to_owned(),
@@ -394,10 +425,14 @@ impl CopyIndex {
     pub fn record(&mut self, write: &PlannedWrite, result: WriteResult) -> Step {
         let ns = write.namespace.as_str();
         match result {
-            WriteResult::Written { resource_version } => {
+            WriteResult::Written {
+                uid,
+                resource_version,
+            } => {
                 let written = Observed {
-                    ours: true,
-                    hash: Some(write.source.hash.clone()),
+                    proven: true,
+                    data_hash: write.source.hash.clone(),
+                    uid,
                     resource_version,
                 };
                 self.repair.remove(ns);
@@ -409,9 +444,12 @@ impl CopyIndex {
                     WriteAction::Update { .. } => EnsureOutcome::Updated,
                 })
             }
-            WriteResult::Refused(seen) => {
-                match seen {
-                    Some(seen) => self.copies.insert(ns.to_owned(), seen),
+            WriteResult::Refused(found) => {
+                match found {
+                    Some(secret) => {
+                        let seen = self.observed(&secret);
+                        self.copies.insert(ns.to_owned(), seen)
+                    }
                     None => self.copies.remove(ns),
                 };
                 match self.answer(ns) {
@@ -425,12 +463,22 @@ impl CopyIndex {
         }
     }
 
-    /// Copies of ours that differ from the source right now (the stale-copies gauge).
+    /// Proven copies that differ from the source right now (the stale-copies gauge).
     pub fn stale_count(&self) -> usize {
         self.copies
             .values()
-            .filter(|seen| seen.ours && self.is_stale(seen))
+            .filter(|seen| seen.proven && self.is_stale(seen))
             .count()
+    }
+
+    /// Of `namespaces` (those where injected pods run), the ones that hold no Secret of the
+    /// copies' name at all: a copy is owed there (after `remove` and `deploy`, or a copy
+    /// deleted while no replica watched). One that holds a foreign Secret is not listed.
+    pub fn without_copy(&self, namespaces: impl IntoIterator<Item = String>) -> Vec<String> {
+        namespaces
+            .into_iter()
+            .filter(|ns| *ns != self.mesh_namespace && !self.copies.contains_key(ns))
+            .collect()
     }
 }
 

@@ -3,13 +3,15 @@
 //!
 //! Two watches feed the [`index::CopyIndex`], so the admission path usually makes no API call:
 //! - the source `sparrow-registry-key` in the mesh namespace (with data: it is what we copy);
-//! - every Secret named `sparrow-registry-key` (fieldSelector, metadata only): which copies
-//!   exist, whether they are ours (`usage` label) and current (`sparrow-mesh.io/source-hash`).
+//! - every Secret named `sparrow-registry-key` (fieldSelector): which copies exist, whether
+//!   the controller can prove it made them (`sparrow-mesh.io/proof`, see
+//!   [`sparrow_core::ownership`]) and whether the data they hold is the source's.
 //!
 //! The index decides; this driver performs its writes ([`write`]), one at a time per namespace
 //! (admissions and the sync share it), feeds it the watches ([`watch`]) and runs the leader's
-//! loop ([`sync`]). RBAC lets the controller read, list and watch only Secrets of that name,
-//! so it cannot see any other Secret.
+//! loop ([`sync`]). The leader writes only into namespaces meshed now ([`MeshedNamespaces`]).
+//! RBAC lets the controller read, list and watch only Secrets of that name (and its key in
+//! the mesh namespace), so it cannot see any other Secret.
 
 pub mod index;
 mod sync;
@@ -24,6 +26,7 @@ use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
 use kube::Api;
 use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_core::ownership::CopyKey;
 use tokio::sync::{Notify, watch as channel};
 
 pub use self::index::EnsureOutcome;
@@ -90,6 +93,13 @@ pub enum CopyError {
     },
 }
 
+/// Which namespaces are meshed now: the webhook's own rule over the namespace cache.
+pub trait MeshedNamespaces: Send + Sync {
+    /// Whether a pod with no opinion of its own would be injected in `namespace`; `None`
+    /// while the cache does not know the namespace.
+    fn meshed_now(&self, namespace: &str) -> Option<bool>;
+}
+
 type Flight = Shared<BoxFuture<'static, Result<EnsureOutcome, Arc<CopyError>>>>;
 
 struct State {
@@ -107,6 +117,8 @@ struct State {
 pub struct PullSecretCopier {
     client: kube::Client,
     config: Arc<CopyConfig>,
+    key: Arc<CopyKey>,
+    meshed: Arc<dyn MeshedNamespaces>,
     state: Arc<State>,
     metrics: CopyMetrics,
 }
@@ -118,14 +130,24 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PullSecretCopier {
-    /// A copier; call [`PullSecretCopier::run_watches`] to feed it and
-    /// [`PullSecretCopier::run_sync`] (on the leader) to keep copies current.
-    pub fn new(client: kube::Client, config: CopyConfig, metrics: CopyMetrics) -> Self {
+    /// A copier proving its copies with `key` and keeping them only where `meshed` says;
+    /// call [`PullSecretCopier::run_watches`] to feed it and [`PullSecretCopier::run_sync`]
+    /// (on the leader) to keep copies current.
+    pub fn new(
+        client: kube::Client,
+        config: CopyConfig,
+        key: CopyKey,
+        meshed: Arc<dyn MeshedNamespaces>,
+        metrics: CopyMetrics,
+    ) -> Self {
         let (synced, _) = channel::channel((false, false));
+        let key = Arc::new(key);
         Self {
             client,
+            key: key.clone(),
+            meshed,
             state: Arc::new(State {
-                index: RwLock::new(CopyIndex::new(&config.mesh_namespace)),
+                index: RwLock::new(CopyIndex::new(&config.mesh_namespace, key)),
                 flights: Mutex::new(HashMap::new()),
                 work: Notify::new(),
                 synced,
@@ -271,7 +293,7 @@ impl PullSecretCopier {
                 Plan::Answer(outcome) => return Ok(outcome),
                 Plan::Write(planned) => planned,
             };
-            let result = write::perform(&api, &planned, &self.config, &count).await?;
+            let result = write::perform(&api, &planned, &self.config, &self.key, &count).await?;
             if let Step::Done(outcome) = self.update(|index| index.record(&planned, result)) {
                 self.count_outcome(namespace, outcome);
                 return Ok(outcome);
@@ -281,6 +303,24 @@ impl PullSecretCopier {
             namespace: namespace.to_owned(),
             writes: WRITES_PER_ENSURE,
         })
+    }
+
+    /// Whether a pod whose metadata says it carries the sidecar exists in `namespace`: one
+    /// page of pods' metadata, so a forged review costs at most that.
+    pub async fn injected_pod_exists(&self, namespace: &str) -> Result<bool, ClusterError> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let action = format!("listing pods in namespace {namespace}");
+        let page = crate::timed(
+            &action,
+            self.config.api_timeout,
+            pods.list_metadata(&kube::api::ListParams::default().limit(500)),
+        )
+        .await?;
+        Ok(page
+            .items
+            .iter()
+            .any(|pod| crate::secrets::is_injected(&pod.metadata)))
     }
 
     fn count_outcome(&self, namespace: &str, outcome: EnsureOutcome) {

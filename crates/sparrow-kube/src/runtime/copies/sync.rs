@@ -1,5 +1,7 @@
 //! The leader's loop: repair what the index schedules (a source change, a stale copy seen by
-//! the watch, the periodic resync) and restore deleted copies where pods carry the sidecar.
+//! the watch, the periodic resync), restore deleted copies where pods carry the sidecar, and
+//! at every resync (and when it starts leading) make the copies owed where injected pods run
+//! without one (after `remove` and `deploy`). It writes only into namespaces meshed now.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use tokio::sync::watch;
 
 use super::PullSecretCopier;
 use super::index::Work;
-use crate::secrets::{is_ours, namespaces_with_sidecar};
+use crate::secrets::{is_ours, namespaces_with_injected_pods, namespaces_with_sidecar};
 use crate::timed;
 
 /// What one sync did.
@@ -27,7 +29,7 @@ impl PullSecretCopier {
     /// Brings every stale copy up to date: bounded concurrency, retries with backoff.
     /// Returns how many copies were written and how many failed.
     pub async fn sync_all(&self) -> SyncReport {
-        let stale = self.index().stale();
+        let stale = self.meshed_only(self.index().stale());
         let report = self.repair(stale, || true).await;
         self.refresh_stale_gauge();
         report
@@ -37,13 +39,17 @@ impl PullSecretCopier {
     /// interval. Returns when `leading` turns false.
     pub async fn run_sync(&self, mut leading: watch::Receiver<bool>) {
         self.source_synced().await;
+        self.synced().await;
         let mut resync = tokio::time::interval(self.config.resync_interval);
         loop {
             if !*leading.borrow() {
                 return;
             }
             tokio::select! {
-                _ = resync.tick() => self.update(|index| index.schedule_resync()),
+                _ = resync.tick() => {
+                    self.update(|index| index.schedule_resync());
+                    self.make_owed_copies(&leading).await;
+                }
                 () = self.state.work.notified() => {}
                 changed = leading.changed() => {
                     if changed.is_err() {
@@ -57,12 +63,58 @@ impl PullSecretCopier {
         }
     }
 
+    /// `namespaces` less those not meshed now: the leader never writes a copy into a
+    /// namespace the webhook would not inject (labelled disabled, or not opted in).
+    fn meshed_only(&self, namespaces: Vec<String>) -> Vec<String> {
+        namespaces
+            .into_iter()
+            .filter(|ns| {
+                let meshed = self.meshed.meshed_now(ns) == Some(true);
+                if !meshed {
+                    tracing::debug!(namespace = %ns, "not meshed now: its copy is left as it is");
+                }
+                meshed
+            })
+            .collect()
+    }
+
+    /// Makes the copies owed where injected pods run in a meshed namespace that holds no
+    /// Secret of the copies' name (after `remove` and `deploy`, or a copy deleted while no
+    /// replica watched). One paged list of pods' metadata per resync.
+    async fn make_owed_copies(&self, leading: &watch::Receiver<bool>) {
+        if !self.has_source() {
+            return;
+        }
+        let injected =
+            match namespaces_with_injected_pods(&self.client, self.config.api_timeout).await {
+                Ok(namespaces) => namespaces,
+                Err(error) => {
+                    tracing::warn!(%error, "listing pods to find namespaces owed a copy");
+                    return;
+                }
+            };
+        let owed = self.meshed_only(self.index().without_copy(injected));
+        if owed.is_empty() {
+            return;
+        }
+        let report = self.repair(owed, || *leading.borrow()).await;
+        tracing::info!(
+            written = report.written,
+            failed = report.failed,
+            "made the pull-secret copies owed to namespaces with injected pods"
+        );
+    }
+
     async fn do_work(&self, work: Work, leading: &watch::Receiver<bool>) {
         if work.is_empty() {
             return;
         }
+        let (repair, restore) = (
+            self.meshed_only(work.repair),
+            self.meshed_only(work.restore),
+        );
         // A deposed leader must not keep writing next to the new one.
-        let report = self.repair(work.repair, || *leading.borrow()).await;
+        let report = self.repair(repair, || *leading.borrow()).await;
         if report.written + report.failed > 0 {
             tracing::info!(
                 written = report.written,
@@ -70,7 +122,7 @@ impl PullSecretCopier {
                 "synced pull-secret copies"
             );
         }
-        futures::stream::iter(work.restore)
+        futures::stream::iter(restore)
             .for_each_concurrent(self.config.concurrency.max(1), |ns| async move {
                 self.restore_if_needed(&ns).await;
             })

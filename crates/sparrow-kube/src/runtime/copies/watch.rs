@@ -5,7 +5,6 @@
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher;
 use sparrow_core::names::PULL_SECRET_NAME;
@@ -47,9 +46,9 @@ impl PullSecretCopier {
     }
 
     async fn watch_copies(&self) {
-        // Metadata only: the index needs labels, annotations and versions, never another
-        // copy's data.
-        let api: Api<PartialObjectMeta<Secret>> = Api::all(self.client.clone());
+        // With data: whether a copy is current is read from what it holds (a copy edited by
+        // hand is repaired). The fieldSelector keeps every other Secret out.
+        let api: Api<Secret> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, by_name())
             .backoff(crate::runtime::watch_backoff())
             .boxed();

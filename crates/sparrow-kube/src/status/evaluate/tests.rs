@@ -4,6 +4,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
 use sparrow_core::manifests::{injector_webhooks, source_pull_secret};
 use sparrow_core::names::*;
+use sparrow_core::ownership::CopyKey;
 use sparrow_core::{MeshConfig, RegistryAuth, RegistryServer, dockerconfigjson};
 
 use super::*;
@@ -59,17 +60,50 @@ fn pod(ns: &str, name: &str, labels: &[(&str, &str)], injected: bool) -> ObjectM
     }
 }
 
-fn copy(ns: &str, source: &str, hash: &str) -> ObjectMeta {
-    ObjectMeta {
-        namespace: Some(ns.to_owned()),
-        name: Some(PULL_SECRET_NAME.to_owned()),
-        labels: Some(map(&[(USAGE_LABEL, USAGE_LABEL_VALUE)])),
-        annotations: Some(map(&[
-            (SOURCE_ANNOTATION, source),
-            (SOURCE_HASH_ANNOTATION, hash),
-        ])),
-        ..ObjectMeta::default()
+fn key() -> CopyKey {
+    CopyKey::from_bytes(&[3; CopyKey::LEN]).expect("32 bytes")
+}
+
+/// A Secret named like a copy in `ns`, holding `data`, with every label and annotation of a
+/// genuine copy of `source`'s (its source-hash says it is current); `proven` when it also
+/// carries the controller's proof for its uid.
+fn copy(ns: &str, source: &Secret, data: &[u8], proven: bool) -> Secret {
+    let uid = format!("uid-{ns}");
+    let mut annotations = map(&[
+        (SOURCE_ANNOTATION, "sparrow-mesh/sparrow-registry-key"),
+        (SOURCE_HASH_ANNOTATION, &data_hash(source)),
+    ]);
+    if proven {
+        let proof = key().proof("sparrow-mesh", ns, PULL_SECRET_NAME, &uid);
+        annotations.insert(PROOF_ANNOTATION.to_owned(), proof);
     }
+    Secret {
+        metadata: ObjectMeta {
+            namespace: Some(ns.to_owned()),
+            name: Some(PULL_SECRET_NAME.to_owned()),
+            uid: Some(uid),
+            labels: Some(map(&[(USAGE_LABEL, USAGE_LABEL_VALUE)])),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_owned(),
+            ByteString(data.to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// A proven copy holding exactly what the source holds.
+fn current_copy(observed: &Observed, ns: &str) -> Secret {
+    let source = observed.source.as_ref().expect("source");
+    let data = source
+        .data
+        .as_ref()
+        .and_then(|d| d.get(".dockerconfigjson"))
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    copy(ns, source, &data, true)
 }
 
 fn source(auth: RegistryAuth) -> Secret {
@@ -87,6 +121,7 @@ fn healthy() -> Observed {
         source: Some(source(
             RegistryAuth::user_password("robot", "hunter2").expect("valid"),
         )),
+        copy_key: Some(key()),
         namespaces: vec![
             namespace("sparrow-mesh", &[]),
             namespace("kube-system", &[]),
@@ -146,9 +181,30 @@ fn problems_table() {
             "caBundle does not match",
         ),
         (
-            "stale copy",
-            |o| o.labelled_secrets = vec![copy("shop", "sparrow-mesh/sparrow-registry-key", "old")],
-            "1 copy of the registry secret are stale",
+            "copy edited by hand",
+            |o| {
+                let source = o.source.clone().expect("source");
+                // Its annotation still says current: only the data tells.
+                o.same_named_secrets = vec![copy("shop", &source, b"{\"auths\":{}}", true)];
+            },
+            "1 copy of the registry secret hold other data than the source (the controller rewrites them): shop/sparrow-registry-key",
+        ),
+        (
+            "source deleted",
+            |o| {
+                o.source = None;
+                if let Some(spec) = o.deployment.as_mut().and_then(|d| d.spec.as_mut()) {
+                    spec.template.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+                        image_pull_secrets: Some(vec![
+                            k8s_openapi::api::core::v1::LocalObjectReference {
+                                name: PULL_SECRET_NAME.to_owned(),
+                            },
+                        ]),
+                        ..Default::default()
+                    });
+                }
+            },
+            "Secret sparrow-mesh/sparrow-registry-key is gone, yet the controller pulls its image with it",
         ),
         (
             "missing copy",
@@ -181,17 +237,40 @@ fn problems_table() {
 }
 
 #[test]
-fn only_copies_of_this_mesh_count_and_current_ones_are_not_stale() {
+fn only_proven_copies_count_and_current_ones_are_not_stale() {
     let mut observed = healthy();
-    let hash = data_hash(observed.source.as_ref().expect("source"));
-    observed.labelled_secrets = vec![
-        copy("shop", "sparrow-mesh/sparrow-registry-key", &hash),
-        copy("other", "elsewhere/sparrow-registry-key", "x"),
-    ];
+    let source = observed.source.clone().expect("source");
+    let genuine = current_copy(&observed, "shop");
+    // A tenant's Secret with every label and annotation of a genuine copy, and one with a
+    // genuine copy's metadata (its proof included) copied into another namespace.
+    let forged = copy("tenant", &source, b"{}", false);
+    let mut transplanted = genuine.clone();
+    transplanted.metadata.namespace = Some("tenant-2".to_owned());
+    transplanted.metadata.uid = Some("uid-tenant-2".to_owned());
+    observed.same_named_secrets = vec![genuine, forged, transplanted];
     let report = evaluate(&observed);
     assert_eq!(report.copies, 1);
     assert!(report.stale_copies.is_empty());
+    assert_eq!(
+        report.foreign_secrets,
+        [
+            "tenant/sparrow-registry-key",
+            "tenant-2/sparrow-registry-key"
+        ]
+    );
     assert!(report.healthy(), "{:?}", report.problems);
+    // Without the key nothing is proven: no copy counts.
+    observed.copy_key = None;
+    assert_eq!(evaluate(&observed).copies, 0);
+}
+
+#[test]
+fn a_mesh_deployed_without_credentials_needs_no_source() {
+    let mut observed = healthy();
+    observed.source = None;
+    let report = evaluate(&observed);
+    assert!(report.healthy(), "{:?}", report.problems);
+    assert_eq!(report.registry, None);
 }
 
 #[test]
@@ -244,8 +323,7 @@ fn pods_admitted_without_the_sidecar_are_named() {
         pod("kube-system", "dns", &[], false),
         pod("sparrow-mesh", "controller", &[], false),
     ];
-    let hash = data_hash(observed.source.as_ref().expect("source"));
-    observed.labelled_secrets = vec![copy("shop", "sparrow-mesh/sparrow-registry-key", &hash)];
+    observed.same_named_secrets = vec![current_copy(&observed, "shop")];
     let report = evaluate(&observed);
     assert_eq!(report.pods_without_sidecar, ["default/plain"]);
     assert_eq!(report.warnings.len(), 1);
