@@ -61,6 +61,54 @@ impl KubeCopies {
     }
 }
 
+impl KubeCopies {
+    /// Says when the source pull secret disappears: an error log, a Warning Event
+    /// `SourcePullSecretMissing` on it (new meshed pods and the next controller pod will fail
+    /// to pull) and `sparrow_pull_secret_source_present 0`; and when it is back. One Event per
+    /// disappearance, so nothing here grows with load. Runs for as long as the controller.
+    pub async fn report_source_presence(&self, mesh: &str) {
+        let mut presence = self.copier.source_presence();
+        let mut was_present = false;
+        loop {
+            let now = *presence.borrow_and_update();
+            match now {
+                Some(false) if was_present => self.report_source_missing(mesh).await,
+                Some(true) if !was_present => {
+                    tracing::info!(namespace = %mesh, "the source pull secret is present");
+                }
+                _ => {}
+            }
+            was_present = now == Some(true);
+            if presence.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    async fn report_source_missing(&self, mesh: &str) {
+        tracing::error!(namespace = %mesh, "the source pull secret was deleted: new meshed pods and controller pods cannot pull; run sparrowctl deploy with the registry flags again, or sparrowctl registry update");
+        let reference = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Secret".to_owned()),
+            name: Some(PULL_SECRET_NAME.to_owned()),
+            namespace: Some(mesh.to_owned()),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "SourcePullSecretMissing".to_owned(),
+            note: Some(format!(
+                "Secret {mesh}/{PULL_SECRET_NAME} was deleted: new meshed pods and the next controller pod cannot pull the mesh images; run sparrowctl deploy with the registry flags again, or sparrowctl registry update"
+            )),
+            action: "WatchSourcePullSecret".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(namespace = %mesh, %error, "could not record the missing source Event");
+        }
+    }
+}
+
 /// An `Arc`'d cluster error as a boxed error source.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -90,7 +90,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .with("pull-secret copies", move || ready.1.is_synced())
         .with("long-lived tasks", tasks.all_running());
-    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(copier, client, &instance));
+    let kube_copies = Arc::new(KubeCopies::new(copier, client, &instance));
+    tasks.spawn("source-presence", {
+        let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
+        async move { copies.report_source_presence(&mesh).await }
+    });
+    let copies: Arc<dyn PullSecretCopies> = kube_copies;
     let webhook = Webhook::new(injector, namespaces, Some(copies), metrics);
     let state = Arc::new(AppState {
         webhook,

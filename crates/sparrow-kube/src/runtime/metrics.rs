@@ -17,6 +17,8 @@ pub struct CopyMetrics {
     pub stale_copies: Gauge,
     /// API calls made while answering admissions (zero when copies are current).
     pub admission_api_calls: Counter,
+    /// 1 while the source pull secret exists, 0 once it is gone.
+    pub source_present: Gauge,
 }
 
 impl CopyMetrics {
@@ -42,8 +44,13 @@ impl CopyMetrics {
         );
         sub.register(
             "pull_secret_stale_copies",
-            "Pull-secret copies whose source-hash differs from the source",
+            "Pull-secret copies whose data differs from the source",
             metrics.stale_copies.clone(),
+        );
+        sub.register(
+            "pull_secret_source_present",
+            "1 while the source pull secret exists in the mesh namespace, 0 when it is gone",
+            metrics.source_present.clone(),
         );
         sub.register(
             "admission_api_calls",
@@ -73,6 +80,7 @@ mod tests {
             "sparrow_pull_secret_copies_updated_total 0",
             "sparrow_pull_secret_sync_errors_total 0",
             "sparrow_pull_secret_stale_copies 3",
+            "sparrow_pull_secret_source_present 0",
             "sparrow_admission_api_calls_total 0",
         ] {
             assert!(

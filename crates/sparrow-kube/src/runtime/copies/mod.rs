@@ -110,6 +110,8 @@ struct State {
     work: Notify,
     /// (source listed once, both watches listed once).
     synced: channel::Sender<(bool, bool)>,
+    /// Whether the source exists, once the source watch has listed.
+    source_present: channel::Sender<Option<bool>>,
 }
 
 /// Keeps copies of the registry pull secret in the namespaces of meshed pods.
@@ -141,6 +143,7 @@ impl PullSecretCopier {
         metrics: CopyMetrics,
     ) -> Self {
         let (synced, _) = channel::channel((false, false));
+        let (source_present, _) = channel::channel(None);
         let key = Arc::new(key);
         Self {
             client,
@@ -151,6 +154,7 @@ impl PullSecretCopier {
                 flights: Mutex::new(HashMap::new()),
                 work: Notify::new(),
                 synced,
+                source_present,
             }),
             config: Arc::new(config),
             metrics,
@@ -166,7 +170,7 @@ impl PullSecretCopier {
 
     /// Changes the index, waking the leader when it scheduled work.
     fn update<T>(&self, change: impl FnOnce(&mut CopyIndex) -> T) -> T {
-        let (result, has_work, synced) = {
+        let (result, has_work, synced, present) = {
             let mut index = self
                 .state
                 .index
@@ -174,8 +178,17 @@ impl PullSecretCopier {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let result = change(&mut index);
             let synced = (index.source_synced(), index.is_synced());
-            (result, index.has_work(), synced)
+            let present = index.source_synced().then(|| index.source().is_some());
+            (result, index.has_work(), synced, present)
         };
+        if let Some(present) = present {
+            self.metrics.source_present.set(i64::from(present));
+        }
+        self.state.source_present.send_if_modified(|s| {
+            let changed = *s != present;
+            *s = present;
+            changed
+        });
         if has_work {
             self.state.work.notify_one();
         }
@@ -196,6 +209,12 @@ impl PullSecretCopier {
     pub async fn source_synced(&self) {
         let mut synced = self.state.synced.subscribe();
         let _ = synced.wait_for(|(source, _)| *source).await;
+    }
+
+    /// Whether the source secret exists, as last seen (`None` until the source watch listed);
+    /// changes are signalled, so the controller can say when the source disappears.
+    pub fn source_presence(&self) -> channel::Receiver<Option<bool>> {
+        self.state.source_present.subscribe()
     }
 
     /// True while the source secret exists (as last seen).
