@@ -39,11 +39,20 @@ fn the_controller_can_create_copies_but_never_read_another_secret() {
         ("watch", "secrets", "no"),
         ("update", "secrets/foreign", "no"),
         ("delete", "secrets/foreign", "no"),
+        ("get", "secrets/sparrow-copy-key", "no"),
     ] {
         assert_eq!(
             can_i(node, user, &ns.name, verb, what),
             want,
             "can-i {verb} {what} as the controller"
+        );
+    }
+    // The key copies are proven with: read in the mesh namespace only, never changed.
+    for (verb, want) in [("get", "yes"), ("update", "no"), ("delete", "no")] {
+        assert_eq!(
+            can_i(node, user, "sparrow-mesh", verb, "secrets/sparrow-copy-key"),
+            want,
+            "can-i {verb} the copy key as the controller"
         );
     }
 

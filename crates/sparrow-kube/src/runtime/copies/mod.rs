@@ -260,12 +260,22 @@ impl PullSecretCopier {
     ) -> Result<EnsureOutcome, Arc<CopyError>> {
         let mut outcome = None;
         for _ in 0..2 {
+            // A write in progress is joined, not second-guessed: between a create and its
+            // proof the watch may already show the new copy, still unproven.
+            if let Some(flight) = self.in_flight(namespace) {
+                outcome = Some(flight.await?);
+                continue;
+            }
             if let Some(answer) = self.cached_outcome(namespace) {
                 return Ok(outcome.unwrap_or(answer));
             }
             outcome = Some(self.flight(namespace, admission).await?);
         }
         Ok(outcome.unwrap_or(EnsureOutcome::Current))
+    }
+
+    fn in_flight(&self, namespace: &str) -> Option<Flight> {
+        lock(&self.state.flights).get(namespace).cloned()
     }
 
     /// The one write in progress for `namespace`, shared by every admission and the sync. It
