@@ -8,9 +8,9 @@ mod real_node;
 
 use std::collections::BTreeSet;
 
-use real_node::{LIMIT, Mesh, secret_user, sparrowctl_ok};
+use real_node::{LIMIT, Mesh, secret_user};
 use serde_json::{Value, json};
-use sparrow_testnode::{Credentials, Node, TestNamespace, wait_until};
+use sparrow_testnode::{Node, TestNamespace, wait_until};
 
 const NAMESPACES: usize = 20;
 const PODS_PER_NAMESPACE: usize = 5;
@@ -119,22 +119,7 @@ fn copies_follow_pods_rotation_and_removal_and_never_touch_a_foreign_secret() {
     );
 
     // Rotation reaches every copy.
-    let rotated = Credentials::random("robot-copies-2");
-    node.registry_user(&rotated).expect("registry user");
-    let ca = node.registry_ca.to_string_lossy();
-    sparrowctl_ok(
-        node,
-        &[
-            "registry",
-            "update",
-            "--registry-username",
-            &rotated.user,
-            "--registry-password-stdin",
-            "--registry-ca",
-            &ca,
-        ],
-        Some(&rotated.password),
-    );
+    let rotated = mesh.rotate("robot-copies-2");
     wait_until("every copy to carry the rotated user", LIMIT, || {
         let now = copies(node);
         (now.len() == NAMESPACES

@@ -7,7 +7,7 @@ mod real_node;
 
 use real_node::{LIMIT, Mesh, secret_user, sparrowctl_ok};
 use serde_json::{Value, json};
-use sparrow_testnode::{Credentials, Node, TestNamespace, wait_until};
+use sparrow_testnode::{Node, TestNamespace, wait_until};
 
 const WEBHOOKS: &str = "mutatingwebhookconfiguration/sparrow-sidecar-injector";
 
@@ -110,26 +110,6 @@ fn deploy_args(mesh: &Mesh) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-fn rotate(mesh: &Mesh, user: &str) -> Credentials {
-    let creds = Credentials::random(user);
-    mesh.node.registry_user(&creds).expect("registry user");
-    let ca = mesh.node.registry_ca.to_string_lossy();
-    sparrowctl_ok(
-        mesh.node,
-        &[
-            "registry",
-            "update",
-            "--registry-username",
-            &creds.user,
-            "--registry-password-stdin",
-            "--registry-ca",
-            &ca,
-        ],
-        Some(&creds.password),
-    );
-    creds
 }
 
 /// Waits until the copy in `ns` carries `user`. An admission makes the copy before it answers
@@ -356,7 +336,7 @@ fn a_rotation_while_the_controller_is_stopped_reaches_the_copies_when_it_is_back
     wait_until("no controller pod", LIMIT, || {
         controller_pods(node).is_empty().then_some(())
     });
-    let rotated = rotate(&mesh, "robot-restart-2");
+    let rotated = mesh.rotate("robot-restart-2");
     assert_eq!(
         copy_user(&ns).as_deref(),
         Some(mesh.creds.user.as_str()),
@@ -401,7 +381,7 @@ fn after_the_api_server_restarts_the_controller_keeps_injecting_copying_and_rota
     // owed, and made once the controller learns the namespace.
     await_copy_user(&after, &mesh.creds.user);
 
-    let rotated = rotate(&mesh, "robot-apiserver-2");
+    let rotated = mesh.rotate("robot-apiserver-2");
     wait_until("both copies to carry the rotated user", LIMIT, || {
         (copy_user(&before).as_deref() == Some(rotated.user.as_str())
             && copy_user(&after).as_deref() == Some(rotated.user.as_str()))
@@ -483,7 +463,7 @@ fn with_two_replicas_the_survivor_takes_the_lease_and_admissions_keep_being_answ
         admitted >= 2,
         "only {admitted} admission(s) during the failover"
     );
-    let rotated = rotate(&mesh, "robot-failover-2");
+    let rotated = mesh.rotate("robot-failover-2");
     wait_until("the new leader to refresh the copy", LIMIT, || {
         (copy_user(&ns).as_deref() == Some(rotated.user.as_str())).then_some(())
     });

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use real_node::{LIMIT, Mesh, mesh_images, secret_user, sparrowctl, sparrowctl_ok};
 use serde_json::{Value, json};
-use sparrow_testnode::{Credentials, Node, TestNamespace, wait_until};
+use sparrow_testnode::{Node, TestNamespace, wait_until};
 
 const NAME: &str = "sparrow-registry-key";
 /// How soon a copy edited by hand must hold the source's data again. The watch event makes
@@ -97,24 +97,6 @@ fn assert_untouched(ns: &TestNamespace, before: &Value, user: &str, when: &str) 
     );
 }
 
-fn rotate(node: &Node, creds: &Credentials) {
-    node.registry_user(creds).expect("registry user");
-    let ca = node.registry_ca.to_string_lossy();
-    sparrowctl_ok(
-        node,
-        &[
-            "registry",
-            "update",
-            "--registry-username",
-            &creds.user,
-            "--registry-password-stdin",
-            "--registry-ca",
-            &ca,
-        ],
-        Some(&creds.password),
-    );
-}
-
 #[test]
 fn a_tenant_cannot_obtain_the_credential_and_a_copy_edited_by_hand_is_repaired() {
     let node = Node::require();
@@ -158,8 +140,7 @@ fn a_tenant_cannot_obtain_the_credential_and_a_copy_edited_by_hand_is_repaired()
     );
 
     // A rotation reaches the genuine copy and none of the others.
-    let rotated = Credentials::random("robot-trust-2");
-    rotate(node, &rotated);
+    let rotated = mesh.rotate("robot-trust-2");
     wait_until("the genuine copy to be rotated", LIMIT, || {
         let now = secret(&meshed)?;
         (secret_user(&now).as_deref() == Some(rotated.user.as_str())).then_some(())

@@ -126,6 +126,27 @@ impl Mesh {
         mesh
     }
 
+    /// A new registry user `user`, then `sparrowctl registry update` to it; returns it.
+    pub fn rotate(&self, user: &str) -> Credentials {
+        let creds = Credentials::random(user);
+        self.node.registry_user(&creds).expect("registry user");
+        let ca = self.node.registry_ca.to_string_lossy();
+        sparrowctl_ok(
+            self.node,
+            &[
+                "registry",
+                "update",
+                "--registry-username",
+                &creds.user,
+                "--registry-password-stdin",
+                "--registry-ca",
+                &ca,
+            ],
+            Some(&creds.password),
+        );
+        creds
+    }
+
     /// The controller's ServiceAccount as an RBAC user name.
     pub fn controller_user(&self) -> &'static str {
         "system:serviceaccount:sparrow-mesh:sparrow-controller"
