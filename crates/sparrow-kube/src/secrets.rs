@@ -67,21 +67,17 @@ pub async fn namespaces_with_sidecar(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let mut found = BTreeSet::new();
-    let mut params = ListParams::default().limit(POD_PAGE);
-    loop {
-        let page = timed("listing pods", timeout, pods.list(&params)).await?;
-        found.extend(
-            page.items
-                .iter()
-                .filter(|pod| carries_sidecar(pod))
-                .filter_map(|pod| pod.metadata.namespace.clone()),
-        );
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(found),
-        }
-    }
+    let pods = &pods;
+    namespaces_of_pods(
+        timeout,
+        |params| async move { pods.list(&params).await },
+        |pod: &Pod| {
+            carries_sidecar(pod)
+                .then(|| pod.metadata.namespace.clone())
+                .flatten()
+        },
+    )
+    .await
 }
 
 /// The namespaces (all) with a pod whose metadata says it carries the sidecar
@@ -90,17 +86,35 @@ pub async fn namespaces_with_injected_pods(
     client: &kube::Client,
     timeout: Duration,
 ) -> Result<BTreeSet<String>, ClusterError> {
-    let pods: Api<Pod> = Api::all(client.clone());
+    let pods: &Api<Pod> = &Api::all(client.clone());
+    namespaces_of_pods(
+        timeout,
+        |params| async move { pods.list_metadata(&params).await },
+        |pod: &kube::core::PartialObjectMeta<Pod>| {
+            is_injected(&pod.metadata)
+                .then(|| pod.metadata.namespace.clone())
+                .flatten()
+        },
+    )
+    .await
+}
+
+/// Lists pods a page at a time with `list` (pods or their metadata) and collects the
+/// namespace `namespace_of` finds in each: a cluster's pods in full would not fit in memory.
+async fn namespaces_of_pods<K, Listed>(
+    timeout: Duration,
+    list: impl Fn(ListParams) -> Listed,
+    namespace_of: impl Fn(&K) -> Option<String>,
+) -> Result<BTreeSet<String>, ClusterError>
+where
+    K: Clone,
+    Listed: std::future::Future<Output = Result<kube::core::ObjectList<K>, kube::Error>>,
+{
     let mut found = BTreeSet::new();
     let mut params = ListParams::default().limit(POD_PAGE);
     loop {
-        let page = timed("listing pods", timeout, pods.list_metadata(&params)).await?;
-        found.extend(
-            page.items
-                .iter()
-                .filter(|pod| is_injected(&pod.metadata))
-                .filter_map(|pod| pod.metadata.namespace.clone()),
-        );
+        let page = timed("listing pods", timeout, list(params.clone())).await?;
+        found.extend(page.items.iter().filter_map(&namespace_of));
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
             _ => return Ok(found),
