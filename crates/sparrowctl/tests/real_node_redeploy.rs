@@ -13,6 +13,35 @@ use sparrow_testnode::{Node, wait_until};
 
 const HOLD: &str = "sparrow-mesh.io/test-hold";
 
+/// Releases the namespace however the test ends, so a failure never leaves it held.
+struct Hold(&'static Node);
+
+impl Hold {
+    fn release(&self) -> Option<std::process::Output> {
+        self.0
+            .kubectl_output(
+                &[
+                    "patch",
+                    "namespace",
+                    "sparrow-mesh",
+                    "--type=json",
+                    "-p",
+                    r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+                ],
+                None,
+            )
+            .ok()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.release();
+        }
+    }
+}
+
 fn namespace_exists(node: &Node) -> bool {
     node.kubectl_output(&["get", "namespace", "sparrow-mesh", "-o", "name"], None)
         .is_ok_and(|out| out.status.success())
@@ -26,6 +55,7 @@ fn deploy_right_after_remove_waits_for_the_namespace_to_go() {
     });
     let deploy = ["deploy", "--skip-registry-check", "--wait=false"];
     sparrowctl_ok(node, &deploy, None);
+    let hold = Hold(node);
     node.kubectl(&[
         "patch",
         "namespace",
@@ -64,14 +94,12 @@ fn deploy_right_after_remove_waits_for_the_namespace_to_go() {
         }
     }
     // Release the namespace: Kubernetes finishes deleting it, and deploy goes on.
-    node.kubectl(&[
-        "patch",
-        "namespace",
-        "sparrow-mesh",
-        "--type=json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-    ]);
+    let released = hold.release().expect("kubectl runs");
+    assert!(
+        released.status.success(),
+        "{}",
+        String::from_utf8_lossy(&released.stderr)
+    );
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read stdout");
     let out = child.wait_with_output().expect("sparrowctl ends");
