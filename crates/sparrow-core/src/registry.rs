@@ -31,9 +31,15 @@ pub enum RegistryServerError {
         "--registry-server {0:?} contains an image tag: give only HOST[:PORT][/PATH]; the tag is --image-tag"
     )]
     Tag(String),
-    /// `host/path@sha256:...`.
+    /// `host/path@sha256:...`. The digest is masked: a password pasted there must not show.
     #[error("--registry-server {0:?} contains a digest: give only HOST[:PORT][/PATH]")]
     Digest(String),
+    /// `?query` or `#fragment`: no part of a registry, and often a token. The value is shown
+    /// with everything after the `?` or `#` masked.
+    #[error(
+        "--registry-server {0:?} contains a query or fragment (?... or #...): give only HOST[:PORT][/PATH]"
+    )]
+    Query(String),
     /// A URL scheme other than http(s).
     #[error(
         "--registry-server {0:?} has an unsupported scheme: give HOST[:PORT][/PATH], optionally prefixed with https://"
@@ -100,9 +106,9 @@ impl RegistryServer {
         if raw.is_empty() {
             return Err(E::Empty);
         }
-        // Every message shows the value with any user information masked: `user:password@`
-        // pasted into the flag must not reach the screen, whichever check fails.
-        let masked = mask_userinfo(raw);
+        // Every message shows the value with any user information, digest and query masked:
+        // a password pasted into the flag must not reach the screen, whichever check fails.
+        let masked = shown(raw);
         let input = masked.as_str();
         if raw.chars().any(char::is_whitespace) {
             return Err(E::Whitespace(input.to_owned()));
@@ -114,7 +120,7 @@ impl RegistryServer {
                 rest
             }
             Some(_) => return Err(E::Scheme(input.to_owned())),
-            None => input,
+            None => raw,
         };
         let trimmed = without_scheme.strip_suffix('/').unwrap_or(without_scheme);
         if trimmed.is_empty() {
@@ -130,6 +136,9 @@ impl RegistryServer {
                 return Err(E::Digest(input.to_owned()));
             }
             return Err(E::UserInfo(input.to_owned()));
+        }
+        if trimmed.contains(['?', '#']) {
+            return Err(E::Query(input.to_owned()));
         }
         if let Some(path) = path {
             if path.contains('@') {
@@ -365,6 +374,20 @@ fn is_digest(text: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
         }
         None => false,
+    }
+}
+
+/// The value as messages show it: user information, a digest (what follows an `@` that is
+/// not user information) and a query or fragment are masked, since each may be a password.
+fn shown(value: &str) -> String {
+    let masked = mask_userinfo(value);
+    let masked = match masked.find(['?', '#']) {
+        Some(at) => format!("{}***", &masked[..=at]),
+        None => masked,
+    };
+    match masked.rfind('@') {
+        Some(at) if !masked[..at].ends_with("***") => format!("{}@***", &masked[..at]),
+        _ => masked,
     }
 }
 

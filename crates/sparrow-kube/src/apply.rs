@@ -41,6 +41,9 @@ pub struct Existing {
     pub webhook_present: bool,
     /// The mesh's pull secret exists already (a previous deploy with credentials).
     pub pull_secret_present: bool,
+    /// The mesh namespace is being deleted (a `remove` moments ago): its uid. Nothing can be
+    /// created in it until it is gone ([`wait_namespace_gone`]).
+    pub namespace_terminating: Option<String>,
 }
 
 /// One step of applying, reported as it happens.
@@ -67,6 +70,10 @@ pub async fn read_existing(
         };
         let labels = found.metadata.labels.as_ref();
         if part.is_namespace() {
+            if found.metadata.deletion_timestamp.is_some() {
+                existing.namespace_terminating =
+                    Some(found.metadata.uid.clone().unwrap_or_default());
+            }
             existing.namespace = if belongs_to(labels, namespace) {
                 NamespaceOwner::Sparrow
             } else {
@@ -99,6 +106,38 @@ pub async fn read_existing(
         .await?
         .and_then(tls_of);
     Ok(existing)
+}
+
+/// Waits until the namespace being deleted (uid `uid`) is gone, for up to `timeout`.
+/// Kubernetes refuses every object created in it meanwhile ("is being terminated").
+pub async fn wait_namespace_gone(
+    client: &kube::Client,
+    namespace: &str,
+    uid: &str,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::runtime::wait::{await_condition, conditions::is_deleted};
+    let api: Api<Namespace> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let gone = await_condition(api.clone(), namespace, is_deleted(uid));
+        match tokio::time::timeout_at(deadline, gone).await {
+            Ok(Ok(_)) => return Ok(()),
+            // A watch that breaks (API restart, 410) is started again until the deadline.
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "watching Namespace {namespace}; retrying");
+                let pause = tokio::time::Instant::now() + Duration::from_millis(500);
+                tokio::time::sleep_until(pause.min(deadline)).await;
+            }
+            Err(_) => {
+                return Err(ClusterError::NamespaceTerminating {
+                    namespace: namespace.to_owned(),
+                    seconds: timeout.as_secs().max(1),
+                });
+            }
+        }
+    }
 }
 
 fn tls_of(secret: Secret) -> Option<WebhookTls> {

@@ -8,6 +8,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{ClusterError, describe};
 
+mod exec;
+
 /// Which cluster to talk to.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterTarget {
@@ -50,32 +52,76 @@ pub async fn load(target: &ClusterTarget) -> Result<ClusterConfig, ClusterError>
 
 /// Proves the API server of a loaded configuration answers within `timeout`.
 pub async fn reach(loaded: ClusterConfig, timeout: Duration) -> Result<Cluster, ClusterError> {
+    reach_with(loaded, timeout, false).await
+}
+
+/// [`reach`], but an API server that refuses or drops connections (restarting) is asked
+/// again until `timeout` has passed.
+pub async fn reach_retrying(
+    loaded: ClusterConfig,
+    timeout: Duration,
+) -> Result<Cluster, ClusterError> {
+    reach_with(loaded, timeout, true).await
+}
+
+async fn reach_with(
+    loaded: ClusterConfig,
+    timeout: Duration,
+    retry: bool,
+) -> Result<Cluster, ClusterError> {
     let ClusterConfig {
         mut config,
         context,
         requested_context,
     } = loaded;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let bad = |detail: String| ClusterError::BadConfig {
+        context: requested_context.clone(),
+        detail,
+    };
     // --timeout governs connecting too: kube's own connect timeout (30s) must not cut it
     // short, so it is set past ours, which then fires first with a message that names it.
     config.connect_timeout = Some(timeout + Duration::from_secs(1));
-    let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadConfig {
-        context: requested_context,
-        detail: describe(&e),
-    })?;
+    let server = shown_server(&config.cluster_url);
+    check_identity_files(&config.auth_info).map_err(&bad)?;
+    if let Some(plugin) = config.auth_info.exec.take() {
+        // The credential is fetched once, here, within --timeout; a CLI command is short
+        // enough for any token's lifetime.
+        match exec::run(&plugin, timeout).await.map_err(&bad)? {
+            exec::ExecCredential::Token(token) => config.auth_info.token = Some(token.into()),
+            exec::ExecCredential::Certificate { cert, key } => {
+                config.auth_info.client_certificate_data = Some(cert);
+                config.auth_info.client_key_data = Some(key.into());
+            }
+        }
+    }
+    let client = kube::Client::try_from(config).map_err(|e| bad(error_chain(&e)))?;
     let unreachable = |detail: String| ClusterError::Unreachable {
         server: server.clone(),
         context: context.clone(),
         detail,
     };
-    match tokio::time::timeout(timeout, client.apiserver_version()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => return Err(unreachable(describe(&error))),
-        Err(_) => {
-            return Err(unreachable(format!(
-                "no answer within {} (--timeout): check that the API server is running and reachable from this machine (address, VPN, firewall), or raise --timeout",
-                humanize(timeout)
-            )));
+    loop {
+        match tokio::time::timeout_at(deadline, client.apiserver_version()).await {
+            Ok(Ok(_)) => break,
+            Ok(Err(error)) if retry && is_transient(&error) => {
+                let pause = Duration::from_millis(500);
+                if tokio::time::Instant::now() + pause >= deadline {
+                    return Err(unreachable(format!(
+                        "{} (asked again for {})",
+                        describe(&error),
+                        humanize(timeout)
+                    )));
+                }
+                tokio::time::sleep(pause).await;
+            }
+            Ok(Err(error)) => return Err(unreachable(describe(&error))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} (--timeout): check that the API server is running and reachable from this machine (address, VPN, firewall), or raise --timeout",
+                    humanize(timeout)
+                )));
+            }
         }
     }
     Ok(Cluster {
@@ -83,6 +129,83 @@ pub async fn reach(loaded: ClusterConfig, timeout: Duration) -> Result<Cluster, 
         server,
         context,
     })
+}
+
+/// True for an error worth asking again: the connection was refused, reset or closed (an
+/// API server restarting), or the server answered 429 or 5xx.
+pub fn is_transient(error: &kube::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match error {
+        kube::Error::Api(status) => return status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(hyper)
+            if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() =>
+        {
+            return true;
+        }
+        _ => {}
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(cause) = source {
+        // An io::Error may wrap another (`Other` around the TLS handshake's `UnexpectedEof`),
+        // which its own source() skips: each is looked into.
+        let mut io = cause.downcast_ref::<std::io::Error>();
+        while let Some(inner) = io {
+            if matches!(
+                inner.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::BrokenPipe
+                    | K::UnexpectedEof
+            ) {
+                return true;
+            }
+            io = inner
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<std::io::Error>());
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The API server URL for messages: user information (`https://user:password@host`) is
+/// masked, as kubectl never shows it either.
+fn shown_server(url: &impl std::fmt::Display) -> String {
+    let text = url.to_string();
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", &text));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+        None => text,
+    }
+}
+
+/// The client certificate and key files the kubeconfig names must be readable; kube-rs
+/// reports a missing one without its name.
+fn check_identity_files(user: &kube::config::AuthInfo) -> Result<(), String> {
+    let files = [
+        (
+            "client-certificate",
+            user.client_certificate_data.is_none(),
+            &user.client_certificate,
+        ),
+        (
+            "client-key",
+            user.client_key_data.is_none(),
+            &user.client_key,
+        ),
+    ];
+    for (field, from_file, path) in files {
+        if let (true, Some(path)) = (from_file, path)
+            && let Err(error) = std::fs::File::open(path)
+        {
+            return Err(format!(
+                "its {field} file {path}: cannot read the file: {error}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn load_config(target: &ClusterTarget) -> Result<(kube::Config, String), ClusterError> {

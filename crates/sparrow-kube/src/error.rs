@@ -127,6 +127,16 @@ pub enum ClusterError {
         /// Where a mesh is installed, if anywhere.
         elsewhere: Option<String>,
     },
+    /// The mesh namespace is still being deleted (a `remove` moments ago).
+    #[error(
+        "Namespace {namespace} is still being deleted (by a previous remove) after {seconds}s: wait until `kubectl get namespace {namespace}` no longer finds it, then run deploy again (or raise --timeout)"
+    )]
+    NamespaceTerminating {
+        /// The namespace.
+        namespace: String,
+        /// How long we waited.
+        seconds: u64,
+    },
     /// A bug or a task that died: not the cluster's fault.
     #[error("internal error: {0}")]
     Internal(String),

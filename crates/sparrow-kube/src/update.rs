@@ -1,6 +1,7 @@
 //! `registry update`: replace the source pull secret (rotation); the controller refreshes
 //! every copy from it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -8,6 +9,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME};
 
+use crate::connect::is_transient;
 use crate::error::ClusterError;
 use crate::secrets::{is_ours, is_proven, read_copy_key, registry_and_user};
 use crate::timed;
@@ -35,7 +37,7 @@ async fn read_source(
 ) -> Result<Secret, ClusterError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let action = format!("reading Secret {namespace}/{PULL_SECRET_NAME}");
-    match timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await? {
+    match retrying(&action, timeout, || secrets.get_opt(PULL_SECRET_NAME)).await? {
         Some(secret) if is_ours(&secret) => Ok(secret),
         Some(_) => Err(ClusterError::ForeignSecret {
             namespace: namespace.to_owned(),
@@ -59,15 +61,11 @@ pub async fn update_source(
     read_source(client, namespace, timeout).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let action = format!("updating Secret {namespace}/{PULL_SECRET_NAME}");
-    timed(
-        &action,
-        timeout,
-        secrets.patch(
-            PULL_SECRET_NAME,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(secret),
-        ),
-    )
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(secret);
+    retrying(&action, timeout, || {
+        secrets.patch(PULL_SECRET_NAME, &params, &patch)
+    })
     .await?;
     let key = read_copy_key(client, namespace, timeout).await?;
     let all: Api<Secret> = Api::all(client.clone());
@@ -86,6 +84,38 @@ pub async fn update_source(
         .count())
 }
 
+/// Runs one API call until it succeeds, fails for good, or `timeout` has passed: an API
+/// server that restarts meanwhile (connection refused, 5xx, 429) is asked again.
+async fn retrying<T, F, Fut>(
+    action: &str,
+    timeout: Duration,
+    mut call: F,
+) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    const PAUSE: Duration = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, call()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error))
+                if is_transient(&error) && tokio::time::Instant::now() + PAUSE < deadline =>
+            {
+                tokio::time::sleep(PAUSE).await;
+            }
+            Ok(Err(error)) => return Err(ClusterError::api(action, error)),
+            Err(_) => {
+                return Err(ClusterError::Timeout {
+                    action: action.to_owned(),
+                    seconds: timeout.as_secs().max(1),
+                });
+            }
+        }
+    }
+}
+
 /// The images the deployed control plane uses (controller image, and the sidecar and init
 /// images it injects), read from the controller Deployment; `None` when it does not exist.
 pub async fn deployed_images(
@@ -99,11 +129,9 @@ pub async fn deployed_images(
         "reading Deployment {namespace}/{}",
         sparrow_core::names::CONTROLLER_NAME
     );
-    let Some(deployment) = timed(
-        &action,
-        timeout,
-        api.get_opt(sparrow_core::names::CONTROLLER_NAME),
-    )
+    let Some(deployment) = retrying(&action, timeout, || {
+        api.get_opt(sparrow_core::names::CONTROLLER_NAME)
+    })
     .await?
     else {
         return Ok(None);

@@ -69,6 +69,12 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Cluster> {
     Ok(sparrow_kube::connect::reach(load(global).await?, global.timeout).await?)
 }
 
+/// [`connect`], asking an API server that refuses connections (restarting) again until
+/// --timeout has passed.
+pub async fn connect_retrying(global: &GlobalArgs) -> anyhow::Result<Cluster> {
+    Ok(sparrow_kube::connect::reach_retrying(load(global).await?, global.timeout).await?)
+}
+
 /// Loads the kubeconfig (or in-cluster config) without contacting the API server, so a
 /// broken kubeconfig or a missing `--context` can be reported before anything else is done.
 pub async fn load(global: &GlobalArgs) -> anyhow::Result<ClusterConfig> {

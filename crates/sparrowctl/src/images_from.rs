@@ -33,10 +33,24 @@ impl ImagesFromArgs {
     }
 }
 
-/// Opens a layout, the error naming `flag`.
+/// Opens a layout, the error naming `flag`. What is not a directory must be a regular file
+/// of at most [`MAX_IMAGES_ARCHIVE_BYTES`]: an archive is read whole, and a device or FIFO
+/// (`/dev/zero`) would never end.
 pub fn open_layout(flag: &str, path: &Path) -> anyhow::Result<Layout> {
+    // A path that does not exist is left to the layout reader, whose message says what to build.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+        crate::input::check_file(
+            flag,
+            path,
+            MAX_IMAGES_ARCHIVE_BYTES,
+            "the mesh's image archive is tens of MiB; give the archive scripts/build-images.sh wrote, or its directory",
+        )?;
+    }
     Layout::open(path).map_err(|error| anyhow::anyhow!("{flag} {error}"))
 }
+
+/// An image archive: the mesh's three images are tens of MiB, and the archive is read whole.
+pub const MAX_IMAGES_ARCHIVE_BYTES: u64 = 1 << 30;
 
 /// The three images of `layout` for `tag`, in the order controller, proxy, init.
 pub fn mesh_images(layout: &Layout, tag: &str) -> anyhow::Result<[(&'static str, StoredImage); 3]> {

@@ -78,6 +78,7 @@ impl Files {
             "bad-ports.yaml",
             b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n    config.sparrow-mesh.io/skip-inbound-ports: \"abc\"\nspec:\n  containers: [{name: web, image: nginx}]\n",
         );
+        files.write("laughs.yaml", billion_laughs().as_bytes());
         std::fs::create_dir(files.path("dir")).expect("dir");
         let fifo = files.path("fifo");
         let status = std::process::Command::new("mkfifo")
@@ -86,6 +87,15 @@ impl Files {
             .expect("mkfifo (coreutils)");
         assert!(status.success(), "mkfifo");
         files
+    }
+
+    /// An executable shell script.
+    fn script(&self, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        self.write(name, format!("#!/bin/sh\n{body}\n").as_bytes());
+        std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        self.s(name)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -102,6 +112,179 @@ impl Files {
 }
 
 const DEPLOY: &[&str] = &["deploy", "--skip-registry-check", "--wait=false"];
+
+/// Nine levels of nine aliases: 9^9 nodes from a 500-byte file.
+fn billion_laughs() -> String {
+    let mut text = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for pair in names.windows(2) {
+        let aliases = vec![format!("*{}", pair[0]); 9].join(", ");
+        text.push_str(&format!("{}: &{} [{aliases}]\n", pair[1], pair[1]));
+    }
+    text
+}
+
+/// The test cluster's kubeconfig with its user's token replaced by `user` (YAML lines
+/// indented under `user:`), and its server by `server` when given.
+fn kubeconfig_with(base: &str, user: &str, server: Option<&str>) -> String {
+    let mut text = base.replace("    token: testkube-token\n", user);
+    if let Some(server) = server {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("server: "))
+            .expect("server line")
+            .to_owned();
+        text = text.replace(&line, &format!("    server: {server}"));
+    }
+    text
+}
+
+/// A kubeconfig user whose credential comes from the exec plugin `command`.
+fn exec_user(command: &str) -> String {
+    format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {command}\n"
+    )
+}
+
+/// The bad kubeconfigs of the catalog, next to the test cluster's own.
+fn write_kubeconfigs(files: &Files, base: &str) {
+    let hangs = files.script("plugin-hangs", "exec sleep 300");
+    let garbage = files.script(
+        "plugin-garbage",
+        &format!("echo '{{\"kind\": \"ExecCredential\", \"status\": {{\"token\": {SECRET} [}}'"),
+    );
+    let fails = files.script(
+        "plugin-fails",
+        "echo 'sso: the session expired; run sso login' >&2\nexit 3",
+    );
+    let no_status = files.script("plugin-no-status", "echo '{\"kind\": \"ExecCredential\"}'");
+    for (name, user) in [
+        ("kc-exec-hangs", exec_user(&hangs)),
+        ("kc-exec-garbage", exec_user(&garbage)),
+        ("kc-exec-fails", exec_user(&fails)),
+        ("kc-exec-no-status", exec_user(&no_status)),
+        (
+            "kc-exec-missing",
+            exec_user("/nonexistent/sparrow-auth-plugin"),
+        ),
+        (
+            "kc-client-key-missing",
+            format!(
+                "    client-certificate: {}\n    client-key: {}\n",
+                files.s("ca-not-pem.pem"),
+                files.s("missing-client.key")
+            ),
+        ),
+    ] {
+        files.write(name, kubeconfig_with(base, &user, None).as_bytes());
+    }
+    files.write(
+        "kc-server-userinfo",
+        kubeconfig_with(
+            base,
+            "    token: testkube-token\n",
+            Some(&format!("https://robot:{SECRET}@127.0.0.1:9")),
+        )
+        .as_bytes(),
+    );
+}
+
+/// A kubeconfig exec plugin that hangs, fails, prints garbage or is missing; a client key
+/// that is missing; a server URL with a password in it.
+fn kubeconfig_credential_cases(files: &Files) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let with = |verb: &[&str], kubeconfig: &str, needle: &str| {
+        let mut args = verb.to_vec();
+        let path = files.s(kubeconfig);
+        args.extend_from_slice(&["--kubeconfig", &path, "--timeout", "3s"]);
+        case(&args, 1, needle)
+    };
+    for verb in [DEPLOY, &["status"], &["remove", "--yes"]] {
+        cases.push(with(
+            verb,
+            "kc-exec-hangs",
+            "plugin-hangs did not finish within 3s (--timeout)",
+        ));
+    }
+    cases.push(with(
+        &["status"],
+        "kc-exec-garbage",
+        "plugin-garbage printed no valid ExecCredential (error at line 1",
+    ));
+    cases.push(with(
+        &["status"],
+        "kc-exec-fails",
+        "plugin-fails failed (exit status 3): sso: the session expired; run sso login",
+    ));
+    cases.push(with(
+        DEPLOY,
+        "kc-exec-no-status",
+        "plugin-no-status printed an ExecCredential without a status",
+    ));
+    cases.push(with(
+        &["status"],
+        "kc-exec-missing",
+        "cannot run its exec plugin /nonexistent/sparrow-auth-plugin: No such file or directory",
+    ));
+    cases.push(with(
+        &["status"],
+        "kc-client-key-missing",
+        &format!(
+            "its client-key file {}: cannot read the file",
+            files.s("missing-client.key")
+        ),
+    ));
+    cases.push(with(
+        &["status"],
+        "kc-server-userinfo",
+        "cannot reach the Kubernetes API server at https://***@127.0.0.1:9/",
+    ));
+    cases
+}
+
+/// `--from` and `--images-from`: a device or FIFO is refused before anything is read.
+fn images_from_cases(files: &Files) -> Vec<Case> {
+    let fifo = files.s("fifo");
+    vec![
+        case(
+            &["images", "list", "--from", "/dev/zero"],
+            1,
+            "--from /dev/zero: is a device",
+        ),
+        case(
+            &["images", "list", "--from", &fifo],
+            1,
+            "is a FIFO (named pipe)",
+        ),
+        case(
+            &["deploy", "--dry-run", "--images-from", "/dev/zero"],
+            1,
+            "--images-from /dev/zero: is a device",
+        ),
+        case(
+            &["deploy", "--dry-run", "--images-from", &fifo],
+            1,
+            "is a FIFO",
+        ),
+        case(
+            &["registry", "check", "--images-from", "/dev/zero"],
+            1,
+            "is a device",
+        ),
+        case(
+            &[
+                "images",
+                "push",
+                "--from",
+                "/dev/zero",
+                "--registry-server",
+                "r.io",
+            ],
+            1,
+            "--from /dev/zero: is a device",
+        ),
+    ]
+}
 
 fn deploy(extra: &[&str], code: i32, needle: &str) -> Case {
     let mut args = DEPLOY.to_vec();
@@ -122,6 +305,15 @@ const BAD_SERVERS: &[(&str, &str)] = &[
     ("registry.example.com/mesh:1.0", "contains an image tag"),
     ("registry.example.com/mesh@sha256:abcd", "contains a digest"),
     ("reg.com@sha256:abcd", "contains a digest"),
+    // A password pasted as a digest or a query is masked (SECRET is checked absent).
+    (
+        "registry.example.com/mesh@sha256:TOPSECRET-token-value",
+        "\"registry.example.com/mesh@***\" contains a digest",
+    ),
+    (
+        "registry.example.com/mesh?password=TOPSECRET-token-value",
+        "\"registry.example.com/mesh?***\" contains a query or fragment",
+    ),
     ("ftp://registry.example.com", "unsupported scheme"),
     ("registry.example.com:0", "invalid port"),
     ("registry.example.com:65536", "invalid port"),
@@ -494,7 +686,14 @@ fn inject_cases(files: &Files) -> Vec<Case> {
         inject("fifo", "is a FIFO"),
         inject("not-utf8", "not UTF-8 text"),
         inject("bad.yaml", "not valid YAML: error at line 2, column 4"),
-        inject("recursive.yaml", "not valid YAML"),
+        inject(
+            "recursive.yaml",
+            "refused: a YAML alias (*name) refers to the node that holds it",
+        ),
+        inject(
+            "laughs.yaml",
+            "refused: its YAML aliases (*name) expand to more nodes than the parser allows (a \"billion laughs\" document)",
+        ),
         inject("bad-template.yaml", "has no pod template at /spec/template"),
         inject("no-template.yaml", "has no pod template at /spec/template"),
         inject("bad-pod.yaml", "its pod template is not a valid pod"),
@@ -512,6 +711,7 @@ fn inject_cases(files: &Files) -> Vec<Case> {
             "not a valid pod",
         ),
         (vec![b'#'; 33 << 20], "larger than 32 MiB"),
+        (billion_laughs().into_bytes(), "billion laughs"),
     ] {
         cases.push(with_stdin(case(&["inject", "-f", "-"], 1, needle), stdin));
     }
@@ -582,8 +782,11 @@ async fn every_bad_input_is_one_clear_line_with_no_write() {
         String::from_utf8_lossy(&output.stderr)
     );
 
+    write_kubeconfigs(&files, &cluster.kubeconfig());
     let mut cases = flag_cases();
     cases.extend(file_cases(&files));
+    cases.extend(kubeconfig_credential_cases(&files));
+    cases.extend(images_from_cases(&files));
     cases.extend(stdin_cases());
     cases.extend(inject_cases(&files));
     let mut failures = Vec::new();
@@ -654,4 +857,182 @@ async fn every_bad_input_is_one_clear_line_with_no_write() {
         "the catalog holds {} cases",
         cases.len()
     );
+}
+
+/// A testkube holding a mesh deployed with `robot`/[`SECRET`], its kubeconfig in `files`.
+async fn deployed(cluster: &TestCluster, files: &Files) -> PathBuf {
+    let kubeconfig = files.path("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig()).expect("kubeconfig");
+    let setup = case(
+        &[
+            "deploy",
+            "--wait=false",
+            "--skip-registry-check",
+            "--registry-server",
+            "127.0.0.1:5000/mesh",
+            "--registry-username",
+            "robot",
+            "--registry-password",
+            SECRET,
+        ],
+        0,
+        "",
+    );
+    let output = run(&setup, &kubeconfig, files.dir.path()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    kubeconfig
+}
+
+/// The user name stored in the mesh's pull secret.
+fn stored_user(cluster: &TestCluster) -> String {
+    use base64::Engine as _;
+    let secret = cluster
+        .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+        .expect("pull secret");
+    let data = secret["data"][".dockerconfigjson"].as_str().expect("data");
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    let config: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    config["auths"]["127.0.0.1:5000"]["username"]
+        .as_str()
+        .expect("username")
+        .to_owned()
+}
+
+fn rotation(user: &str) -> Case {
+    with_stdin(
+        case(
+            &[
+                "registry",
+                "update",
+                "--skip-registry-check",
+                "--registry-username",
+                user,
+                "--registry-password-stdin",
+                "--timeout",
+                "60s",
+            ],
+            0,
+            "",
+        ),
+        b"new-password\n".to_vec(),
+    )
+}
+
+fn assert_success(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_update_waits_for_an_api_server_that_restarts() {
+    let cluster = TestCluster::start().await.expect("testkube");
+    let files = Files::new();
+    let kubeconfig = deployed(&cluster, &files).await;
+
+    // The API server answers 500 while its etcd restarts ("etcdserver: leader changed"):
+    // the update is sent again (kube-rs itself retries only 429, 503 and 504).
+    cluster.fail_next("patch", "secrets", 2, 500);
+    let output = run(&rotation("robot2"), &kubeconfig, files.dir.path()).await;
+    assert_success(&output);
+    assert_eq!(stored_user(&cluster), "robot2");
+
+    // The API server is down: a connection is cut, then refused, then it is back.
+    cluster.stop().await;
+    let listener = tokio::net::TcpListener::bind(cluster.addr())
+        .await
+        .expect("bind the API server's address");
+    let update = tokio::spawn({
+        let case = rotation("robot3");
+        let kubeconfig = kubeconfig.clone();
+        let home = files.dir.path().to_path_buf();
+        async move { run(&case, &kubeconfig, &home).await }
+    });
+    let (connection, _) = listener.accept().await.expect("the CLI connects");
+    drop(connection);
+    drop(listener);
+    cluster.resume().await.expect("resume");
+    let output = update.await.expect("join");
+    assert_success(&output);
+    assert_eq!(stored_user(&cluster), "robot3");
+}
+
+/// kubectl against `kubeconfig`; it must succeed.
+fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str]) {
+    let output = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .expect("kubectl not found: apt-get install -y kubernetes-client");
+    assert_success(&output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_a_wrong_ca_bundle_blocks_pod_creation() {
+    let cluster = TestCluster::builder()
+        .ready_deployments()
+        .start()
+        .await
+        .expect("testkube");
+    let files = Files::new();
+    let kubeconfig = deployed(&cluster, &files).await;
+    let home = files.dir.path();
+    kubectl(&kubeconfig, home, &["create", "namespace", "shop"]);
+    let label = "injector.sparrow-mesh.io/auto-inject=enabled";
+    kubectl(&kubeconfig, home, &["label", "namespace", "shop", label]);
+    let status = case(&["status"], 0, "");
+    // Positive control: with the caBundle deploy wrote, nothing is blocked.
+    let output = run(&status, &kubeconfig, home).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        stdout.contains("✓ admission: pod creation is not blocked anywhere"),
+        "{stdout}"
+    );
+
+    use base64::Engine as _;
+    let other_ca = base64::engine::general_purpose::STANDARD.encode(
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2A=\n-----END CERTIFICATE-----\n",
+    );
+    let patch = format!(
+        r#"[{{"op":"replace","path":"/webhooks/0/clientConfig/caBundle","value":"{other_ca}"}}]"#
+    );
+    kubectl(
+        &kubeconfig,
+        home,
+        &[
+            "patch",
+            "mutatingwebhookconfiguration",
+            "sparrow-sidecar-injector",
+            "--type=json",
+            "-p",
+            &patch,
+        ],
+    );
+    let output = run(&status, &kubeconfig, home).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("caBundle does NOT match the TLS secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ admission: pod creation is blocked in namespace(s) shop"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("because the API server cannot verify the controller's certificate"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not blocked anywhere"), "{stdout}");
 }

@@ -150,11 +150,33 @@ fn refuses_with_a_message_naming_the_value() {
             "registry.example.com/mesh:1.0",
             "\"registry.example.com/mesh:1.0\" contains an image tag",
         ),
-        ("registry.example.com/mesh@sha256:abcd", "contains a digest"),
-        // A digest on a bare host is a digest, not user information.
         (
-            "reg.com@sha256:abcd",
-            "\"reg.com@sha256:abcd\" contains a digest",
+            "registry.example.com/mesh@sha256:abcd",
+            "\"registry.example.com/mesh@***\" contains a digest",
+        ),
+        // A digest on a bare host is a digest, not user information; masked all the same, as
+        // it may be a password pasted after the `@`.
+        ("reg.com@sha256:abcd", "\"reg.com@***\" contains a digest"),
+        (
+            "registry.example.com/mesh@sha256:s3cret-pw",
+            "\"registry.example.com/mesh@***\" contains a digest",
+        ),
+        // A query or fragment is refused, and masked: it often holds a token.
+        (
+            "registry.example.com/mesh?password=s3cret-pw",
+            "\"registry.example.com/mesh?***\" contains a query or fragment",
+        ),
+        (
+            "registry.example.com?token=s3cret-pw",
+            "\"registry.example.com?***\" contains a query or fragment",
+        ),
+        (
+            "registry.example.com/mesh#s3cret-pw",
+            "\"registry.example.com/mesh#***\" contains a query or fragment",
+        ),
+        (
+            "registry.example.com/mesh?token=s3cret pw",
+            "\"registry.example.com/mesh?***\" contains whitespace",
         ),
         ("reg.com:5000@sha256:abcd", "contains a digest"),
         // Found by fuzzing: a host:port after the @ has a digest's shape, but what precedes

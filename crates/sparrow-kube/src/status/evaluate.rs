@@ -91,6 +91,9 @@ pub struct Admission {
     pub blocked_namespaces: Vec<String>,
     /// New pods labelled `injector.sparrow-mesh.io/auto-inject=enabled` are refused.
     pub blocked_labelled_pods: bool,
+    /// Refused because the API server cannot verify the controller: the webhook's caBundle
+    /// is not the CA of its serving certificate (however ready the controller is).
+    pub ca_bundle_mismatch: bool,
 }
 
 impl Admission {
@@ -112,8 +115,13 @@ impl Admission {
                 sparrow_core::names::AUTO_INJECT_LABEL
             ));
         }
+        let until = if self.ca_bundle_mismatch {
+            "because the API server cannot verify the controller's certificate (the webhook's caBundle does not match it; sparrowctl deploy repairs it)"
+        } else {
+            "until the controller is ready"
+        };
         format!(
-            "pod creation is blocked {} until the controller is ready (namespaces nobody opted in are not blocked)",
+            "pod creation is blocked {} {until} (namespaces nobody opted in are not blocked)",
             parts.join(" and ")
         )
     }
@@ -188,11 +196,14 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
     } else if !webhook.ca_bundle_matches {
         problems.push(format!("the webhook's caBundle does not match Secret {ns}/{TLS_SECRET_NAME}: run sparrowctl deploy"));
     }
-    let admission = admission(
+    // A caBundle that does not match fails every call to the webhook, as a controller down does.
+    let mut admission = admission(
         observed.webhook.as_ref(),
-        controller.available(),
+        controller.available() && webhook.ca_bundle_matches,
         &observed.namespaces,
     );
+    admission.ca_bundle_mismatch =
+        admission.blocked && controller.available() && !webhook.ca_bundle_matches;
     if admission.blocked {
         problems.push(admission.describe());
     }
@@ -406,6 +417,7 @@ pub fn admission(
         blocked: !blocked_namespaces.is_empty() || blocked_labelled_pods,
         blocked_namespaces: blocked_namespaces.into_iter().collect(),
         blocked_labelled_pods,
+        ca_bundle_mismatch: false,
     }
 }
 

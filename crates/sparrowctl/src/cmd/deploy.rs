@@ -176,7 +176,21 @@ async fn deploy_to_cluster(
     // Reads before the first write: a foreign pull secret or another mesh stops us with
     // nothing written, the webhook certificate in use is kept so the controller and the
     // caBundle never disagree, and a namespace that exists is used, never adopted.
-    let existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
+    let mut existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
+    if let Some(uid) = &existing.namespace_terminating {
+        // Right after `remove`: Kubernetes refuses anything created in it until it is gone.
+        progress
+            .waiting(
+                &format!(
+                    "waiting for Namespace {} to finish terminating (a previous remove)",
+                    config.namespace
+                ),
+                apply::wait_namespace_gone(client, &config.namespace, uid, global.timeout),
+            )
+            .await?;
+        progress.done(&format!("Namespace {} is gone", config.namespace));
+        existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
+    }
     // No credential flags over a mesh deployed with credentials: keep pulling with them.
     let kept;
     let config = if config.auth.is_none() && existing.pull_secret_present {

@@ -112,6 +112,12 @@ pub fn run(global: &GlobalArgs, args: InjectArgs) -> anyhow::Result<()> {
 /// text quotes the source, and manifests can hold Secrets.
 fn describe(error: &InjectError) -> String {
     match error {
+        InjectError::ParseYaml(yaml) if let Some(problem) = alias_problem(yaml) => format!(
+            "refused: {problem}{}: write the objects out without YAML aliases",
+            yaml.location()
+                .map(|at| format!(" (line {}, column {})", at.line(), at.column()))
+                .unwrap_or_default()
+        ),
         InjectError::ParseYaml(yaml) => match yaml.location() {
             Some(at) => format!(
                 "not valid YAML: error at line {}, column {}",
@@ -121,5 +127,32 @@ fn describe(error: &InjectError) -> String {
             None => "not valid YAML".to_owned(),
         },
         other => other.to_string(),
+    }
+}
+
+/// Why the parser stopped, when aliases (`*name`) made it: a document that expands
+/// without bound (a "billion laughs"), or an alias inside the node it names.
+fn alias_problem(error: &serde_saphyr::Error) -> Option<&'static str> {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    const EXPANDS: &str = "its YAML aliases (*name) expand to more nodes than the parser allows (a \"billion laughs\" document)";
+    match error.without_snippet() {
+        // Any budget (nodes, events) breached while replaying an alias is the aliases' doing.
+        E::AliasError { error, .. } => match error.without_snippet() {
+            E::Budget { .. } => Some(EXPANDS),
+            _ => alias_problem(error),
+        },
+        E::RecursiveReferencesRequireWeakTypes { .. } => {
+            Some("a YAML alias (*name) refers to the node that holds it (a recursive document)")
+        }
+        E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => Some(EXPANDS),
+        E::Budget {
+            breach: B::Aliases { .. } | B::Anchors { .. },
+            ..
+        } => Some(EXPANDS),
+        _ => None,
     }
 }

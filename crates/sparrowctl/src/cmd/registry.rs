@@ -7,7 +7,7 @@ use sparrow_core::{RegistryServer, dockerconfigjson};
 use sparrow_kube::update::{deployed_images, stored_registry_key, update_source};
 
 use crate::GlobalArgs;
-use crate::cluster::{block_on, check_global, connect};
+use crate::cluster::{block_on, check_global, connect_retrying};
 use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
 use crate::images_from::ImagesFromArgs;
 use crate::input::StdinWithDeadline;
@@ -131,7 +131,8 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
         .is_some()
         .then_some(resolved.server);
     block_on(async {
-        let cluster = connect(global).await?;
+        // Rotation is often done during maintenance: an API server restarting is waited for.
+        let cluster = connect_retrying(global).await?;
         let server = match given_server {
             Some(server) => server,
             None => {
