@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
+use sparrow_core::names::{PULL_SECRET_NAME, USAGE_LABEL, USAGE_LABEL_VALUE};
 use sparrow_kube::runtime::copies::{CopyError, EnsureOutcome, PullSecretCopier};
 
+use crate::events::{EventRecorder, Occurrence};
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 
 /// The most an admission waits for its copy.
@@ -17,46 +17,33 @@ pub const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7
 /// Copies through the Kubernetes API.
 pub struct KubeCopies {
     copier: PullSecretCopier,
-    recorder: Recorder,
+    events: EventRecorder,
 }
 
 impl KubeCopies {
-    /// Wraps `copier`; Events are reported as `sparrow-controller` from `instance`.
-    pub fn new(copier: PullSecretCopier, client: kube::Client, instance: &str) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance: Some(instance.to_owned()),
-        };
-        Self {
-            copier,
-            recorder: Recorder::new(client, reporter),
-        }
+    /// Wraps `copier`; Events go through `events` (bounded, aggregated, never retried).
+    pub fn new(copier: PullSecretCopier, events: EventRecorder) -> Self {
+        Self { copier, events }
     }
 
+    /// One occurrence for the recorder: a review (possibly forged) costs a map update, and
+    /// never waits for or multiplies an API write.
     fn report_foreign(&self, namespace: &str, pod: &str) {
-        let recorder = self.recorder.clone();
-        let reference = ObjectReference {
+        let regarding = ObjectReference {
             api_version: Some("v1".to_owned()),
             kind: Some("Secret".to_owned()),
             name: Some(PULL_SECRET_NAME.to_owned()),
             namespace: Some(namespace.to_owned()),
             ..ObjectReference::default()
         };
-        let event = Event {
-            type_: EventType::Warning,
+        self.events.record(Occurrence {
+            regarding,
+            type_: "Warning",
             reason: "ForeignPullSecret".to_owned(),
-            note: Some(format!(
+            note: format!(
                 "Secret {namespace}/{PULL_SECRET_NAME} has no {USAGE_LABEL}={USAGE_LABEL_VALUE} label, so Sparrow left it alone; pod {pod} uses it to pull the mesh images, which may fail"
-            )),
+            ),
             action: "CopyPullSecret".to_owned(),
-            secondary: None,
-        };
-        let namespace = namespace.to_owned();
-        // Off the admission path: the answer must not wait for an Event.
-        tokio::spawn(async move {
-            if let Err(error) = recorder.publish(&event, &reference).await {
-                tracing::warn!(%namespace, %error, "could not record the foreign pull secret Event");
-            }
         });
     }
 }

@@ -13,6 +13,7 @@ mod args;
 mod body;
 mod connections;
 mod copies;
+mod events;
 mod held_body;
 mod http;
 mod logging;
@@ -33,6 +34,10 @@ pub use args::{Args, LogFormat};
 pub use body::{BODY_BUDGET_BYTES, BODY_TIMEOUT, BodyBudget, BodyLimits};
 pub use connections::MAX_CONNECTIONS;
 pub use copies::KubeCopies;
+pub use events::{
+    EventBook, EventMetrics, EventRecorder, EventSink, EventWrite, EventWriteError, KubeEventSink,
+    Occurrence, Offered, client_without_retries, without_retries,
+};
 pub use http::{AppState, MAX_REVIEW_BYTES, router, router_with_limits};
 pub use logging::init_logging;
 pub use metrics::AdmissionMetrics;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::admission::Webhook;
 use crate::args::Args;
 use crate::copies::KubeCopies;
+use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
 use crate::http::{AppState, router};
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::{NamespaceCache, NamespaceLabels};
@@ -77,7 +78,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .with("pull-secret copies", move || ready.1.is_synced())
         .with("long-lived tasks", tasks.all_running());
-    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(copier, client, &instance));
+    let events = EventRecorder::new(EventMetrics::register(&mut registry));
+    let event_client = client_without_retries()
+        .await
+        .context("cannot configure access to the Kubernetes API for Events")?;
+    let sink = KubeEventSink::new(event_client, CONTROLLER_NAME, &instance);
+    tasks.spawn("event-recorder", {
+        let events = events.clone();
+        async move { events.run(sink).await }
+    });
+    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(copier, events));
     let webhook = Webhook::new(injector, namespaces, Some(copies), metrics);
     let state = Arc::new(AppState {
         webhook,

@@ -90,8 +90,10 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     tokio::time::timeout(Duration::from_secs(10), copier.synced())
         .await
         .expect("copier synced");
-    let copies: Arc<dyn PullSecretCopies> =
-        Arc::new(KubeCopies::new(copier, cluster.client(), "test"));
+    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(
+        copier,
+        recorder_for(cluster.client(), "test"),
+    ));
     let webhook = Webhook::new(
         Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
         namespaces,
@@ -416,4 +418,14 @@ async fn a_secret_we_do_not_own_gets_a_warning_and_an_event_and_stays_as_it_is()
         Some(PULL_SECRET_NAME)
     );
     assert!(found.note.unwrap_or_default().contains("pod web"));
+}
+
+/// The bounded Event recorder, its worker writing to `client` as `instance`.
+fn recorder_for(client: kube::Client, instance: &str) -> sparrow_controller::EventRecorder {
+    let events =
+        sparrow_controller::EventRecorder::new(sparrow_controller::EventMetrics::default());
+    let sink = sparrow_controller::KubeEventSink::new(client, "sparrow-controller", instance);
+    let worker = events.clone();
+    tokio::spawn(async move { worker.run(sink).await });
+    events
 }

@@ -117,8 +117,10 @@ impl Catalog {
         })
         .await
         .expect("the namespace cache knows the catalog's namespaces");
-        let copies: Arc<dyn PullSecretCopies> =
-            Arc::new(KubeCopies::new(copier, client, "catalog"));
+        let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(
+            copier,
+            recorder_for(client.clone(), "catalog"),
+        ));
         let metrics = AdmissionMetrics::register(&mut registry);
         let webhook = Webhook::new(
             Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
@@ -319,4 +321,14 @@ pub fn review_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut review: Value = serde_json::from_str(REVIEW).expect("fixture");
     edit(&mut review);
     serde_json::to_vec(&review).expect("serializes")
+}
+
+/// The bounded Event recorder, its worker writing to `client` as `instance`.
+fn recorder_for(client: kube::Client, instance: &str) -> sparrow_controller::EventRecorder {
+    let events =
+        sparrow_controller::EventRecorder::new(sparrow_controller::EventMetrics::default());
+    let sink = sparrow_controller::KubeEventSink::new(client, "sparrow-controller", instance);
+    let worker = events.clone();
+    tokio::spawn(async move { worker.run(sink).await });
+    events
 }
