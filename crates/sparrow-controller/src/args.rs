@@ -28,6 +28,11 @@ pub struct Args {
     /// Address to serve HTTPS on.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
+    /// Address to serve plain-HTTP `/healthz`, `/readyz` and `/metrics` on, for the kubelet's
+    /// probes: a listener of its own that no load on --addr can starve (the Deployment sets
+    /// 0.0.0.0:9990) [default: none; the same paths are served on --addr too].
+    #[arg(long, value_name = "ADDR")]
+    pub health_addr: Option<SocketAddr>,
     /// PEM certificate (chain) to serve; re-read when it changes.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: PathBuf,

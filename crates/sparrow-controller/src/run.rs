@@ -20,12 +20,12 @@ use crate::admission::Webhook;
 use crate::args::Args;
 use crate::copies::KubeCopies;
 use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
-use crate::http::{AppState, router};
+use crate::http::{AppState, health_router, router};
 use crate::metrics::AdmissionMetrics;
 use crate::namespaces::{NamespaceCache, NamespaceLabels};
 use crate::pull_secrets::PullSecretCopies;
 use crate::readiness::Readiness;
-use crate::server::serve;
+use crate::server::{ServerLimits, serve, serve_health};
 use crate::supervisor::Supervisor;
 use crate::tls::{ReloadingCert, server_config};
 
@@ -101,8 +101,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    if let Some(addr) = args.health_addr {
+        let health = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = health_router(state.clone());
+        tasks.spawn(
+            "health-listener",
+            serve_health(health, app, ServerLimits::health()),
+        );
+    }
     tracing::info!(
         addr = %args.addr,
+        health_addr = ?args.health_addr,
         mesh_namespace = %config.mesh_namespace,
         disable_auto_inject = config.disable_auto_inject,
         enabled_namespaces = ?config.enabled_namespaces,
