@@ -157,6 +157,11 @@ mod tests {
         };
         let args = parse(&mesh);
         assert_eq!(args.addr.to_string(), "0.0.0.0:8443");
+        assert_eq!(
+            args.health_addr.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9990"),
+            "the probes' own listener"
+        );
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.inject_config(), InjectConfig::from_mesh(&mesh));
 
