@@ -3,23 +3,26 @@
 //!
 //! A full table does not stop the server: a connection is closed to make room, chosen by what
 //! it costs against what it gives, most wasteful first:
-//! 1. **unused**: still in its TLS handshake, or done with it and never sent a request, for
-//!    more than [`FRESH`] (an idle flood): oldest first; dropped at once (there is no request
-//!    to lose);
+//! 1. **unused**: its TLS handshake stalled (3 x [`FRESH`]), or done with it for more than
+//!    [`FRESH`] and never sent a request (an idle flood): oldest first; dropped at once (there
+//!    is no request to lose);
 //! 2. **slow body**: a review whose body is still arriving after [`FRESH`]: slowest (bytes
 //!    per second) first; its request is answered 503 and the connection closed after the
 //!    answer;
-//! 3. **idle**: kept alive after serving requests: longest idle first; closed gracefully
-//!    (HTTP/2 GOAWAY, which a client retries on a new connection; HTTP/1 close when idle);
-//! 4. **fresh**: opened less than [`FRESH`] ago and not used yet (the API server's new
-//!    connection, between its handshake and its first request), or a body that started
-//!    arriving less than [`FRESH`] ago: oldest first;
+//! 3. **idle**: kept alive after serving requests: the most recently active first (a client
+//!    posting back to back over HTTP/1.1 costs the most; the API server's long-lived HTTP/2
+//!    connection, used now and then, the least); closed gracefully (HTTP/2 GOAWAY, which a
+//!    client retries on a new connection; HTTP/1 close when idle);
+//! 4. **fresh**: in its TLS handshake, or done with it less than [`FRESH`] ago and not used
+//!    yet (the API server's new connection, between its handshake and its first request), or
+//!    a body that started arriving less than [`FRESH`] ago: oldest first;
 //!
 //! and never a connection working on a request (its review received, or a request being
 //! answered). Within a class, connections of the peer holding the most go first. A peer at its
-//! own cap makes room among its own connections only, so one source cannot take the table nor
-//! push out the API server's. Only when nothing can be closed is a new connection refused
-//! (before its handshake: a refusal costs no CPU).
+//! own cap makes room among its own unused and slow-body connections only: one source can
+//! neither take the table nor, when a flood shares the API server's address (from the node),
+//! push out the API server's kept-alive connection or churn handshakes. Only when nothing can
+//! be closed is a new connection refused (before its handshake: a refusal costs no CPU).
 //!
 //! What no library does: hyper and tower bound concurrency by refusing or queueing; none
 //! chooses a victim by what a connection is doing, nor answers its request before closing it.
@@ -43,6 +46,8 @@ pub const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 2;
 /// sends its request right after the handshake), and a body arriving for less than this may
 /// simply not have been read yet: both are closed to make room last.
 pub const FRESH: Duration = Duration::from_secs(1);
+/// A TLS handshake still going after this many times [`FRESH`] is stalled.
+const STALLED_HANDSHAKE_FACTOR: u32 = 3;
 
 /// What one open connection is doing, shared by its task, its requests and the table.
 #[derive(Debug)]
@@ -50,6 +55,8 @@ pub struct ConnectionState {
     peer: IpAddr,
     /// The TLS handshake is done (always true for plain HTTP).
     handshaken: AtomicBool,
+    /// When it was done, in ms since `epoch`.
+    handshaken_ms: AtomicU64,
     /// Requests whose body has arrived and whose answer is being worked on.
     busy: AtomicUsize,
     /// Requests started (headers received) and not answered yet.
@@ -89,6 +96,7 @@ impl ConnectionState {
         Self {
             peer,
             handshaken: AtomicBool::new(handshaken),
+            handshaken_ms: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             receiving: AtomicUsize::new(0),
@@ -113,6 +121,7 @@ impl ConnectionState {
 
     /// The TLS handshake is done.
     pub fn handshaken(&self) {
+        self.handshaken_ms.store(self.now_ms(), Ordering::Relaxed);
         self.handshaken.store(true, Ordering::Release);
     }
 
@@ -192,15 +201,26 @@ impl ConnectionState {
             let rate = u128::from(bytes) * 1000 / elapsed.as_millis().max(1000);
             return (Standing::SlowBody, u64::try_from(rate).unwrap_or(u64::MAX));
         }
-        if !self.handshaken.load(Ordering::Acquire) || self.served.load(Ordering::Acquire) == 0 {
-            // Oldest first: the table's ids already order by age.
-            if self.epoch.elapsed() < fresh {
+        if !self.handshaken.load(Ordering::Acquire) {
+            // A handshake is slow under load (the API server's too); one stalled for long is
+            // a slow client. Oldest first: the table's ids order by age.
+            if self.epoch.elapsed() < fresh * STALLED_HANDSHAKE_FACTOR {
                 return (Standing::Fresh, 0);
             }
             return (Standing::Unused, 0);
         }
+        if self.served.load(Ordering::Acquire) == 0 {
+            let done = Duration::from_millis(self.handshaken_ms.load(Ordering::Relaxed));
+            if self.epoch.elapsed().saturating_sub(done) < fresh {
+                return (Standing::Fresh, 0);
+            }
+            return (Standing::Unused, 0);
+        }
+        // The most recently active first: a client sending requests back to back, one at a
+        // time, costs the most per request; a connection used now and then (the API server's,
+        // between pod creations) costs the least and goes last.
         let idle_ms = u64::try_from(self.idle_for().as_millis()).unwrap_or(u64::MAX);
-        (Standing::Idle, u64::MAX - idle_ms)
+        (Standing::Idle, idle_ms)
     }
 }
 
@@ -305,8 +325,15 @@ impl Slots {
             .filter_map(|(id, state)| {
                 let (standing, order) = state.standing(fresh);
                 let share = self.per_peer.get(&state.peer).copied().unwrap_or(0);
-                (standing != Standing::Working)
-                    .then_some(((standing, std::cmp::Reverse(share), order, *id), *id))
+                // A peer at its cap only replaces what gives nothing: its working, idle and
+                // fresh connections stay (the API server's among them, when a flood comes
+                // from its address), and the newcomer is refused before any handshake.
+                let allowed = if only.is_some() {
+                    standing < Standing::Idle
+                } else {
+                    standing != Standing::Working
+                };
+                allowed.then_some(((standing, std::cmp::Reverse(share), order, *id), *id))
             })
             .min()
             .map(|(_, id)| id)

@@ -130,7 +130,7 @@ fn a_full_table_takes_room_from_the_peer_holding_the_most() {
     let flood: Vec<_> = (0..3)
         .map(|_| table.admit(FLOOD, false).expect("slot"))
         .collect();
-    // All idle after serving a request; the API server's has been idle longest.
+    // All idle after serving a request.
     served(&apiserver);
     for slot in &flood {
         served(slot);
@@ -139,7 +139,11 @@ fn a_full_table_takes_room_from_the_peer_holding_the_most() {
         .admit(Ipv4Addr::new(10, 0, 0, 7).into(), false)
         .expect("room");
     assert!(!told(&apiserver), "the peer with one connection keeps it");
-    assert!(told(&flood[0]), "the flood's longest idle one goes");
+    assert_eq!(
+        flood.iter().filter(|s| told(s)).count(),
+        1,
+        "one of the flood's goes"
+    );
 }
 
 #[test]
@@ -178,4 +182,34 @@ fn a_connection_about_to_send_its_first_request_goes_last() {
         "an idle kept-alive connection goes before a fresh one"
     );
     assert!(!told(&fresh));
+}
+
+#[test]
+fn among_idle_connections_the_most_recently_active_goes_first() {
+    let table = table(2, 4);
+    let long_lived = table.admit(APISERVER, false).expect("slot");
+    served(&long_lived);
+    std::thread::sleep(Duration::from_millis(20));
+    let back_to_back = table.admit(APISERVER, false).expect("slot");
+    served(&back_to_back);
+    let _new = table.admit(APISERVER, false).expect("room");
+    assert!(told(&back_to_back), "the connection just used goes");
+    assert!(!told(&long_lived), "the one used now and then stays");
+}
+
+#[test]
+fn a_peer_at_its_cap_never_closes_its_own_kept_alive_connections() {
+    let table = table(8, 2);
+    // The API server's connection and a flood's, both from the node's address.
+    let apiserver = table.admit(APISERVER, false).expect("slot");
+    served(&apiserver);
+    let flood = table.admit(APISERVER, false).expect("slot");
+    served(&flood);
+    assert_eq!(
+        table.admit(APISERVER, false).map(|_| ()),
+        Err(Refused::PeerFull)
+    );
+    assert!(!told(&apiserver) && !told(&flood));
+    // Another address still gets in, and may take the room of a kept-alive one.
+    assert!(table.admit(FLOOD, false).is_ok());
 }
