@@ -28,6 +28,11 @@ pub struct Args {
     /// Address to serve HTTPS on.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
+    /// Address to serve plain-HTTP `/healthz`, `/readyz` and `/metrics` on, for the kubelet's
+    /// probes: a listener of its own that no load on --addr can starve (the Deployment sets
+    /// 0.0.0.0:9990) [default: none; the same paths are served on --addr too].
+    #[arg(long, value_name = "ADDR")]
+    pub health_addr: Option<SocketAddr>,
     /// PEM certificate (chain) to serve; re-read when it changes.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: PathBuf,
@@ -152,6 +157,11 @@ mod tests {
         };
         let args = parse(&mesh);
         assert_eq!(args.addr.to_string(), "0.0.0.0:8443");
+        assert_eq!(
+            args.health_addr.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9990"),
+            "the probes' own listener"
+        );
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.inject_config(), InjectConfig::from_mesh(&mesh));
 

@@ -16,6 +16,8 @@ use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::connections::{ConnectionState, ReceivingGuard};
+
 /// The largest review accepted: Kubernetes' own request size limit. Larger bodies get 413.
 pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
 /// The whole body must have arrived this long after the headers (the API server sends it at
@@ -53,6 +55,9 @@ pub enum BodyError {
     /// The connection failed while the body was read.
     #[error("the body could not be read: {0}")]
     Read(#[source] axum::Error),
+    /// The body arrived so slowly that its connection was closed to make room for others.
+    #[error("the body arrived too slowly while the webhook had no free connection; retry")]
+    Evicted,
 }
 
 impl BodyError {
@@ -62,7 +67,7 @@ impl BodyError {
             Self::DeclaredTooLarge { .. } | Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadLength | Self::Read(_) => StatusCode::BAD_REQUEST,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy | Self::Evicted => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -72,6 +77,7 @@ impl BodyError {
             Self::DeclaredTooLarge { .. } | Self::TooLarge => "too-large",
             Self::Timeout(_) => "timeout",
             Self::Busy => "busy",
+            Self::Evicted => "evicted",
             Self::BadLength | Self::Read(_) => "bad-request",
         }
     }
@@ -134,11 +140,14 @@ pub struct ReadBody {
     _budget: Option<OwnedSemaphorePermit>,
 }
 
-/// Reads `body` (whose request had `headers`) within `limits`.
+/// Reads `body` (whose request had `headers`) within `limits`. On a `connection` of the
+/// server, the body counts as being received (how slowly it arrives ranks the connection when
+/// room is needed) and the read ends when the connection is closed to make room.
 pub async fn read_review_body(
     headers: &HeaderMap,
     body: &mut Body,
     limits: &BodyLimits,
+    connection: Option<&Arc<ConnectionState>>,
 ) -> Result<ReadBody, BodyError> {
     let declared = declared_length(headers)?;
     if let Some(declared) = declared
@@ -146,9 +155,23 @@ pub async fn read_review_body(
     {
         return Err(BodyError::DeclaredTooLarge { declared });
     }
-    match tokio::time::timeout(limits.timeout, collect(body, &limits.budget)).await {
-        Ok(read) => read,
-        Err(_) => Err(BodyError::Timeout(limits.timeout)),
+    let receiving = connection.map(ConnectionState::receiving);
+    let evicted = async {
+        match &receiving {
+            Some(receiving) => receiving.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    let read = tokio::time::timeout(
+        limits.timeout,
+        collect(body, &limits.budget, receiving.as_ref()),
+    );
+    tokio::select! {
+        read = read => match read {
+            Ok(read) => read,
+            Err(_) => Err(BodyError::Timeout(limits.timeout)),
+        },
+        () = evicted => Err(BodyError::Evicted),
     }
 }
 
@@ -164,7 +187,11 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
         .ok_or(BodyError::BadLength)
 }
 
-async fn collect(body: &mut Body, budget: &BodyBudget) -> Result<ReadBody, BodyError> {
+async fn collect(
+    body: &mut Body,
+    budget: &BodyBudget,
+    receiving: Option<&ReceivingGuard>,
+) -> Result<ReadBody, BodyError> {
     let mut held = None;
     // The common case, the whole body in one frame, keeps that frame without a copy.
     let mut first: Option<Bytes> = None;
@@ -176,6 +203,9 @@ async fn collect(body: &mut Body, budget: &BodyBudget) -> Result<ReadBody, BodyE
             continue; // trailers carry nothing we read
         };
         total = total.saturating_add(data.len());
+        if let Some(receiving) = receiving {
+            receiving.received(data.len());
+        }
         if total > MAX_REVIEW_BYTES {
             return Err(BodyError::TooLarge);
         }

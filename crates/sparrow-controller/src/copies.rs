@@ -5,11 +5,39 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use sparrow_core::names::{CONTROLLER_NAME, PULL_SECRET_NAME};
-use sparrow_kube::runtime::copies::{CopyError, EnsureOutcome, PullSecretCopier};
+use sparrow_core::names::PULL_SECRET_NAME;
+use sparrow_kube::runtime::copies::{CopyConfig, CopyError, EnsureOutcome, PullSecretCopier};
+use sparrow_kube::runtime::copy_key::ensure_copy_key;
+use sparrow_kube::runtime::metrics::CopyMetrics;
 
+use crate::events::{EventRecorder, Occurrence};
+use crate::namespaces::{MeshedNow, NamespaceLabels};
 use crate::pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
+
+/// How long reading (or making) the copy key may take at start.
+pub const COPY_KEY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The copier as the controller wires it: the mesh's copy key read (or made, at first start),
+/// copies written only where `namespaces` says the webhook injects under `config`.
+pub async fn pull_secret_copier(
+    client: kube::Client,
+    config: &sparrow_inject::InjectConfig,
+    namespaces: Arc<dyn NamespaceLabels>,
+    metrics: CopyMetrics,
+) -> Result<PullSecretCopier, sparrow_kube::ClusterError> {
+    let key = ensure_copy_key(&client, &config.mesh_namespace, COPY_KEY_TIMEOUT).await?;
+    let meshed = Arc::new(MeshedNow {
+        namespaces,
+        config: config.clone(),
+    });
+    Ok(PullSecretCopier::new(
+        client,
+        CopyConfig::new(&config.mesh_namespace),
+        key,
+        meshed,
+        metrics,
+    ))
+}
 
 /// The most an admission waits for its copy.
 pub const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
@@ -17,62 +45,41 @@ pub const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7
 /// Copies through the Kubernetes API.
 pub struct KubeCopies {
     copier: PullSecretCopier,
-    recorder: Recorder,
+    events: EventRecorder,
 }
 
 impl KubeCopies {
-    /// Wraps `copier`; Events are reported as `sparrow-controller` from `instance`.
-    pub fn new(copier: PullSecretCopier, client: kube::Client, instance: &str) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance: Some(instance.to_owned()),
-        };
-        Self {
-            copier,
-            recorder: Recorder::new(client, reporter),
-        }
+    /// Wraps `copier`; Events go through `events` (bounded, aggregated, never retried).
+    pub fn new(copier: PullSecretCopier, events: EventRecorder) -> Self {
+        Self { copier, events }
     }
 
+    /// One occurrence for the recorder: a review (possibly forged) costs a map update, and
+    /// never waits for or multiplies an API write.
     fn report_foreign(&self, namespace: &str, pod: &str) {
-        let recorder = self.recorder.clone();
-        let reference = ObjectReference {
-            api_version: Some("v1".to_owned()),
-            kind: Some("Secret".to_owned()),
-            name: Some(PULL_SECRET_NAME.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            ..ObjectReference::default()
-        };
-        let event = Event {
-            type_: EventType::Warning,
+        self.events.record(Occurrence {
+            regarding: pull_secret_in(namespace),
+            type_: "Warning",
             reason: "ForeignPullSecret".to_owned(),
-            note: Some(format!(
+            note: format!(
                 "Secret {namespace}/{PULL_SECRET_NAME} was not made by Sparrow (it lacks the controller's proof), so Sparrow left it alone; pod {pod} uses it to pull the mesh images, which may fail: delete it to let Sparrow make its copy"
-            )),
+            ),
             action: "CopyPullSecret".to_owned(),
-            secondary: None,
-        };
-        let namespace = namespace.to_owned();
-        // Off the admission path: the answer must not wait for an Event.
-        tokio::spawn(async move {
-            if let Err(error) = recorder.publish(&event, &reference).await {
-                tracing::warn!(%namespace, %error, "could not record the foreign pull secret Event");
-            }
         });
     }
-}
 
-impl KubeCopies {
     /// Says when the source pull secret disappears: an error log, a Warning Event
     /// `SourcePullSecretMissing` on it (new meshed pods and the next controller pod will fail
-    /// to pull) and `sparrow_pull_secret_source_present 0`; and when it is back. One Event per
-    /// disappearance, so nothing here grows with load. Runs for as long as the controller.
+    /// to pull) and `sparrow_pull_secret_source_present 0`; and when it is back. One
+    /// occurrence per disappearance, through the same bounded recorder. Runs for as long as
+    /// the controller.
     pub async fn report_source_presence(&self, mesh: &str) {
         let mut presence = self.copier.source_presence();
         let mut was_present = false;
         loop {
             let now = *presence.borrow_and_update();
             match now {
-                Some(false) if was_present => self.report_source_missing(mesh).await,
+                Some(false) if was_present => self.report_source_missing(mesh),
                 Some(true) if !was_present => {
                     tracing::info!(namespace = %mesh, "the source pull secret is present");
                 }
@@ -85,27 +92,28 @@ impl KubeCopies {
         }
     }
 
-    async fn report_source_missing(&self, mesh: &str) {
+    fn report_source_missing(&self, mesh: &str) {
         tracing::error!(namespace = %mesh, "the source pull secret was deleted: new meshed pods and controller pods cannot pull; run sparrowctl deploy with the registry flags again, or sparrowctl registry update");
-        let reference = ObjectReference {
-            api_version: Some("v1".to_owned()),
-            kind: Some("Secret".to_owned()),
-            name: Some(PULL_SECRET_NAME.to_owned()),
-            namespace: Some(mesh.to_owned()),
-            ..ObjectReference::default()
-        };
-        let event = Event {
-            type_: EventType::Warning,
+        self.events.record(Occurrence {
+            regarding: pull_secret_in(mesh),
+            type_: "Warning",
             reason: "SourcePullSecretMissing".to_owned(),
-            note: Some(format!(
+            note: format!(
                 "Secret {mesh}/{PULL_SECRET_NAME} was deleted: new meshed pods and the next controller pod cannot pull the mesh images; run sparrowctl deploy with the registry flags again, or sparrowctl registry update"
-            )),
+            ),
             action: "WatchSourcePullSecret".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(namespace = %mesh, %error, "could not record the missing source Event");
-        }
+        });
+    }
+}
+
+/// The Secret `sparrow-registry-key` in `namespace`, as an Event's `regarding`.
+fn pull_secret_in(namespace: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Secret".to_owned()),
+        name: Some(PULL_SECRET_NAME.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        ..ObjectReference::default()
     }
 }
 

@@ -57,6 +57,32 @@ pub fn router_with_limits(state: Arc<AppState>, body_limits: BodyLimits) -> Rout
         .with_state(shared)
 }
 
+/// The health listener's routes (plain HTTP, for the kubelet's probes and scrapers): `GET
+/// /healthz`, `/readyz` and `/metrics`, nothing that reads a body.
+pub fn health_router(state: Arc<AppState>) -> Router {
+    let shared = Arc::new(Shared {
+        app: state,
+        body_limits: BodyLimits::default(),
+    });
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(health_not_found)
+        .with_state(shared)
+}
+
+/// The health listener's answer to anything else.
+async fn health_not_found(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let message = format!(
+        "no {} {} here: this listener answers GET /healthz, GET /readyz and GET /metrics",
+        parts.method,
+        shown(parts.uri.path())
+    );
+    refusal(StatusCode::NOT_FOUND, message, parts.version, body)
+}
+
 /// The one-line description of what is served, for wrong paths and methods.
 const SERVED: &str = "this server answers POST /inject (AdmissionReview v1), GET /healthz, GET /readyz and GET /metrics";
 
@@ -73,20 +99,19 @@ async fn inject(State(shared): State<Arc<Shared>>, request: Request) -> Response
             body,
         );
     }
-    let read = match read_review_body(&parts.headers, &mut body, &shared.body_limits).await {
-        Ok(read) => read,
-        Err(error) => {
-            let status = error.status();
-            tracing::warn!(%status, %error, "admission review body refused");
-            metrics.observe(error.metric(), "", started.elapsed());
-            return refusal(status, error.to_string(), parts.version, body);
-        }
-    };
+    let connection = parts.extensions.get::<Arc<ConnectionState>>();
+    let read =
+        match read_review_body(&parts.headers, &mut body, &shared.body_limits, connection).await {
+            Ok(read) => read,
+            Err(error) => {
+                let status = error.status();
+                tracing::warn!(%status, %error, "admission review body refused");
+                metrics.observe(error.metric(), "", started.elapsed());
+                return refusal(status, error.to_string(), parts.version, body);
+            }
+        };
     // The review has arrived: this connection is working, not stalling.
-    let _busy = parts
-        .extensions
-        .get::<Arc<ConnectionState>>()
-        .map(ConnectionState::busy);
+    let _busy = connection.map(ConnectionState::busy);
     match shared.app.webhook.review(&read.bytes).await {
         Ok(outcome) => {
             metrics.observe(outcome.result, outcome.reason, started.elapsed());

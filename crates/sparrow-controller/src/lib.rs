@@ -13,6 +13,7 @@ mod args;
 mod body;
 mod connections;
 mod copies;
+mod events;
 mod held_body;
 mod http;
 mod logging;
@@ -31,14 +32,20 @@ mod validation;
 pub use admission::{AdmissionOutcome, BadReview, NAMESPACE_WAIT, Webhook};
 pub use args::{Args, LogFormat};
 pub use body::{BODY_BUDGET_BYTES, BODY_TIMEOUT, BodyBudget, BodyLimits};
-pub use connections::MAX_CONNECTIONS;
-pub use copies::KubeCopies;
-pub use http::{AppState, MAX_REVIEW_BYTES, router, router_with_limits};
+pub use connections::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
+pub use copies::{KubeCopies, pull_secret_copier};
+pub use events::{
+    EventBook, EventMetrics, EventRecorder, EventSink, EventWrite, EventWriteError, KubeEventSink,
+    Occurrence, Offered, client_without_retries, without_retries,
+};
+pub use http::{AppState, MAX_REVIEW_BYTES, health_router, router, router_with_limits};
 pub use logging::init_logging;
 pub use metrics::AdmissionMetrics;
 pub use namespaces::{MeshedNow, NamespaceCache, NamespaceLabels, StaticNamespaceLabels};
 pub use pull_secrets::{AdmissionWarning, BoxFuture, PullSecretCopies, PullSecretCopyError};
 pub use readiness::Readiness;
-pub use server::{DRAIN_TIMEOUT, ServerLimits, serve, serve_with_limits};
+pub use server::{
+    DRAIN_TIMEOUT, EVICTED_GRACE, ServerLimits, serve, serve_health, serve_with_limits,
+};
 pub use supervisor::{Supervisor, TaskEnded};
 pub use tls::{ReloadingCert, TlsError, server_config};

@@ -10,8 +10,7 @@ use kube::Client;
 use prometheus_client::registry::Registry;
 use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
 use sparrow_inject::{Injector, SidecarKind};
-use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::runtime::copy_key::ensure_copy_key;
+use sparrow_kube::runtime::copies::PullSecretCopier;
 use sparrow_kube::runtime::leader::{LeaseConfig, run_election};
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use tokio::net::TcpListener;
@@ -19,18 +18,16 @@ use tokio::sync::watch;
 
 use crate::admission::Webhook;
 use crate::args::Args;
-use crate::copies::KubeCopies;
-use crate::http::{AppState, router};
+use crate::copies::{KubeCopies, pull_secret_copier};
+use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
+use crate::http::{AppState, health_router, router};
 use crate::metrics::AdmissionMetrics;
-use crate::namespaces::{MeshedNow, NamespaceCache, NamespaceLabels};
+use crate::namespaces::{NamespaceCache, NamespaceLabels};
 use crate::pull_secrets::PullSecretCopies;
 use crate::readiness::Readiness;
-use crate::server::serve;
+use crate::server::{ServerLimits, serve, serve_health};
 use crate::supervisor::Supervisor;
 use crate::tls::{ReloadingCert, server_config};
-
-/// How long reading (or making) the copy key may take at start.
-const COPY_KEY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the controller until SIGTERM (exit 0) or a long-lived task's end (an error: the
 /// kubelet restarts the pod).
@@ -65,20 +62,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
-    let copy_key = ensure_copy_key(&client, &config.mesh_namespace, COPY_KEY_TIMEOUT)
-        .await
-        .context("cannot read or make the key pull-secret copies are proven with")?;
-    let meshed = Arc::new(MeshedNow {
-        namespaces: namespaces.clone(),
-        config: config.clone(),
-    });
-    let copier = PullSecretCopier::new(
+    let copier = pull_secret_copier(
         client.clone(),
-        CopyConfig::new(&config.mesh_namespace),
-        copy_key,
-        meshed,
+        &config,
+        namespaces.clone(),
         CopyMetrics::register(&mut registry),
-    );
+    )
+    .await
+    .context("cannot read or make the key pull-secret copies are proven with")?;
     let lease = args.lease_config(LEASE_NAME, &instance);
     spawn_copy_tasks(&mut tasks, &client, &copier, lease, stopping.clone());
 
@@ -90,7 +81,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .with("pull-secret copies", move || ready.1.is_synced())
         .with("long-lived tasks", tasks.all_running());
-    let kube_copies = Arc::new(KubeCopies::new(copier, client, &instance));
+    let events = EventRecorder::new(EventMetrics::register(&mut registry));
+    let event_client = client_without_retries()
+        .await
+        .context("cannot configure access to the Kubernetes API for Events")?;
+    let sink = KubeEventSink::new(event_client, CONTROLLER_NAME, &instance);
+    tasks.spawn("event-recorder", {
+        let events = events.clone();
+        async move { events.run(sink).await }
+    });
+    let kube_copies = Arc::new(KubeCopies::new(copier, events));
     tasks.spawn("source-presence", {
         let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
         async move { copies.report_source_presence(&mesh).await }
@@ -109,8 +109,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    if let Some(addr) = args.health_addr {
+        let health = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = health_router(state.clone());
+        tasks.spawn(
+            "health-listener",
+            serve_health(health, app, ServerLimits::health()),
+        );
+    }
     tracing::info!(
         addr = %args.addr,
+        health_addr = ?args.health_addr,
         mesh_namespace = %config.mesh_namespace,
         disable_auto_inject = config.disable_auto_inject,
         enabled_namespaces = ?config.enabled_namespaces,

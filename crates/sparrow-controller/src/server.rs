@@ -5,9 +5,13 @@
 //! Bounds: the TLS handshake, the request headers (HTTP/1.1) and the body (see
 //! [`crate::body`]) each have a deadline; a connection with no request in flight for
 //! [`ServerLimits::idle_timeout`] is closed gracefully (this also ends an HTTP/2 client that
-//! never sends its preface or headers); at most [`ServerLimits::max_connections`] are open,
-//! the oldest one not working on a review making room for a new one (see
-//! [`crate::connections`]).
+//! never sends its preface or headers); at most [`ServerLimits::max_connections`] are open
+//! ([`ServerLimits::max_connections_per_peer`] from one address), the most wasteful one not
+//! working on a request making room for a new one (see [`crate::connections`]).
+//!
+//! The kubelet's probes have a listener of their own ([`serve_health`]): plain HTTP, its own
+//! connection table, on a thread and runtime of its own, so no load on the webhook's port can
+//! make a probe wait.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,17 +31,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::connections::{ConnectionSlot, ConnectionState, ConnectionTable, MAX_CONNECTIONS};
+use crate::connections::{
+    ConnectionSlot, ConnectionState, ConnectionTable, FRESH, MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_PEER, TableLimits,
+};
 
 /// How long in-flight requests get to finish once shutdown starts (the pod's grace period is
 /// 30 s by default).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a connection closed to make room may finish what it had started (the answer to
+/// an evicted slow body, a stream that crossed the GOAWAY): the API server's webhook timeout.
+pub const EVICTED_GRACE: Duration = Duration::from_secs(10);
 
 /// How many connections the server holds and for how long.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
     /// A client that does not finish its TLS handshake in this time is dropped.
     pub handshake_timeout: Duration,
     /// An HTTP/1.1 client that does not send its request headers in this time is dropped
@@ -49,10 +61,25 @@ pub struct ServerLimits {
     pub max_streams: u32,
 }
 
+impl ServerLimits {
+    /// The health listener's: a few probes at a time, short deadlines.
+    pub fn health() -> Self {
+        Self {
+            max_connections: 32,
+            max_connections_per_peer: 16,
+            handshake_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(10),
+            max_streams: 4,
+        }
+    }
+}
+
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_peer: MAX_CONNECTIONS_PER_PEER,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
@@ -82,7 +109,67 @@ pub async fn serve_with_limits(
     limits: ServerLimits,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let table = ConnectionTable::new(limits.max_connections);
+    serve_connections(listener, Some(acceptor), app, shutdown, limits).await;
+}
+
+/// Serves `app` over plain HTTP on `listener`, on a thread of its own with its own runtime and
+/// connection table, for as long as the process lives; the returned future ends only if that
+/// server does (a task owning it sees it die).
+pub fn serve_health(
+    listener: std::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+) -> impl Future<Output = ()> + Send {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("health".to_owned())
+        .spawn(move || {
+            let _done = done_tx;
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the health listener's runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = listener
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(listener));
+                match listener {
+                    Ok(listener) => {
+                        serve_connections(listener, None, app, std::future::pending(), limits)
+                            .await;
+                    }
+                    Err(error) => tracing::error!(%error, "cannot use the health listener"),
+                }
+            });
+        });
+    async move {
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the health listener's thread");
+            return;
+        }
+        let _ = done_rx.await;
+    }
+}
+
+/// The accept loop: TLS when `acceptor` is given, plain HTTP otherwise.
+async fn serve_connections(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ServerLimits,
+) {
+    let table = ConnectionTable::new(TableLimits {
+        max: limits.max_connections,
+        per_peer: limits.max_connections_per_peer,
+        fresh: FRESH,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let builder = Arc::new(http_builder(&limits));
     let service = TowerToHyperService::new(app);
@@ -100,11 +187,15 @@ pub async fn serve_with_limits(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = table.admit() else {
-            // Every connection is working on a review: refuse this one at once.
-            tracing::debug!(%peer, "connection refused: all connections busy");
-            drop(tcp);
-            continue;
+        let slot = match table.admit(peer.ip(), acceptor.is_none()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                // Every connection that could make room is working: refuse this one at once,
+                // before its handshake costs anything.
+                tracing::debug!(%peer, ?refused, "connection refused");
+                drop(tcp);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
@@ -152,7 +243,7 @@ fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 
 /// What a connection task needs.
 struct Connection {
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: TowerToHyperService<Router>,
     limits: ServerLimits,
@@ -162,8 +253,17 @@ struct Connection {
 impl Connection {
     async fn run(mut self, tcp: TcpStream, slot: ConnectionSlot) {
         let state = slot.state().clone();
-        let handshake =
-            tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp));
+        let service = Tracked {
+            inner: self.service.clone(),
+            state: state.clone(),
+        };
+        let Some(acceptor) = self.acceptor.take() else {
+            let conn = self.builder.serve_connection(TokioIo::new(tcp), service);
+            drive(conn, &state, &mut self.stop, self.limits.idle_timeout).await;
+            drop(slot);
+            return;
+        };
+        let handshake = tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(tcp));
         let tls = tokio::select! {
             done = handshake => match done {
                 Ok(Ok(tls)) => tls,
@@ -178,17 +278,15 @@ impl Connection {
             },
             () = state.evicted() => return,
         };
-        let service = Tracked {
-            inner: self.service.clone(),
-            state: state.clone(),
-        };
+        state.handshaken();
         let conn = self.builder.serve_connection(TokioIo::new(tls), service);
         drive(conn, &state, &mut self.stop, self.limits.idle_timeout).await;
         drop(slot);
     }
 }
 
-/// Runs `conn` to its end: gracefully closed on shutdown or when idle, dropped when evicted.
+/// Runs `conn` to its end: gracefully closed on shutdown or when idle; when evicted, dropped
+/// if it never sent a request, else closed gracefully within [`EVICTED_GRACE`].
 async fn drive<C>(
     conn: C,
     state: &ConnectionState,
@@ -203,8 +301,10 @@ async fn drive<C>(
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    let mut evicted_at: Option<tokio::time::Instant> = None;
     loop {
         let idle_left = idle_timeout.saturating_sub(state.idle_for());
+        let grace_end = evicted_at.map(|at| at + EVICTED_GRACE);
         tokio::select! {
             ended = conn.as_mut() => {
                 if let Err(error) = ended {
@@ -212,8 +312,20 @@ async fn drive<C>(
                 }
                 return;
             }
-            () = state.evicted() => {
-                tracing::debug!("connection closed to make room for a new one");
+            () = state.evicted(), if evicted_at.is_none() => {
+                if !state.was_used() {
+                    tracing::debug!("unused connection closed to make room for a new one");
+                    return;
+                }
+                tracing::debug!("connection closing gracefully to make room for a new one");
+                if !closing {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                evicted_at = Some(tokio::time::Instant::now());
+            }
+            () = async { if let Some(end) = grace_end { tokio::time::sleep_until(end).await } }, if grace_end.is_some() => {
+                tracing::debug!("evicted connection did not finish in time");
                 return;
             }
             changed = stop.changed(), if !closing => {

@@ -105,12 +105,13 @@ async fn binary_injects_and_stops_on_sigterm() {
     let mut args: Vec<String> = manifests::controller_args(&mesh)
         .into_iter()
         .filter(|a| {
-            !["--addr=", "--tls-cert=", "--tls-key="]
+            !["--addr=", "--health-addr=", "--tls-cert=", "--tls-key="]
                 .iter()
                 .any(|p| a.starts_with(p))
         })
         .collect();
     args.push(format!("--addr={addr}"));
+    args.push(format!("--health-addr={}", free_port()));
     args.push(format!("--tls-cert={}", cert.display()));
     args.push(format!("--tls-key={}", key.display()));
     args.push(format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs()));

@@ -16,8 +16,8 @@ use kube::api::PostParams;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use sparrow_controller::{
-    AdmissionMetrics, AppState, KubeCopies, MeshedNow, NamespaceCache, NamespaceLabels,
-    PullSecretCopies, Readiness, ReloadingCert, Webhook, router, serve, server_config,
+    AdmissionMetrics, AppState, KubeCopies, NamespaceCache, NamespaceLabels, PullSecretCopies,
+    Readiness, ReloadingCert, Webhook, pull_secret_copier, router, serve, server_config,
 };
 use sparrow_core::names::{
     AUTO_INJECT_LABEL, CONTROLLER_NAME, INIT_CONTAINER, INJECT_STATUS_ANNOTATION,
@@ -25,8 +25,6 @@ use sparrow_core::names::{
 };
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
-use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::net::TcpListener;
@@ -82,27 +80,23 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
     let copy_metrics = CopyMetrics::register(&mut registry);
-    let copy_key = ensure_copy_key(&cluster.client(), &mesh.namespace, Duration::from_secs(5))
-        .await
-        .expect("copy key");
-    let meshed = Arc::new(MeshedNow {
-        namespaces: namespaces.clone(),
-        config: InjectConfig::from_mesh(&mesh),
-    });
-    let copier = PullSecretCopier::new(
+    let copier = pull_secret_copier(
         cluster.client(),
-        CopyConfig::new(&mesh.namespace),
-        copy_key,
-        meshed,
+        &InjectConfig::from_mesh(&mesh),
+        namespaces.clone(),
         copy_metrics,
-    );
+    )
+    .await
+    .expect("copier");
     let watches = copier.clone();
     tokio::spawn(async move { watches.run_watches().await });
     tokio::time::timeout(Duration::from_secs(10), copier.synced())
         .await
         .expect("copier synced");
-    let copies: Arc<dyn PullSecretCopies> =
-        Arc::new(KubeCopies::new(copier, cluster.client(), "test"));
+    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(
+        copier,
+        recorder_for(cluster.client(), "test"),
+    ));
     let webhook = Webhook::new(
         Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
         namespaces,
@@ -427,4 +421,14 @@ async fn a_secret_we_do_not_own_gets_a_warning_and_an_event_and_stays_as_it_is()
         Some(PULL_SECRET_NAME)
     );
     assert!(found.note.unwrap_or_default().contains("pod web"));
+}
+
+/// The bounded Event recorder, its worker writing to `client` as `instance`.
+fn recorder_for(client: kube::Client, instance: &str) -> sparrow_controller::EventRecorder {
+    let events =
+        sparrow_controller::EventRecorder::new(sparrow_controller::EventMetrics::default());
+    let sink = sparrow_controller::KubeEventSink::new(client, "sparrow-controller", instance);
+    let worker = events.clone();
+    tokio::spawn(async move { worker.run(sink).await });
+    events
 }

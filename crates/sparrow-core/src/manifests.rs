@@ -37,6 +37,9 @@ pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 /// Where the controller finds its TLS secret.
 pub const TLS_MOUNT_PATH: &str = "/var/run/sparrow/tls";
+/// The controller's plain-HTTP health port (`/healthz`, `/readyz`, `/metrics`), the kubelet's
+/// probes' own: no load on the webhook's port can make them fail.
+pub const HEALTH_PORT: i32 = 9990;
 
 /// One object of the control plane. (A deploy holds a dozen: variant sizes do not matter.)
 #[derive(Debug, Clone, PartialEq)]
@@ -378,6 +381,7 @@ fn selector_labels() -> BTreeMap<String, String> {
 pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     let mut args = vec![
         format!("--addr=0.0.0.0:{CONTAINER_PORT}"),
+        format!("--health-addr=0.0.0.0:{HEALTH_PORT}"),
         format!("--tls-cert={TLS_MOUNT_PATH}/tls.crt"),
         format!("--tls-key={TLS_MOUNT_PATH}/tls.key"),
         format!("--mesh-namespace={}", config.namespace),
@@ -398,12 +402,14 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     args
 }
 
-fn https_probe(path: &str, period: i32) -> Probe {
+/// A probe of the health listener: plain HTTP on a port of its own, so neither a TLS
+/// handshake under load nor a flood of webhook connections can make it fail.
+fn health_probe(path: &str, period: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
-            port: IntOrString::Int(CONTAINER_PORT),
-            scheme: Some("HTTPS".to_owned()),
+            port: IntOrString::Int(HEALTH_PORT),
+            scheme: Some("HTTP".to_owned()),
             ..HTTPGetAction::default()
         }),
         initial_delay_seconds: Some(1),
@@ -424,12 +430,20 @@ fn deployment(config: &MeshConfig) -> Deployment {
         image: Some(config.images.controller.clone()),
         image_pull_policy: Some(config.pull_policy.as_str().to_owned()),
         args: Some(controller_args(config)),
-        ports: Some(vec![ContainerPort {
-            name: Some("https".to_owned()),
-            container_port: CONTAINER_PORT,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("https".to_owned()),
+                container_port: CONTAINER_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("health".to_owned()),
+                container_port: HEALTH_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
         env: Some(vec![
             EnvVar {
                 name: "RUST_LOG".to_owned(),
@@ -449,8 +463,8 @@ fn deployment(config: &MeshConfig) -> Deployment {
                 }),
             },
         ]),
-        liveness_probe: Some(https_probe("/healthz", 10)),
-        readiness_probe: Some(https_probe("/readyz", 5)),
+        liveness_probe: Some(health_probe("/healthz", 10)),
+        readiness_probe: Some(health_probe("/readyz", 5)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "50m"), ("memory", "32Mi")])),
             limits: Some(quantities(&[("cpu", "500m"), ("memory", "128Mi")])),

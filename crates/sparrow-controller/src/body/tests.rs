@@ -27,7 +27,7 @@ async fn read(
     mut body: Body,
     limits: &BodyLimits,
 ) -> Result<Bytes, BodyError> {
-    read_review_body(&headers(length), &mut body, limits)
+    read_review_body(&headers(length), &mut body, limits, None)
         .await
         .map(|r| r.bytes)
 }
@@ -109,7 +109,7 @@ async fn bodies_held_at_once_share_the_budget() {
         ..BodyLimits::default()
     };
     let mut first = chunks(vec![vec![b' '; 6 * 1024]]);
-    let held = read_review_body(&headers(None), &mut first, &limits)
+    let held = read_review_body(&headers(None), &mut first, &limits, None)
         .await
         .expect("within budget");
     let second = read(None, chunks(vec![vec![b' '; 4 * 1024]]), &limits).await;

@@ -16,15 +16,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use sparrow_controller::{
-    AdmissionMetrics, AppState, BodyLimits, KubeCopies, MeshedNow, NamespaceCache, NamespaceLabels,
-    PullSecretCopies, Readiness, ReloadingCert, ServerLimits, Webhook, router_with_limits,
-    serve_with_limits, server_config,
+    AdmissionMetrics, AppState, BodyLimits, KubeCopies, NamespaceCache, NamespaceLabels,
+    PullSecretCopies, Readiness, ReloadingCert, ServerLimits, Webhook, pull_secret_copier,
+    router_with_limits, serve_with_limits, server_config,
 };
 use sparrow_core::names::{AUTO_INJECT_LABEL, NAMESPACE_NAME_LABEL};
 use sparrow_core::{MeshConfig, WebhookTls, manifests};
 use sparrow_inject::{InjectConfig, Injector};
-use sparrow_kube::runtime::copies::{CopyConfig, PullSecretCopier};
-use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 use testkube::TestCluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,20 +96,14 @@ impl Catalog {
         let (namespaces, _watch) = NamespaceCache::spawn(client.clone());
         let mut registry = Registry::default();
         let copy_metrics = CopyMetrics::register(&mut registry);
-        let key = ensure_copy_key(&client, &mesh.namespace, Duration::from_secs(30))
-            .await
-            .expect("copy key");
-        let meshed = Arc::new(MeshedNow {
-            namespaces: Arc::new(namespaces.clone()),
-            config: InjectConfig::from_mesh(&mesh),
-        });
-        let copier = PullSecretCopier::new(
+        let copier = pull_secret_copier(
             client.clone(),
-            CopyConfig::new(&mesh.namespace),
-            key,
-            meshed,
+            &InjectConfig::from_mesh(&mesh),
+            Arc::new(namespaces.clone()),
             copy_metrics,
-        );
+        )
+        .await
+        .expect("copier");
         let watches = copier.clone();
         tokio::spawn(async move { watches.run_watches().await });
         tokio::time::timeout(Duration::from_secs(30), copier.synced())
@@ -127,8 +119,10 @@ impl Catalog {
         })
         .await
         .expect("the namespace cache knows the catalog's namespaces");
-        let copies: Arc<dyn PullSecretCopies> =
-            Arc::new(KubeCopies::new(copier, client, "catalog"));
+        let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(
+            copier,
+            recorder_for(client.clone(), "catalog"),
+        ));
         let metrics = AdmissionMetrics::register(&mut registry);
         let webhook = Webhook::new(
             Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
@@ -329,4 +323,14 @@ pub fn review_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut review: Value = serde_json::from_str(REVIEW).expect("fixture");
     edit(&mut review);
     serde_json::to_vec(&review).expect("serializes")
+}
+
+/// The bounded Event recorder, its worker writing to `client` as `instance`.
+fn recorder_for(client: kube::Client, instance: &str) -> sparrow_controller::EventRecorder {
+    let events =
+        sparrow_controller::EventRecorder::new(sparrow_controller::EventMetrics::default());
+    let sink = sparrow_controller::KubeEventSink::new(client, "sparrow-controller", instance);
+    let worker = events.clone();
+    tokio::spawn(async move { worker.run(sink).await });
+    events
 }

@@ -480,3 +480,47 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
     let without = ControlPlane::render(&self::config(None), &fake_tls());
     assert_eq!(without.objects.len(), crate::PARTS.len() - 1);
 }
+
+#[test]
+fn the_probes_use_the_health_listener_not_the_webhook_port() {
+    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let Some(Object::Deployment(deployment)) =
+        plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
+    else {
+        panic!("deployment")
+    };
+    let container = &deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("spec")
+        .containers[0];
+    let args = container.args.clone().unwrap_or_default();
+    assert!(args.contains(&format!("--health-addr=0.0.0.0:{HEALTH_PORT}")));
+    assert_ne!(HEALTH_PORT, CONTAINER_PORT);
+    let ports: Vec<_> = container
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.as_deref(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (Some("https"), CONTAINER_PORT),
+            (Some("health"), HEALTH_PORT)
+        ]
+    );
+    for (probe, path) in [
+        (&container.liveness_probe, "/healthz"),
+        (&container.readiness_probe, "/readyz"),
+    ] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.clone())
+            .expect("an HTTP probe");
+        assert_eq!(get.path.as_deref(), Some(path));
+        assert_eq!(get.port, IntOrString::Int(HEALTH_PORT));
+        assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+    }
+}
