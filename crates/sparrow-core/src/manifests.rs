@@ -37,9 +37,6 @@ pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 /// Where the controller finds its TLS secret.
 pub const TLS_MOUNT_PATH: &str = "/var/run/sparrow/tls";
-/// The controller's plain-HTTP health port (`/healthz`, `/readyz`, `/metrics`), the kubelet's
-/// probes' own: no load on the webhook's port can make them fail.
-pub const HEALTH_PORT: i32 = 9990;
 
 /// One object of the control plane. (A deploy holds a dozen: variant sizes do not matter.)
 #[derive(Debug, Clone, PartialEq)]

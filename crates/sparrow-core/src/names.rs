@@ -70,6 +70,9 @@ pub const WEBHOOK_PATH: &str = "/inject";
 pub const SERVICE_PORT: i32 = 443;
 /// Port the controller listens on.
 pub const CONTAINER_PORT: i32 = 8443;
+/// The controller's plain-HTTP health port (`/healthz`, `/readyz`, `/metrics`), the kubelet's
+/// probes' own: no load on the webhook's port can make them fail.
+pub const HEALTH_PORT: i32 = 9990;
 /// The webhook serving certificate Secret.
 pub const TLS_SECRET_NAME: &str = "sparrow-controller-tls";
 /// The leader-election Lease of the copy sync loop.
