@@ -11,24 +11,12 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use sparrow_core::manifests::source_pull_secret;
 use sparrow_core::{RegistryAuth, RegistryServer, dockerconfigjson};
-use sparrow_kube::runtime::copies::{
-    CopyConfig, EnsureOutcome, MeshedNamespaces, PullSecretCopier,
-};
-use sparrow_kube::runtime::copy_key::ensure_copy_key;
-use sparrow_kube::runtime::metrics::CopyMetrics;
+use sparrow_kube::runtime::copies::{EnsureOutcome, PullSecretCopier};
 use testkube::TestCluster;
 
-const MESH: &str = "sparrow-mesh";
+mod support;
 
-/// Every namespace meshed: these tests are about the copies, not about which namespaces the
-/// webhook selects (the controller's tests cover that with its namespace cache).
-struct EveryNamespace;
-
-impl MeshedNamespaces for EveryNamespace {
-    fn meshed_now(&self, _namespace: &str) -> Option<bool> {
-        Some(true)
-    }
-}
+use support::{MESH, watching_copier};
 
 fn source_secret(password: &str) -> Secret {
     let server = RegistryServer::parse("127.0.0.1:5000/team/mesh").expect("server");
@@ -64,23 +52,7 @@ async fn setup() -> Setup {
         .create(&PostParams::default(), &source_secret("pw1"))
         .await
         .expect("source");
-    let mut config = CopyConfig::new(MESH);
-    config.api_timeout = Duration::from_secs(2);
-    let key = ensure_copy_key(&client, MESH, Duration::from_secs(5))
-        .await
-        .expect("copy key");
-    let copier = PullSecretCopier::new(
-        client,
-        config,
-        key,
-        Arc::new(EveryNamespace),
-        CopyMetrics::default(),
-    );
-    let watches = copier.clone();
-    tokio::spawn(async move { watches.run_watches().await });
-    tokio::time::timeout(Duration::from_secs(10), copier.synced())
-        .await
-        .expect("watches synced");
+    let copier = watching_copier(client, Duration::from_secs(2)).await;
     let (leading, _) = tokio::sync::watch::channel(false);
     Setup {
         cluster,

@@ -757,30 +757,8 @@ async fn run(case: &Case, kubeconfig: &Path, home: &Path) -> std::process::Outpu
 async fn every_bad_input_is_one_clear_line_with_no_write() {
     let cluster = TestCluster::start().await.expect("testkube");
     let files = Files::new();
-    let kubeconfig = files.path("kubeconfig");
-    std::fs::write(&kubeconfig, cluster.kubeconfig()).expect("kubeconfig");
     // A mesh to protect: every case below must leave it exactly as it is.
-    let setup = case(
-        &[
-            "deploy",
-            "--wait=false",
-            "--skip-registry-check",
-            "--registry-server",
-            "127.0.0.1:5000/mesh",
-            "--registry-username",
-            "robot",
-            "--registry-password",
-            SECRET,
-        ],
-        0,
-        "",
-    );
-    let output = run(&setup, &kubeconfig, files.dir.path()).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let kubeconfig = deployed(&cluster, &files).await;
 
     write_kubeconfigs(&files, &cluster.kubeconfig());
     let mut cases = flag_cases();
@@ -949,9 +927,7 @@ async fn registry_update_waits_for_an_api_server_that_restarts() {
 
     // The API server is down: a connection is cut, then refused, then it is back.
     cluster.stop().await;
-    let listener = tokio::net::TcpListener::bind(cluster.addr())
-        .await
-        .expect("bind the API server's address");
+    let listener = bind_when_free(cluster.addr()).await;
     let update = tokio::spawn({
         let case = rotation("robot3");
         let kubeconfig = kubeconfig.clone();
@@ -965,6 +941,24 @@ async fn registry_update_waits_for_an_api_server_that_restarts() {
     let output = update.await.expect("join");
     assert_success(&output);
     assert_eq!(stored_user(&cluster), "robot3");
+}
+
+/// A listener on `addr` once the stopped API server's own listener has let go of it (its
+/// tasks wind down on a loaded machine a moment after `stop` returns).
+async fn bind_when_free(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("bind the API server's address {addr}: {error}"),
+        }
+    }
 }
 
 /// kubectl against `kubeconfig`; it must succeed.
