@@ -41,6 +41,18 @@ SPARROW_NODE_API_PORT=$(free_port $((20000 + 0x${id:0:4} % 20000)))
 SPARROW_NODE_REGISTRY_PORT=$(free_port $((SPARROW_NODE_API_PORT + 1)))
 export SPARROW_NODE_API_PORT SPARROW_NODE_REGISTRY_PORT
 
+# Compiled crates are kept between runs in the machine's cache beside the node's binaries (cargo's
+# build directory; the binaries the tests run still land in target/): a new clone of the project
+# compiles its own crates only. Without incremental state, which a one-time build never reads back.
+# The cache goes when the disk runs short of room for a whole build.
+export CARGO_BUILD_BUILD_DIR=${CARGO_BUILD_BUILD_DIR:-/var/cache/sparrow-mesh/cargo-build}
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+mkdir -p "$CARGO_BUILD_BUILD_DIR"
+if [ "$(df -Pk "$CARGO_BUILD_BUILD_DIR" | awk 'NR == 2 { print $4 }')" -lt $((15 * 1024 * 1024)) ]; then
+  echo "test.sh: less than 15 GiB free; clearing the build cache $CARGO_BUILD_BUILD_DIR"
+  rm -rf "${CARGO_BUILD_BUILD_DIR:?}"/*
+fi
+
 # The images that crates/sparrow-image/tests/run_images.rs unpacks and runs under runc: the
 # release pipeline, from debug static binaries (quicker to build than fat LTO).
 scripts/build-images.sh --profile dev --out target/images-test
