@@ -33,12 +33,18 @@ pub struct Args {
     /// 0.0.0.0:9990) [default: none; the same paths are served on --addr too].
     #[arg(long, value_name = "ADDR")]
     pub health_addr: Option<SocketAddr>,
-    /// PEM certificate (chain) to serve; re-read when it changes.
-    #[arg(long, value_name = "FILE")]
-    pub tls_cert: PathBuf,
-    /// PEM private key of the certificate; re-read when it changes.
-    #[arg(long, value_name = "FILE")]
-    pub tls_key: PathBuf,
+    /// PEM certificate (chain) to serve, made and renewed by someone else (cert-manager, a
+    /// test); re-read when it changes. Without it the controller keeps its own CA and serving
+    /// certificate in Secrets of the mesh namespace and the webhook's caBundle true.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; re-read when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Life of the serving certificate the controller makes (without --tls-cert): renewed at
+    /// two thirds of it; its CA lives four times as long. At least 2m.
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub webhook_cert_validity: Duration,
     /// The control plane's namespace (never injected).
     #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE)]
     pub mesh_namespace: String,
@@ -93,6 +99,12 @@ impl Args {
     /// What clap cannot check alone.
     fn check(&self) -> Result<(), clap::Error> {
         use clap::CommandFactory as _;
+        if self.webhook_cert_validity < sparrow_core::webhook_pki::MIN_LEAF_VALIDITY {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                "--webhook-cert-validity must be at least 2m",
+            ));
+        }
         if self.lease_renew_interval.is_zero() || self.lease_renew_interval >= self.lease_duration {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ValueValidation,

@@ -11,6 +11,7 @@
 mod admission;
 mod args;
 mod body;
+mod certs;
 mod connections;
 mod copies;
 mod events;

@@ -8,16 +8,23 @@ use std::time::Duration;
 use anyhow::Context;
 use kube::Client;
 use prometheus_client::registry::Registry;
+use rustls::server::ResolvesServerCert;
 use sparrow_core::names::{CONTROLLER_NAME, LEASE_NAME};
+use sparrow_core::tls::service_dns_names;
+use sparrow_core::webhook_pki::Lifetimes;
 use sparrow_inject::{Injector, SidecarKind};
 use sparrow_kube::runtime::copies::PullSecretCopier;
 use sparrow_kube::runtime::leader::{LeaseConfig, run_election};
 use sparrow_kube::runtime::metrics::CopyMetrics;
+use sparrow_kube::runtime::webhook_certs::{CertKeeper, CertWatch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admission::Webhook;
 use crate::args::Args;
+use crate::certs::{
+    CertEvents, CertMetrics, keep_while_leading, serve_from_secret, verified_by_bundle,
+};
 use crate::copies::{KubeCopies, pull_secret_copier};
 use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
 use crate::http::{AppState, health_router, router};
@@ -27,16 +34,18 @@ use crate::pull_secrets::PullSecretCopies;
 use crate::readiness::Readiness;
 use crate::server::{ServerLimits, serve, serve_health};
 use crate::supervisor::Supervisor;
-use crate::tls::{ReloadingCert, server_config};
+use crate::tls::{ReloadingCert, SecretCert, server_config};
+
+/// How long a new caBundle is given to reach the API server before the serving certificate
+/// changes CA, and a new serving certificate to reach every replica before the old CA leaves
+/// the bundle (both follow watches: well under a second on a healthy cluster).
+const CERT_SETTLE: Duration = Duration::from_secs(10);
 
 /// Runs the controller until SIGTERM (exit 0) or a long-lived task's end (an error: the
 /// kubelet restarts the pod).
 pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::logging::init_logging(args.log_format)?;
     let mut config = args.inject_config();
-    let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)
-        .context("cannot load the serving certificate")?;
-    let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
     let client = Client::try_default()
         .await
         .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
@@ -71,10 +80,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .context("cannot read or make the key pull-secret copies are proven with")?;
     let lease = args.lease_config(LEASE_NAME, &instance);
-    spawn_copy_tasks(&mut tasks, &client, &copier, lease, stopping.clone());
+    let leading = spawn_copy_tasks(&mut tasks, &client, &copier, lease, stopping.clone());
 
     let ready = (namespaces.clone(), copier.clone());
-    let readiness = Readiness::new()
+    let mut readiness = Readiness::new()
         .with("namespaces", {
             let ns = ready.0;
             move || ns.is_synced()
@@ -82,6 +91,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with("pull-secret copies", move || ready.1.is_synced())
         .with("long-lived tasks", tasks.all_running());
     let events = EventRecorder::new(EventMetrics::register(&mut registry));
+    let cert_metrics = CertMetrics::register(&mut registry);
+    let resolver: Arc<dyn ResolvesServerCert> = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Arc::new(ReloadingCert::load(cert, key).context("cannot load the serving certificate")?)
+        }
+        _ => {
+            let served = Arc::new(SecretCert::new().context("cannot configure TLS")?);
+            let (watch, run) = CertWatch::spawn(&client, &config.mesh_namespace);
+            tasks.spawn("certificate-watches", run);
+            tasks.spawn(
+                "serving-certificate",
+                serve_from_secret(watch.clone(), served.clone(), cert_metrics.clone()),
+            );
+            let keeper = CertKeeper::new(
+                client.clone(),
+                &config.mesh_namespace,
+                service_dns_names(&config.mesh_namespace),
+                Lifetimes::for_leaf(args.webhook_cert_validity, CERT_SETTLE),
+            );
+            let report = CertEvents::new(&config.mesh_namespace, events.clone(), cert_metrics);
+            tasks.spawn(
+                "webhook-certificates",
+                keep_while_leading(keeper, watch.clone(), leading, report),
+            );
+            let check = served.clone();
+            readiness = readiness.with("serving certificate verified by caBundle", move || {
+                verified_by_bundle(&watch, &check)
+            });
+            served
+        }
+    };
+    let tls = server_config(resolver).context("cannot configure TLS")?;
     let event_client = client_without_retries()
         .await
         .context("cannot configure access to the Kubernetes API for Events")?;
@@ -209,14 +250,15 @@ async fn serve_until_stopped(
     }
 }
 
-/// The copier's watches, the election, and the sync that runs while this replica leads.
+/// The copier's watches, the election, and the sync that runs while this replica leads;
+/// returns whether this replica leads, as the election says.
 fn spawn_copy_tasks(
     tasks: &mut Supervisor,
     client: &Client,
     copier: &PullSecretCopier,
     lease: LeaseConfig,
     stopping: watch::Receiver<bool>,
-) {
+) -> watch::Receiver<bool> {
     let watches = copier.clone();
     tasks.spawn(
         "pull-secret-watches",
@@ -232,6 +274,7 @@ fn spawn_copy_tasks(
         run_election(client.clone(), lease, leading_tx, told_to_stop),
     );
     let syncer = copier.clone();
+    let leads = leading.clone();
     tasks.spawn("pull-secret-sync", async move {
         let mut leading = leading;
         // Sync while leading; when leadership is lost, wait to win it again.
@@ -239,6 +282,7 @@ fn spawn_copy_tasks(
             syncer.run_sync(leading.clone()).await;
         }
     });
+    leads
 }
 
 /// This replica's name, computed once: the pod name the Deployment passes in `POD_NAME`,

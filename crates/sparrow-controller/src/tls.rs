@@ -154,7 +154,16 @@ fn load_pair(
 ) -> Result<CertifiedKey, TlsError> {
     let cert_pem = read(cert_path)?;
     let key_pem = read(key_path)?;
-    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+    certified_key((&cert_pem, cert_path), (&key_pem, key_path), provider)
+}
+
+/// A certificate chain and its key from PEM text; `path`s name where each came from in errors.
+fn certified_key(
+    (cert_pem, cert_path): (&[u8], &Path),
+    (key_pem, key_path): (&[u8], &Path),
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Pem {
             path: cert_path.to_owned(),
@@ -165,7 +174,7 @@ fn load_pair(
             path: cert_path.to_owned(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| TlsError::Pem {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::Pem {
         path: key_path.to_owned(),
         source,
     })?;
@@ -177,8 +186,10 @@ fn load_pair(
 }
 
 /// A rustls server configuration serving `cert`, offering HTTP/2 and HTTP/1.1.
-pub fn server_config(cert: Arc<ReloadingCert>) -> Result<ServerConfig, TlsError> {
-    let provider = cert.provider.clone();
+pub fn server_config(cert: Arc<dyn ResolvesServerCert>) -> Result<ServerConfig, TlsError> {
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .ok_or(TlsError::NoProvider)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?
@@ -186,4 +197,59 @@ pub fn server_config(cert: Arc<ReloadingCert>) -> Result<ServerConfig, TlsError>
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The serving certificate the controller keeps in its Secret, as the replica's watch last
+/// saw it: nothing is served (every handshake fails) until the first one arrives.
+#[derive(Debug)]
+pub struct SecretCert {
+    provider: Arc<CryptoProvider>,
+    current: std::sync::RwLock<Option<(String, Arc<CertifiedKey>)>>,
+}
+
+impl SecretCert {
+    /// Nothing to serve yet.
+    pub fn new() -> Result<Self, TlsError> {
+        Ok(Self {
+            provider: CryptoProvider::get_default()
+                .cloned()
+                .ok_or(TlsError::NoProvider)?,
+            current: std::sync::RwLock::new(None),
+        })
+    }
+
+    /// Serves `cert_pem` with `key_pem` from now on; an unusable pair keeps the previous one.
+    pub fn set(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        let secret = Path::new(sparrow_core::names::TLS_SECRET_NAME);
+        let key = certified_key(
+            (cert_pem.as_bytes(), secret),
+            (key_pem.as_bytes(), secret),
+            &self.provider,
+        )?;
+        let mut current = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = Some((cert_pem.to_owned(), Arc::new(key)));
+        Ok(())
+    }
+
+    /// The certificate served now (PEM), if any.
+    pub fn served_pem(&self) -> Option<String> {
+        let current = match self.current.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current.as_ref().map(|(pem, _)| pem.clone())
+    }
+}
+
+impl ResolvesServerCert for SecretCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let current = match self.current.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current.as_ref().map(|(_, key)| key.clone())
+    }
 }

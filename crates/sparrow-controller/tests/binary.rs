@@ -141,7 +141,7 @@ async fn binary_injects_and_stops_on_sigterm() {
             name: Some(WEBHOOK_CONFIG_NAME.to_owned()),
             ..ObjectMeta::default()
         },
-        webhooks: Some(manifests::injector_webhooks(&mesh, &tls.ca_pem)),
+        webhooks: Some(manifests::injector_webhooks(&mesh, Some(&tls.ca_pem))),
     };
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(&PostParams::default(), &configuration)

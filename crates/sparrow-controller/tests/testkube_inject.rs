@@ -126,7 +126,7 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
             name: Some(WEBHOOK_CONFIG_NAME.to_owned()),
             ..ObjectMeta::default()
         },
-        webhooks: Some(manifests::injector_webhooks(&mesh, &tls.ca_pem)),
+        webhooks: Some(manifests::injector_webhooks(&mesh, Some(&tls.ca_pem))),
     };
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(&PostParams::default(), &configuration)

@@ -127,6 +127,9 @@ pub struct MeshConfig {
     pub pull_policy: PullPolicy,
     /// Which namespaces are injected.
     pub injection: InjectionScope,
+    /// The life of the webhook's serving certificate, which the controller makes and renews;
+    /// `None` for the controller's default.
+    pub webhook_cert_validity: Option<std::time::Duration>,
 }
 
 impl Default for MeshConfig {
@@ -141,6 +144,7 @@ impl Default for MeshConfig {
             images,
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),
+            webhook_cert_validity: None,
         }
     }
 }

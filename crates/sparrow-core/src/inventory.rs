@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use crate::names::{CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME};
+use crate::names::{
+    CA_SECRET_NAME, CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
+};
 
 /// A kind of object the control plane is made of, as the API addresses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +117,9 @@ pub enum Presence {
     Always,
     /// Only when credentials were given (the pull secret).
     WithCredentials,
+    /// Never rendered: the controller makes it (the webhook's certificates), with the mesh's
+    /// marker, so that remove finds it like the rest.
+    MadeByController,
 }
 
 /// One object of the control plane, before it is rendered.
@@ -148,7 +153,17 @@ pub const PARTS: &[Part] = &[
         fixed_name: Some(PULL_SECRET_NAME),
         presence: Presence::WithCredentials,
     },
-    part(Kind::Secret, TLS_SECRET_NAME),
+    // The controller's certificates: made by the controller with the mesh's marker.
+    Part {
+        kind: Kind::Secret,
+        fixed_name: Some(TLS_SECRET_NAME),
+        presence: Presence::MadeByController,
+    },
+    Part {
+        kind: Kind::Secret,
+        fixed_name: Some(CA_SECRET_NAME),
+        presence: Presence::MadeByController,
+    },
     part(Kind::ServiceAccount, CONTROLLER_NAME),
     part(Kind::ClusterRole, CONTROLLER_NAME),
     part(Kind::ClusterRoleBinding, CONTROLLER_NAME),

@@ -15,6 +15,7 @@ pub mod pods;
 pub mod registry;
 pub mod selector;
 pub mod tls;
+pub mod webhook_pki;
 
 pub use auth::{
     CredentialKind, RegistryAuth, RegistryAuthError, dockerconfigjson, secret_data_hash,

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     LocalObjectReference, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
-    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -29,14 +29,11 @@ use crate::config::MeshConfig;
 use crate::inventory::{Kind, PARTS, Part, Presence, describe};
 use crate::names::*;
 use crate::pods::quantities;
-use crate::tls::WebhookTls;
 
 /// Secret type of the pull secret.
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 /// Data key of the pull secret.
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
-/// Where the controller finds its TLS secret.
-pub const TLS_MOUNT_PATH: &str = "/var/run/sparrow/tls";
 
 /// One object of the control plane. (A deploy holds a dozen: variant sizes do not matter.)
 #[derive(Debug, Clone, PartialEq)]
@@ -193,13 +190,18 @@ pub fn pull_secret(namespace: &str, dockerconfigjson: Vec<u8>) -> Secret {
 }
 
 impl ControlPlane {
-    /// Renders the control plane for `config`, serving the webhook with `tls`: one object
-    /// per entry of [`PARTS`] that is present, in that order.
-    pub fn render(config: &MeshConfig, tls: &WebhookTls) -> Self {
+    /// Renders the control plane for `config`: one object per entry of [`PARTS`] that deploy
+    /// writes, in that order. No certificate and no `caBundle`: the controller makes and
+    /// renews those (so the rendering holds no private key but the pull secret's).
+    pub fn render(config: &MeshConfig) -> Self {
         let objects = PARTS
             .iter()
-            .filter(|part| part.presence == Presence::Always || config.auth.is_some())
-            .filter_map(|part| build(part, config, tls))
+            .filter(|part| match part.presence {
+                Presence::Always => true,
+                Presence::WithCredentials => config.auth.is_some(),
+                Presence::MadeByController => false,
+            })
+            .filter_map(|part| build(part, config))
             .collect();
         Self { objects }
     }
@@ -242,7 +244,7 @@ pub fn to_yaml_documents(
 }
 
 /// Builds one part; `None` for the pull secret when no credentials were given.
-fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
+fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
     let ns = config.namespace.as_str();
     let owned = |name: &str, namespace: Option<&str>, component: &str| {
         meta(name, namespace, owned_labels(ns, component))
@@ -258,7 +260,8 @@ fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
             ns,
             dockerconfigjson(&config.registry, config.auth.as_ref()?),
         )),
-        Kind::Secret => Object::Secret(tls_secret(ns, tls)),
+        // The controller's certificates: made by the controller, never rendered.
+        Kind::Secret => return None,
         Kind::ServiceAccount => Object::ServiceAccount(ServiceAccount {
             metadata: owned(name, namespace, CONTROLLER_NAME),
             ..ServiceAccount::default()
@@ -280,6 +283,15 @@ fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
                 ),
                 // The key copies are proven with (created through the ClusterRole's create).
                 rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
+                // The webhook's CA and serving certificate, which the controller keeps; every
+                // replica watches the serving certificate (by name) to serve it.
+                rule(
+                    "",
+                    "secrets",
+                    &["get", "update"],
+                    &[CA_SECRET_NAME, TLS_SECRET_NAME],
+                ),
+                rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
             ]),
         }),
         Kind::RoleBinding => Object::RoleBinding(RoleBinding {
@@ -289,9 +301,7 @@ fn build(part: &Part, config: &MeshConfig, tls: &WebhookTls) -> Option<Object> {
         }),
         Kind::Deployment => Object::Deployment(deployment(config)),
         Kind::Service => Object::Service(service(ns)),
-        Kind::MutatingWebhookConfiguration => {
-            Object::MutatingWebhookConfiguration(webhook(config, tls))
-        }
+        Kind::MutatingWebhookConfiguration => Object::MutatingWebhookConfiguration(webhook(config)),
     })
 }
 
@@ -312,28 +322,6 @@ fn controller_subject(ns: &str) -> Subject {
     }
 }
 
-fn tls_secret(ns: &str, tls: &WebhookTls) -> Secret {
-    Secret {
-        metadata: meta(TLS_SECRET_NAME, Some(ns), owned_labels(ns, CONTROLLER_NAME)),
-        type_: Some("kubernetes.io/tls".to_owned()),
-        data: Some(BTreeMap::from([
-            (
-                "ca.crt".to_owned(),
-                ByteString(tls.ca_pem.clone().into_bytes()),
-            ),
-            (
-                "tls.crt".to_owned(),
-                ByteString(tls.cert_pem.clone().into_bytes()),
-            ),
-            (
-                "tls.key".to_owned(),
-                ByteString(tls.key_pem.clone().into_bytes()),
-            ),
-        ])),
-        ..Secret::default()
-    }
-}
-
 fn rule(group: &str, resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.to_owned()]),
@@ -342,6 +330,17 @@ fn rule(group: &str, resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRu
         resource_names: (!names.is_empty())
             .then(|| names.iter().map(|n| (*n).to_owned()).collect()),
         non_resource_urls: None,
+    }
+}
+
+/// A whole number of seconds as the largest unit that divides it (`90d`, `2m`, `45s`), which
+/// humantime parses back.
+fn humanize_secs(secs: u64) -> String {
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -363,6 +362,13 @@ pub fn cluster_role(mesh: &str) -> ClusterRole {
             rule("", "secrets", &["list", "watch"], &[PULL_SECRET_NAME]),
             rule("", "namespaces", &["get", "list", "watch"], &[]),
             rule("", "pods", &["get", "list", "watch"], &[]),
+            // The webhook's caBundle, which the controller keeps true (this one object only).
+            rule(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+                &["get", "list", "watch", "patch"],
+                &[WEBHOOK_CONFIG_NAME],
+            ),
             rule("", "events", &["create", "patch"], &[]),
             rule("events.k8s.io", "events", &["create", "patch"], &[]),
         ]),
@@ -379,14 +385,18 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     let mut args = vec![
         format!("--addr=0.0.0.0:{CONTAINER_PORT}"),
         format!("--health-addr=0.0.0.0:{HEALTH_PORT}"),
-        format!("--tls-cert={TLS_MOUNT_PATH}/tls.crt"),
-        format!("--tls-key={TLS_MOUNT_PATH}/tls.key"),
         format!("--mesh-namespace={}", config.namespace),
         format!("--sidecar-image={}", config.images.proxy),
         format!("--init-image={}", config.images.init),
         format!("--pull-policy={}", config.pull_policy),
         "--log-format=json".to_owned(),
     ];
+    if let Some(validity) = config.webhook_cert_validity {
+        args.push(format!(
+            "--webhook-cert-validity={}",
+            humanize_secs(validity.as_secs())
+        ));
+    }
     if config.injection.disable_auto_inject {
         args.push("--disable-auto-inject".to_owned());
     }
@@ -479,12 +489,6 @@ fn deployment(config: &MeshConfig) -> Deployment {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tls".to_owned(),
-            mount_path: TLS_MOUNT_PATH.to_owned(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
         ..Container::default()
     };
     Deployment {
@@ -525,14 +529,6 @@ fn deployment(config: &MeshConfig) -> Deployment {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "tls".to_owned(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(TLS_SECRET_NAME.to_owned()),
-                            ..SecretVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
                     ..PodSpec::default()
                 }),
             },
@@ -633,7 +629,7 @@ struct Hook {
 /// | `--disable-auto-inject` | `pods.` | label not `enabled`, not listed | label `enabled` | Fail |
 ///
 /// Every webhook also excludes the system namespaces and the mesh namespace.
-pub fn injector_webhooks(config: &MeshConfig, ca_pem: &str) -> Vec<MutatingWebhook> {
+pub fn injector_webhooks(config: &MeshConfig, ca_pem: Option<&str>) -> Vec<MutatingWebhook> {
     injector_hooks(config)
         .into_iter()
         .map(|hook| rendered_hook(config, ca_pem, hook))
@@ -700,12 +696,12 @@ fn injector_hooks(config: &MeshConfig) -> Vec<Hook> {
     hooks
 }
 
-fn rendered_hook(config: &MeshConfig, ca_pem: &str, hook: Hook) -> MutatingWebhook {
+fn rendered_hook(config: &MeshConfig, ca_pem: Option<&str>, hook: Hook) -> MutatingWebhook {
     MutatingWebhook {
         name: format!("{}.{WEBHOOK_NAME}", hook.prefix),
         admission_review_versions: vec!["v1".to_owned()],
         client_config: WebhookClientConfig {
-            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+            ca_bundle: ca_pem.map(|pem| ByteString(pem.as_bytes().to_vec())),
             service: Some(ServiceReference {
                 name: CONTROLLER_NAME.to_owned(),
                 namespace: config.namespace.clone(),
@@ -732,14 +728,14 @@ fn rendered_hook(config: &MeshConfig, ca_pem: &str, hook: Hook) -> MutatingWebho
     }
 }
 
-fn webhook(config: &MeshConfig, tls: &WebhookTls) -> MutatingWebhookConfiguration {
+fn webhook(config: &MeshConfig) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
         metadata: meta(
             WEBHOOK_CONFIG_NAME,
             None,
             owned_labels(&config.namespace, CONTROLLER_NAME),
         ),
-        webhooks: Some(injector_webhooks(config, &tls.ca_pem)),
+        webhooks: Some(injector_webhooks(config, None)),
     }
 }
 

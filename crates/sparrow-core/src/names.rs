@@ -75,6 +75,9 @@ pub const CONTAINER_PORT: i32 = 8443;
 pub const HEALTH_PORT: i32 = 9990;
 /// The webhook serving certificate Secret.
 pub const TLS_SECRET_NAME: &str = "sparrow-controller-tls";
+/// The Secret holding the webhook CA the controller made (`tls.crt`, `tls.key`, and during a
+/// rollover `previous.crt`).
+pub const CA_SECRET_NAME: &str = "sparrow-controller-ca";
 /// The leader-election Lease of the copy sync loop.
 pub const LEASE_NAME: &str = "sparrow-controller";
 

@@ -5,15 +5,18 @@
 
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME, TLS_SECRET_NAME};
+use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME};
 use sparrow_core::ownership::{belongs_to, mesh_of};
-use sparrow_core::{ControlPlane, Object, PARTS, WebhookTls};
+use sparrow_core::{ControlPlane, Object, PARTS};
 
 use crate::error::{ClusterError, is_already_exists};
 use crate::parts::{api, read_part};
+use crate::runtime::webhook_certs::bundle_of;
 use crate::secrets::is_ours;
 use crate::timed;
 
@@ -32,9 +35,6 @@ pub enum NamespaceOwner {
 /// What `deploy` must keep from the cluster as it is.
 #[derive(Debug, Default)]
 pub struct Existing {
-    /// The webhook certificate already in use: reused so the running controller and the
-    /// webhook's caBundle never disagree.
-    pub tls: Option<WebhookTls>,
     /// Who owns the mesh namespace.
     pub namespace: NamespaceOwner,
     /// The webhook configuration exists already (a previous deploy).
@@ -56,8 +56,8 @@ pub enum ApplyStep {
 }
 
 /// Reads, before any write, everything that decides what deploy may do: refuses a pull
-/// secret Sparrow does not own and cluster-wide objects of another mesh; finds the TLS
-/// secret to reuse and who owns the namespace.
+/// secret Sparrow does not own and cluster-wide objects of another mesh; finds who owns the
+/// namespace.
 pub async fn read_existing(
     client: &kube::Client,
     namespace: &str,
@@ -101,10 +101,6 @@ pub async fn read_existing(
         }
         existing.pull_secret_present = true;
     }
-    let action = format!("reading Secret {namespace}/{TLS_SECRET_NAME}");
-    existing.tls = timed(&action, timeout, secrets.get_opt(TLS_SECRET_NAME))
-        .await?
-        .and_then(tls_of);
     Ok(existing)
 }
 
@@ -140,20 +136,6 @@ pub async fn wait_namespace_gone(
     }
 }
 
-fn tls_of(secret: Secret) -> Option<WebhookTls> {
-    let data = secret.data?;
-    let text = |key: &str| {
-        data.get(key)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|t| !t.is_empty())
-    };
-    Some(WebhookTls {
-        ca_pem: text("ca.crt")?,
-        cert_pem: text("tls.crt")?,
-        key_pem: text("tls.key")?,
-    })
-}
-
 /// Applies every object but the webhook configuration, in order (field manager
 /// `sparrowctl`, forced: we own these fields). The namespace is created only when absent
 /// and applied only when Sparrow created it; someone else's is used untouched.
@@ -182,13 +164,58 @@ pub async fn apply_webhook(
     plane: &ControlPlane,
     timeout: Duration,
 ) -> Result<Option<String>, ClusterError> {
-    match plane.objects.iter().find(|o| o.gates_admission()) {
-        Some(object) => {
-            apply_object(client, object, timeout).await?;
-            Ok(Some(object.describe()))
-        }
-        None => Ok(None),
+    let Some(object) = plane.objects.iter().find(|o| o.gates_admission()) else {
+        return Ok(None);
+    };
+    let Object::MutatingWebhookConfiguration(rendered) = object else {
+        apply_object(client, object, timeout).await?;
+        return Ok(Some(object.describe()));
+    };
+    // The controller owns caBundle (its own field manager); deploy renders none. The live
+    // one is carried over so that no apply ever blanks it, and when the set of webhooks
+    // changes (another injection mode) the object is replaced whole: an apply would keep a
+    // removed webhook's caBundle, owned by the controller, and with it a webhook half gone.
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let action = format!("reading {}", object.describe());
+    let live = timed(&action, timeout, api.get_opt(WEBHOOK_CONFIG_NAME)).await?;
+    let Some(live) = live else {
+        apply_object(client, object, timeout).await?;
+        return Ok(Some(object.describe()));
+    };
+    let bundle = bundle_of(&live);
+    let mut wanted = rendered.clone();
+    for hook in wanted.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = (!bundle.is_empty()).then(|| ByteString(bundle.clone()));
     }
+    let names = |c: &MutatingWebhookConfiguration| -> Vec<String> {
+        c.webhooks
+            .iter()
+            .flatten()
+            .map(|w| w.name.clone())
+            .collect()
+    };
+    if names(&live) == names(&wanted) {
+        apply_object(
+            client,
+            &Object::MutatingWebhookConfiguration(wanted),
+            timeout,
+        )
+        .await?;
+    } else {
+        wanted.metadata.resource_version = live.metadata.resource_version;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        let action = format!("replacing {}", object.describe());
+        timed(
+            &action,
+            timeout,
+            api.replace(WEBHOOK_CONFIG_NAME, &params, &wanted),
+        )
+        .await?;
+    }
+    Ok(Some(object.describe()))
 }
 
 async fn ensure_namespace(

@@ -29,8 +29,10 @@ pub struct Observed {
     pub namespace: String,
     /// The controller Deployment.
     pub deployment: Option<Deployment>,
-    /// `ca.crt` of the webhook's TLS secret.
-    pub tls_ca: Option<Vec<u8>>,
+    /// The serving certificate (`tls.crt` of the webhook's TLS secret), PEM.
+    pub serving_cert: Option<String>,
+    /// When this was read (seconds since the epoch): what certificates are checked against.
+    pub observed_at: i64,
     /// The webhook configuration.
     pub webhook: Option<MutatingWebhookConfiguration>,
     /// The source pull secret.
@@ -71,13 +73,13 @@ pub async fn observe(
         deployments.get_opt(CONTROLLER_NAME),
     )
     .await?;
-    let tls_ca = timed(
+    let serving_cert = timed(
         "reading the TLS secret",
         timeout,
         secrets.get_opt(TLS_SECRET_NAME),
     )
     .await?
-    .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()));
+    .and_then(|s| String::from_utf8(s.data?.get("tls.crt")?.0.clone()).ok());
     let webhook = timed(
         "reading the webhook configuration",
         timeout,
@@ -116,7 +118,8 @@ pub async fn observe(
     Ok(Observed {
         namespace: namespace.to_owned(),
         deployment,
-        tls_ca,
+        serving_cert,
+        observed_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         webhook,
         source,
         copy_key,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sparrow_core::names::{CONTROLLER_IMAGE_NAME, INIT_IMAGE_NAME, PROXY_IMAGE_NAME};
 use sparrow_core::{
     ControlPlane, ImageOverrides, Images, MeshConfig, Object, RegistryAuth, RegistryServer,
-    WebhookTls, dockerconfigjson,
+    dockerconfigjson,
 };
 use sparrow_registry::{CheckOptions, ImageCheck, Outcome, all_passed, check_images};
 use sparrow_registry_fixture::LocalRegistry;
@@ -509,12 +509,7 @@ async fn the_rendered_pull_secret_lets_skopeo_read_the_image_and_nothing_else_do
         auth: Some(auth.clone()),
         ..MeshConfig::default()
     };
-    let tls = WebhookTls {
-        ca_pem: String::new(),
-        cert_pem: String::new(),
-        key_pem: String::new(),
-    };
-    let rendered = ControlPlane::render(&config, &tls)
+    let rendered = ControlPlane::render(&config)
         .objects
         .into_iter()
         .find_map(|object| match object {

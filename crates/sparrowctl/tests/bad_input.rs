@@ -865,6 +865,17 @@ async fn deployed(cluster: &TestCluster, files: &Files) -> PathBuf {
     kubeconfig
 }
 
+/// The controller's certificate keeper for the default mesh, never waiting.
+fn keeper(cluster: &TestCluster) -> sparrow_kube::runtime::webhook_certs::CertKeeper {
+    use sparrow_core::webhook_pki::{DEFAULT_LEAF_VALIDITY, Lifetimes};
+    sparrow_kube::runtime::webhook_certs::CertKeeper::new(
+        cluster.client(),
+        "sparrow-mesh",
+        sparrow_core::tls::service_dns_names("sparrow-mesh"),
+        Lifetimes::for_leaf(DEFAULT_LEAF_VALIDITY, std::time::Duration::ZERO),
+    )
+}
+
 /// The user name stored in the mesh's pull secret.
 fn stored_user(cluster: &TestCluster) -> String {
     use base64::Engine as _;
@@ -981,12 +992,14 @@ async fn status_says_a_wrong_ca_bundle_blocks_pod_creation() {
         .expect("testkube");
     let files = Files::new();
     let kubeconfig = deployed(&cluster, &files).await;
+    // What the controller does at start (testkube runs no pod): its certificates and caBundle.
+    keeper(&cluster).settle().await.expect("certificates kept");
     let home = files.dir.path();
     kubectl(&kubeconfig, home, &["create", "namespace", "shop"]);
     let label = "injector.sparrow-mesh.io/auto-inject=enabled";
     kubectl(&kubeconfig, home, &["label", "namespace", "shop", label]);
     let status = case(&["status"], 0, "");
-    // Positive control: with the caBundle deploy wrote, nothing is blocked.
+    // Positive control: with the caBundle the controller wrote, nothing is blocked.
     let output = run(&status, &kubeconfig, home).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -1017,7 +1030,7 @@ async fn status_says_a_wrong_ca_bundle_blocks_pod_creation() {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("caBundle does NOT match the TLS secret"),
+        stdout.contains("caBundle does NOT verify the serving certificate"),
         "{stdout}"
     );
     assert!(

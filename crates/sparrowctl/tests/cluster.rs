@@ -17,6 +17,21 @@ impl Env {
         Self::with(TestCluster::start().await.expect("testkube"))
     }
 
+    /// What the controller does at start (testkube runs no pod): its keeper makes the
+    /// webhook's CA, serving certificate and caBundle.
+    async fn keep_certificates(&self) {
+        use sparrow_core::webhook_pki::{DEFAULT_LEAF_VALIDITY, Lifetimes};
+        sparrow_kube::runtime::webhook_certs::CertKeeper::new(
+            self.cluster.client(),
+            "sparrow-mesh",
+            sparrow_core::tls::service_dns_names("sparrow-mesh"),
+            Lifetimes::for_leaf(DEFAULT_LEAF_VALIDITY, std::time::Duration::ZERO),
+        )
+        .settle()
+        .await
+        .expect("certificates kept");
+    }
+
     fn with(cluster: TestCluster) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("kubeconfig"), cluster.kubeconfig()).expect("kubeconfig");
@@ -143,6 +158,7 @@ fn assert_ok(output: &Output) {
 fn objects() -> Vec<(&'static str, &'static str, &'static str)> {
     sparrow_core::PARTS
         .iter()
+        .filter(|p| p.presence != sparrow_core::inventory::Presence::MadeByController)
         .map(|p| {
             (
                 p.kind.plural(),
@@ -205,32 +221,74 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         .filter(|((v, _), _)| v == "get")
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(patches, 10, "{requests:?}");
-    assert_eq!(gets, 4, "{requests:?}");
+    // Nine objects applied (the controller makes its certificates); the webhook configuration
+    // read twice: before any write, and for its live caBundle right before it is applied.
+    assert_eq!(patches, 9, "{requests:?}");
+    assert_eq!(gets, 5, "{requests:?}");
     assert_eq!(env.cluster.request_count("create", "namespaces"), 1);
     assert_eq!(env.cluster.total_requests(), 15, "{requests:?}");
 
-    // Deploy again with a new password: same objects, credentials updated, certificate kept.
-    let tls_before = env
-        .cluster
-        .object("secrets", "sparrow-mesh", "sparrow-controller-tls")
-        .expect("tls")["data"]
-        .clone();
+    // The controller makes its certificates (testkube runs no pod: its keeper is run here).
+    env.keep_certificates().await;
+    let kept = |env: &Env| {
+        (
+            env.cluster
+                .object("secrets", "sparrow-mesh", "sparrow-controller-tls")
+                .expect("tls")["data"]
+                .clone(),
+            env.cluster
+                .object(
+                    "mutatingwebhookconfigurations",
+                    "",
+                    "sparrow-sidecar-injector",
+                )
+                .expect("webhook")["webhooks"][0]["clientConfig"]["caBundle"]
+                .clone(),
+        )
+    };
+    let before = kept(&env);
+    assert!(before.1.is_string(), "the keeper set caBundle");
+    // Deploy again with a new password: same objects, credentials updated, certificate and
+    // caBundle kept (deploy renders none and never blanks the controller's).
     let output = env.deploy("second-pw", &[]).await;
     assert_ok(&output);
     assert!(
         env.dockerconfigjson("sparrow-mesh")
             .contains(r#""password":"second-pw""#)
     );
-    let tls_after = env
+    assert_eq!(
+        before,
+        kept(&env),
+        "certificate and caBundle are the controller's"
+    );
+    // Another injection mode changes the set of webhooks: the configuration is replaced whole,
+    // caBundle still kept.
+    assert_ok(&env.deploy("second-pw", &["--disable-auto-inject"]).await);
+    let webhook = env
         .cluster
-        .object("secrets", "sparrow-mesh", "sparrow-controller-tls")
-        .expect("tls")["data"]
-        .clone();
-    assert_eq!(tls_before, tls_after, "the webhook certificate is reused");
+        .object(
+            "mutatingwebhookconfigurations",
+            "",
+            "sparrow-sidecar-injector",
+        )
+        .expect("webhook");
+    let hooks = webhook["webhooks"].as_array().expect("webhooks");
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h["clientConfig"]["caBundle"] == before.1),
+        "{webhook}"
+    );
+    assert!(hooks.iter().any(|h| {
+        h["name"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("namespaces.")
+    }));
     assert_eq!(
         env.cluster.objects("secrets", Some("sparrow-mesh")).len(),
-        2
+        3,
+        "the pull secret, the CA and the serving certificate (no controller runs to make the copy key)"
     );
 }
 
@@ -286,22 +344,7 @@ async fn a_failed_write_is_a_clear_error_and_the_next_deploy_succeeds() {
             "patch"
         };
         env.cluster.fail_next(verb, resource, 1, 500);
-        let output = if name == "sparrow-controller-tls" {
-            // Without credentials the TLS secret is the first Secret applied.
-            env.sparrowctl(
-                &[
-                    "deploy",
-                    "--wait=false",
-                    "--skip-registry-check",
-                    "--registry-server",
-                    "127.0.0.1:5000/team/mesh",
-                ],
-                "",
-            )
-            .await
-        } else {
-            env.deploy("pw", &[]).await
-        };
+        let output = env.deploy("pw", &[]).await;
         assert_eq!(
             output.status.code(),
             Some(1),
@@ -653,6 +696,7 @@ async fn status_reports_without_credentials_and_exits_1_when_unhealthy() {
     );
 
     assert_ok(&env.deploy("hunter2-secret", &[]).await);
+    env.keep_certificates().await;
     let output = env.sparrowctl(&["status", "-o", "json"], "").await;
     assert_eq!(
         output.status.code(),
@@ -799,11 +843,16 @@ async fn deploy_waits_for_the_controller_then_for_the_api_server_to_reach_the_we
                 .starts_with("sparrow-webhook-probe")),
         "the probe is a dry run: no pod stored"
     );
+    env.keep_certificates().await;
     let output = env.sparrowctl(&["status"], "").await;
     let stdout = text(&output.stdout);
     assert!(stdout.contains("✓ controller: 1/1 ready"), "{stdout}");
     assert!(
-        stdout.contains("✓ webhook: present, caBundle matches the TLS secret"),
+        stdout.contains("✓ webhook: present, its caBundle verifies the serving certificate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  serving certificate: expires "),
         "{stdout}"
     );
 }

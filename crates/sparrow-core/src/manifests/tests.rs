@@ -3,15 +3,6 @@ use crate::auth::RegistryAuth;
 use crate::config::{ImageOverrides, Images, InjectionScope, PullPolicy};
 use crate::registry::RegistryServer;
 
-/// Fixed TLS material so the rendering is deterministic.
-fn fake_tls() -> WebhookTls {
-    WebhookTls {
-        ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".to_owned(),
-        cert_pem: "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n".to_owned(),
-        key_pem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".to_owned(),
-    }
-}
-
 fn config(auth: Option<RegistryAuth>) -> MeshConfig {
     let registry = RegistryServer::parse("registry.example.com:5000/mesh").expect("valid");
     let images = Images::resolve(&registry, "1.2.3", &ImageOverrides::default());
@@ -23,6 +14,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         images,
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
+        webhook_cert_validity: None,
     }
 }
 
@@ -53,7 +45,7 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn golden_yaml_with_credentials() {
-    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let plane = ControlPlane::render(&config(robot()));
     golden("deploy-credentials.yaml", &plane.to_yaml().expect("yaml"));
 }
 
@@ -65,7 +57,7 @@ fn golden_yaml_without_credentials_disable_auto_inject() {
         enabled_namespaces: vec!["shop".to_owned(), "payments".to_owned()],
     };
     config.pull_policy = PullPolicy::Always;
-    let plane = ControlPlane::render(&config, &fake_tls());
+    let plane = ControlPlane::render(&config);
     golden(
         "deploy-no-credentials.yaml",
         &plane.to_yaml().expect("yaml"),
@@ -81,13 +73,12 @@ fn apply_order_and_pull_secret_only_with_credentials() {
             .map(|o| o.describe())
             .collect::<Vec<_>>()
     };
-    let with = ControlPlane::render(&config(robot()), &fake_tls());
+    let with = ControlPlane::render(&config(robot()));
     assert_eq!(
         kinds(&with),
         [
             "Namespace sparrow-mesh",
             "Secret sparrow-mesh/sparrow-registry-key",
-            "Secret sparrow-mesh/sparrow-controller-tls",
             "ServiceAccount sparrow-mesh/sparrow-controller",
             "ClusterRole sparrow-controller",
             "ClusterRoleBinding sparrow-controller",
@@ -98,7 +89,7 @@ fn apply_order_and_pull_secret_only_with_credentials() {
             "MutatingWebhookConfiguration sparrow-sidecar-injector",
         ]
     );
-    let without = ControlPlane::render(&config(None), &fake_tls());
+    let without = ControlPlane::render(&config(None));
     assert!(
         !kinds(&without)
             .iter()
@@ -117,13 +108,10 @@ fn apply_order_and_pull_secret_only_with_credentials() {
     assert_eq!(pod_spec(&without).and_then(|s| s.image_pull_secrets), None);
     // Deployed again without credential flags over a stored pull secret: the controller
     // keeps pulling with it, and the Secret is not rendered (so not overwritten).
-    let stored = ControlPlane::render(
-        &MeshConfig {
-            stored_pull_secret: true,
-            ..config(None)
-        },
-        &fake_tls(),
-    );
+    let stored = ControlPlane::render(&MeshConfig {
+        stored_pull_secret: true,
+        ..config(None)
+    });
     assert!(
         !kinds(&stored)
             .iter()
@@ -137,7 +125,7 @@ fn apply_order_and_pull_secret_only_with_credentials() {
 
 #[test]
 fn every_object_carries_our_labels_and_the_pull_secret_its_usage() {
-    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let plane = ControlPlane::render(&config(robot()));
     for object in &plane.objects {
         let labels = object.meta().labels.clone().unwrap_or_default();
         assert_eq!(
@@ -178,7 +166,7 @@ fn every_object_carries_our_labels_and_the_pull_secret_its_usage() {
 
 #[test]
 fn images_come_from_the_registry_server_or_overrides() {
-    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let plane = ControlPlane::render(&config(robot()));
     let Some(Object::Deployment(deployment)) =
         plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
     else {
@@ -249,7 +237,7 @@ fn matching(
         .map(|v| (AUTO_INJECT_LABEL.to_owned(), v.to_owned()))
         .into_iter()
         .collect();
-    injector_webhooks(config, "ca")
+    injector_webhooks(config, Some("ca"))
         .into_iter()
         .filter(|w| {
             matches(
@@ -304,7 +292,7 @@ fn webhook_selectors_call_once_exactly_for_pods_to_inject() {
 
 #[test]
 fn webhook_settings() {
-    let plane = ControlPlane::render(&config(None), &fake_tls());
+    let plane = ControlPlane::render(&config(None));
     let Some(Object::MutatingWebhookConfiguration(config)) = plane.objects.last() else {
         panic!("webhook last")
     };
@@ -323,10 +311,8 @@ fn webhook_settings() {
         assert_eq!(hook.failure_policy.as_deref(), Some(want), "{}", hook.name);
         assert_eq!(hook.timeout_seconds, Some(10));
         assert_eq!(hook.admission_review_versions, ["v1"]);
-        assert_eq!(
-            hook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()),
-            Some(fake_tls().ca_pem.into_bytes())
-        );
+        // The controller fills caBundle in (its own field manager): deploy renders none.
+        assert_eq!(hook.client_config.ca_bundle, None);
         let service = hook.client_config.service.as_ref().expect("service");
         assert_eq!(
             (
@@ -367,8 +353,7 @@ fn objects_round_trip_through_k8s_openapi() {
     ));
     config.injection.disable_auto_inject = true;
     config.injection.enabled_namespaces = vec!["shop".to_owned()];
-    let tls = WebhookTls::generate("sparrow-mesh", time::OffsetDateTime::UNIX_EPOCH).expect("tls");
-    for object in &ControlPlane::render(&config, &tls).objects {
+    for object in &ControlPlane::render(&config).objects {
         match object {
             Object::Namespace(o) => check(o, object),
             Object::Secret(o) => check(o, object),
@@ -394,7 +379,7 @@ fn objects_round_trip_through_k8s_openapi() {
 
 #[test]
 fn json_list_holds_every_object_in_order() {
-    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let plane = ControlPlane::render(&config(robot()));
     let list = plane.to_json_list();
     assert_eq!(list["kind"], "List");
     let items = list["items"].as_array().expect("items");
@@ -425,7 +410,7 @@ fn failure_policy_follows_explicit_opt_in() {
                         || pod_label == Some("enabled")
                         || (config.injection.disable_auto_inject && ns == "listed");
                     let hooks = matching(config, ns, ns_label, pod_label);
-                    let webhooks = injector_webhooks(config, "ca");
+                    let webhooks = injector_webhooks(config, Some("ca"));
                     for name in hooks {
                         let hook = webhooks.iter().find(|w| w.name == name).expect("hook");
                         let want = if explicit { "Fail" } else { "Ignore" };
@@ -446,9 +431,14 @@ fn failure_policy_follows_explicit_opt_in() {
 fn render_follows_the_parts_list_and_marks_the_mesh() {
     let mut config = config(robot());
     config.namespace = "team".to_owned();
-    let plane = ControlPlane::render(&config, &fake_tls());
+    let plane = ControlPlane::render(&config);
     let rendered: Vec<String> = plane.objects.iter().map(Object::describe).collect();
-    let listed: Vec<String> = crate::PARTS.iter().map(|p| p.describe("team")).collect();
+    // All but what the controller makes (its certificates).
+    let listed: Vec<String> = crate::PARTS
+        .iter()
+        .filter(|p| p.presence != Presence::MadeByController)
+        .map(|p| p.describe("team"))
+        .collect();
     assert_eq!(rendered, listed);
     for object in &plane.objects {
         assert_eq!(
@@ -462,7 +452,11 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
             object.describe()
         );
     }
-    let Some(Object::Deployment(deployment)) = plane.object(&crate::PARTS[8], "team") else {
+    let part = crate::PARTS
+        .iter()
+        .find(|p| p.kind == Kind::Deployment)
+        .expect("a Deployment part");
+    let Some(Object::Deployment(deployment)) = plane.object(part, "team") else {
         panic!("deployment")
     };
     let template_labels = deployment
@@ -477,13 +471,14 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
         Some("team"),
         "the controller's pods are marked too"
     );
-    let without = ControlPlane::render(&self::config(None), &fake_tls());
-    assert_eq!(without.objects.len(), crate::PARTS.len() - 1);
+    let without = ControlPlane::render(&self::config(None));
+    // Neither the pull secret nor the controller's two certificate Secrets.
+    assert_eq!(without.objects.len(), crate::PARTS.len() - 3);
 }
 
 #[test]
 fn the_probes_use_the_health_listener_not_the_webhook_port() {
-    let plane = ControlPlane::render(&config(robot()), &fake_tls());
+    let plane = ControlPlane::render(&config(robot()));
     let Some(Object::Deployment(deployment)) =
         plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
     else {
@@ -523,4 +518,20 @@ fn the_probes_use_the_health_listener_not_the_webhook_port() {
         assert_eq!(get.port, IntOrString::Int(HEALTH_PORT));
         assert_eq!(get.scheme.as_deref(), Some("HTTP"));
     }
+}
+
+/// Deploy's rendering holds no certificate and no key (the controller makes them): the
+/// output of `deploy --dry-run` can go to Git (the pull secret aside, when rendered).
+#[test]
+fn the_rendering_holds_no_private_key_and_no_certificate() {
+    let yaml = ControlPlane::render(&config(None)).to_yaml().expect("yaml");
+    assert!(!yaml.contains("PRIVATE KEY"), "{yaml}");
+    assert!(!yaml.contains("CERTIFICATE"), "{yaml}");
+    assert!(!yaml.contains("caBundle"), "{yaml}");
+    assert!(!yaml.contains("volumes"), "{yaml}");
+    let mut config = config(None);
+    config.webhook_cert_validity = Some(std::time::Duration::from_secs(120));
+    assert!(controller_args(&config).contains(&"--webhook-cert-validity=2m".to_owned()));
+    config.webhook_cert_validity = Some(std::time::Duration::from_secs(90 * 86_400));
+    assert!(controller_args(&config).contains(&"--webhook-cert-validity=90d".to_owned()));
 }

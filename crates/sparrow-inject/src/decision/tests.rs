@@ -228,7 +228,7 @@ fn agrees_with_the_webhook_selectors() {
         let mut mesh = MeshConfig::default();
         mesh.injection.disable_auto_inject = disable;
         mesh.injection.enabled_namespaces = enabled.iter().map(|s| (*s).to_owned()).collect();
-        let webhooks = injector_webhooks(&mesh, "ca");
+        let webhooks = injector_webhooks(&mesh, Some("ca"));
         let cfg = InjectConfig::from_mesh(&mesh);
         for ns in namespaces {
             for ns_switch in switches {

@@ -6,12 +6,14 @@
 //! - [`copy_key`]: the key the controller proves its copies with, made at first start;
 //! - [`leader`]: the Lease election whose winner runs the copy sync;
 //! - [`metrics`]: the copy counters on `/metrics`;
+//! - [`webhook_certs`]: the webhook's CA, serving certificate and caBundle, kept by the leader;
 //! - [`watch_backoff`]: how every watch of the controller retries.
 
 pub mod copies;
 pub mod copy_key;
 pub mod leader;
 pub mod metrics;
+pub mod webhook_certs;
 
 use std::time::Duration;
 

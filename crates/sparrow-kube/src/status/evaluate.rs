@@ -13,6 +13,7 @@ use sparrow_core::names::{
 };
 use sparrow_core::ownership::{CopyState, copy_state, is_pull_secret};
 use sparrow_core::selector::selector_matches;
+use sparrow_core::webhook_pki;
 
 use super::Observed;
 use crate::secrets::{data_hash, is_injected, is_proven, registry_and_user};
@@ -76,8 +77,12 @@ impl ControllerStatus {
 pub struct WebhookStatus {
     /// The MutatingWebhookConfiguration exists.
     pub present: bool,
-    /// Every webhook's caBundle is the CA in the TLS secret.
+    /// Every webhook's caBundle verifies the serving certificate in the TLS secret.
     pub ca_bundle_matches: bool,
+    /// When the serving certificate expires (RFC 3339), when there is one.
+    pub cert_expires: Option<String>,
+    /// Seconds from the reading until then (negative: expired).
+    pub cert_expires_in_seconds: Option<i64>,
 }
 
 /// Whether pod creation is refused anywhere right now: only when the webhook exists, no
@@ -188,13 +193,21 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
             controller.ready_replicas, controller.replicas
         ));
     }
-    let webhook = webhook_status(observed.webhook.as_ref(), observed.tls_ca.as_ref());
+    let webhook = webhook_status(
+        observed.webhook.as_ref(),
+        observed.serving_cert.as_deref(),
+        observed.observed_at,
+    );
     if !webhook.present {
         problems.push(format!(
             "the webhook {WEBHOOK_CONFIG_NAME} does not exist: pods are not injected"
         ));
+    } else if observed.serving_cert.is_none() {
+        problems.push(format!("Secret {ns}/{TLS_SECRET_NAME} holds no serving certificate: the controller makes it at start (see its logs if it runs)"));
+    } else if webhook.cert_expires_in_seconds.is_some_and(|s| s <= 0) {
+        problems.push(format!("the serving certificate in Secret {ns}/{TLS_SECRET_NAME} has expired: the controller renews it while it runs (see its logs)"));
     } else if !webhook.ca_bundle_matches {
-        problems.push(format!("the webhook's caBundle does not match Secret {ns}/{TLS_SECRET_NAME}: run sparrowctl deploy"));
+        problems.push(format!("the webhook's caBundle does not verify the serving certificate in Secret {ns}/{TLS_SECRET_NAME}: the controller repairs it within seconds while it runs (see its logs if this persists)"));
     }
     // A caBundle that does not match fails every call to the webhook, as a controller down does.
     let mut admission = admission(
@@ -261,23 +274,42 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
 
 fn webhook_status(
     config: Option<&MutatingWebhookConfiguration>,
-    tls_ca: Option<&Vec<u8>>,
+    serving_cert: Option<&str>,
+    at: i64,
 ) -> WebhookStatus {
+    let now =
+        time::OffsetDateTime::from_unix_timestamp(at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let expires = serving_cert
+        .and_then(|pem| webhook_pki::facts(pem).ok())
+        .map(|f| f.not_after);
+    let cert_expires = expires.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    let cert_expires_in_seconds = expires.map(|t| (t - now).whole_seconds());
     let Some(config) = config else {
         return WebhookStatus {
             present: false,
             ca_bundle_matches: false,
+            cert_expires,
+            cert_expires_in_seconds,
         };
     };
     let hooks = config.webhooks.as_deref().unwrap_or_default();
     let matches = !hooks.is_empty()
-        && tls_ca.is_some()
-        && hooks
-            .iter()
-            .all(|h| h.client_config.ca_bundle.as_ref().map(|b| &b.0) == tls_ca);
+        && serving_cert.is_some_and(|cert| {
+            hooks.iter().all(|h| {
+                h.client_config
+                    .ca_bundle
+                    .as_ref()
+                    .is_some_and(|b| webhook_pki::bundle_verifies(&b.0, cert, now))
+            })
+        });
     WebhookStatus {
         present: true,
         ca_bundle_matches: matches,
+        cert_expires,
+        cert_expires_in_seconds,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use sparrow_core::config::{validate_enabled_namespace, validate_namespace};
-use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, WebhookTls};
+use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, webhook_pki};
 
 use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_kube::ClusterConfig;
@@ -48,7 +48,14 @@ pub struct DeployArgs {
         help_heading = "Injection"
     )]
     enabled_namespaces: Vec<String>,
+    /// Life of the webhook's serving certificate, which the controller makes, renews at two
+    /// thirds of its life and signs with a CA of its own that lives four times as long (rolled
+    /// over with an overlap in the webhook's caBundle). At least 2m (for tests of rotation).
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_cert_validity, help_heading = "Webhook")]
+    webhook_cert_validity: std::time::Duration,
     /// Print the manifests instead of applying them; contacts no cluster and no registry.
+    /// They hold no certificate or key (the controller makes those): fit for Git, but for the
+    /// pull secret when credentials are given.
     #[arg(long)]
     dry_run: bool,
     /// Wait until the controller is available (up to --timeout); --wait=false returns once
@@ -119,17 +126,28 @@ impl DeployArgs {
                 disable_auto_inject: self.disable_auto_inject,
                 enabled_namespaces: self.enabled_namespaces.clone(),
             },
+            webhook_cert_validity: (self.webhook_cert_validity
+                != webhook_pki::DEFAULT_LEAF_VALIDITY)
+                .then_some(self.webhook_cert_validity),
         })
     }
+}
+
+/// `--webhook-cert-validity`: a duration of at least two minutes.
+fn parse_cert_validity(text: &str) -> Result<std::time::Duration, String> {
+    let validity =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 90d, 720h, 2m)"))?;
+    if validity < webhook_pki::MIN_LEAF_VALIDITY {
+        return Err("must be at least 2m".to_owned());
+    }
+    Ok(validity)
 }
 
 /// Runs `deploy`.
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     let config = args.mesh_config(global)?;
     if args.dry_run {
-        let tls = WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
-            .context("generating the webhook certificate")?;
-        return print_rendered(&ControlPlane::render(&config, &tls), args.output);
+        return print_rendered(&ControlPlane::render(&config), args.output);
     }
     // Read and validated before anything is contacted.
     let check_options = args.registry_tls.options(global, &args.registry)?;
@@ -206,12 +224,7 @@ async fn deploy_to_cluster(
     } else {
         config
     };
-    let tls = match &existing.tls {
-        Some(tls) => tls.clone(),
-        None => WebhookTls::generate(&config.namespace, time::OffsetDateTime::now_utc())
-            .context("generating the webhook certificate")?,
-    };
-    let plane = ControlPlane::render(config, &tls);
+    let plane = ControlPlane::render(config);
     apply::apply_control_plane(
         client,
         &plane,

@@ -72,10 +72,18 @@ fn print_text(report: &StatusReport) {
         mark(w.present && w.ca_bundle_matches),
         match (w.present, w.ca_bundle_matches) {
             (false, _) => "missing",
-            (true, true) => "present, caBundle matches the TLS secret",
-            (true, false) => "present, caBundle does NOT match the TLS secret",
+            (true, true) => "present, its caBundle verifies the serving certificate",
+            (true, false) => "present, its caBundle does NOT verify the serving certificate",
         }
     );
+    match (&w.cert_expires, w.cert_expires_in_seconds) {
+        (Some(at), Some(left)) if left > 0 => crate::say!(
+            "  serving certificate: expires {at} (in {}; the controller renews it at two thirds of its life)",
+            humantime::format_duration(std::time::Duration::from_secs(left.unsigned_abs()))
+        ),
+        (Some(at), Some(_)) => crate::say!("✗ serving certificate: expired {at}"),
+        _ => crate::say!("✗ serving certificate: none yet (the controller makes it at start)"),
+    }
     match &report.registry {
         Some(r) => crate::say!("✓ registry: {} ({})", r.server, r.credential),
         None => crate::say!("  registry: no credentials stored"),

@@ -9,7 +9,23 @@ use sparrow_core::{MeshConfig, RegistryAuth, RegistryServer, dockerconfigjson};
 
 use super::*;
 
-const CA: &[u8] = b"-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+/// When the healthy mesh is observed.
+const AT: i64 = 1_800_000_000;
+
+/// A CA and a serving certificate it signed, valid at [`AT`] for 90 days (made once).
+fn pki() -> &'static (String, String) {
+    static PKI: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let at = time::OffsetDateTime::from_unix_timestamp(AT).expect("time");
+        let ca =
+            sparrow_core::webhook_pki::Ca::generate(at, time::Duration::days(360)).expect("ca");
+        let names = sparrow_core::tls::service_dns_names("sparrow-mesh");
+        let leaf = ca
+            .issue(&names, at, time::Duration::days(90))
+            .expect("leaf");
+        (ca.cert_pem, leaf.cert_pem)
+    })
+}
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -34,10 +50,7 @@ fn deployment(ready: i32) -> Deployment {
 
 fn webhook(mesh: &MeshConfig) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
-        webhooks: Some(injector_webhooks(
-            mesh,
-            std::str::from_utf8(CA).expect("utf8"),
-        )),
+        webhooks: Some(injector_webhooks(mesh, Some(&pki().0))),
         ..MutatingWebhookConfiguration::default()
     }
 }
@@ -116,7 +129,8 @@ fn healthy() -> Observed {
     Observed {
         namespace: "sparrow-mesh".to_owned(),
         deployment: Some(deployment(1)),
-        tls_ca: Some(CA.to_vec()),
+        serving_cert: Some(pki().1.clone()),
+        observed_at: AT,
         webhook: Some(webhook(&MeshConfig::default())),
         source: Some(source(
             RegistryAuth::user_password("robot", "hunter2").expect("valid"),
@@ -177,8 +191,22 @@ fn problems_table() {
         ("no webhook", |o| o.webhook = None, "pods are not injected"),
         (
             "ca mismatch",
-            |o| o.tls_ca = Some(b"other".to_vec()),
-            "caBundle does not match",
+            |o| {
+                let at = time::OffsetDateTime::from_unix_timestamp(AT).expect("time");
+                let other = sparrow_core::WebhookTls::generate("sparrow-mesh", at).expect("tls");
+                o.serving_cert = Some(other.cert_pem);
+            },
+            "caBundle does not verify the serving certificate",
+        ),
+        (
+            "no serving certificate",
+            |o| o.serving_cert = None,
+            "holds no serving certificate: the controller makes it at start",
+        ),
+        (
+            "expired",
+            |o| o.observed_at = AT + 91 * 86_400,
+            "has expired: the controller renews it",
         ),
         (
             "copy edited by hand",
