@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::auth::RegistryAuth;
+use crate::client_ca::WebhookClientCa;
 use crate::names::{
     CONTROLLER_IMAGE_NAME, DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, INIT_IMAGE_NAME, PROXY_IMAGE_NAME,
 };
@@ -127,6 +128,9 @@ pub struct MeshConfig {
     pub pull_policy: PullPolicy,
     /// Which namespaces are injected.
     pub injection: InjectionScope,
+    /// `--webhook-client-ca`: only callers with a client certificate signed by it (the API
+    /// server) are answered; `None`: anyone who reaches the webhook is.
+    pub webhook_client_ca: Option<WebhookClientCa>,
 }
 
 impl Default for MeshConfig {
@@ -141,6 +145,7 @@ impl Default for MeshConfig {
             images,
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),
+            webhook_client_ca: None,
         }
     }
 }

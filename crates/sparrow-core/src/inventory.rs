@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use crate::names::{CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME};
+use crate::names::{
+    CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME, WEBHOOK_CONFIG_NAME,
+};
 
 /// A kind of object the control plane is made of, as the API addresses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,6 +16,8 @@ pub enum Kind {
     Namespace,
     /// `v1` Secret.
     Secret,
+    /// `v1` ConfigMap.
+    ConfigMap,
     /// `v1` ServiceAccount.
     ServiceAccount,
     /// `rbac.authorization.k8s.io/v1` ClusterRole.
@@ -38,6 +42,7 @@ impl Kind {
         match self {
             Self::Namespace => "Namespace",
             Self::Secret => "Secret",
+            Self::ConfigMap => "ConfigMap",
             Self::ServiceAccount => "ServiceAccount",
             Self::ClusterRole => "ClusterRole",
             Self::ClusterRoleBinding => "ClusterRoleBinding",
@@ -52,7 +57,11 @@ impl Kind {
     /// The API group (`""` for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            Self::Namespace | Self::Secret | Self::ServiceAccount | Self::Service => "",
+            Self::Namespace
+            | Self::Secret
+            | Self::ConfigMap
+            | Self::ServiceAccount
+            | Self::Service => "",
             Self::ClusterRole | Self::ClusterRoleBinding | Self::Role | Self::RoleBinding => {
                 "rbac.authorization.k8s.io"
             }
@@ -79,6 +88,7 @@ impl Kind {
         match self {
             Self::Namespace => "namespaces",
             Self::Secret => "secrets",
+            Self::ConfigMap => "configmaps",
             Self::ServiceAccount => "serviceaccounts",
             Self::ClusterRole => "clusterroles",
             Self::ClusterRoleBinding => "clusterrolebindings",
@@ -115,6 +125,8 @@ pub enum Presence {
     Always,
     /// Only when credentials were given (the pull secret).
     WithCredentials,
+    /// Only when the webhook requires client certificates (`--webhook-client-ca`).
+    WithWebhookClientCa,
 }
 
 /// One object of the control plane, before it is rendered.
@@ -149,6 +161,11 @@ pub const PARTS: &[Part] = &[
         presence: Presence::WithCredentials,
     },
     part(Kind::Secret, TLS_SECRET_NAME),
+    Part {
+        kind: Kind::ConfigMap,
+        fixed_name: Some(WEBHOOK_CLIENT_CA_NAME),
+        presence: Presence::WithWebhookClientCa,
+    },
     part(Kind::ServiceAccount, CONTROLLER_NAME),
     part(Kind::ClusterRole, CONTROLLER_NAME),
     part(Kind::ClusterRoleBinding, CONTROLLER_NAME),
@@ -217,6 +234,7 @@ mod tests {
         let table = [
             (Kind::Namespace, "v1", "namespaces", false),
             (Kind::Secret, "v1", "secrets", true),
+            (Kind::ConfigMap, "v1", "configmaps", true),
             (
                 Kind::ClusterRole,
                 "rbac.authorization.k8s.io/v1",

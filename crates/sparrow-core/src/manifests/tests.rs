@@ -23,6 +23,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         images,
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
+        webhook_client_ca: None,
     }
 }
 
@@ -367,11 +368,13 @@ fn objects_round_trip_through_k8s_openapi() {
     ));
     config.injection.disable_auto_inject = true;
     config.injection.enabled_namespaces = vec!["shop".to_owned()];
+    config.webhook_client_ca = Some(crate::client_ca::test_ca("API server client CA"));
     let tls = WebhookTls::generate("sparrow-mesh", time::OffsetDateTime::UNIX_EPOCH).expect("tls");
     for object in &ControlPlane::render(&config, &tls).objects {
         match object {
             Object::Namespace(o) => check(o, object),
             Object::Secret(o) => check(o, object),
+            Object::ConfigMap(o) => check(o, object),
             Object::ServiceAccount(o) => check(o, object),
             Object::ClusterRole(o) => check(o, object),
             Object::ClusterRoleBinding(o) => check(o, object),
@@ -446,6 +449,7 @@ fn failure_policy_follows_explicit_opt_in() {
 fn render_follows_the_parts_list_and_marks_the_mesh() {
     let mut config = config(robot());
     config.namespace = "team".to_owned();
+    config.webhook_client_ca = Some(crate::client_ca::test_ca("API server client CA"));
     let plane = ControlPlane::render(&config, &fake_tls());
     let rendered: Vec<String> = plane.objects.iter().map(Object::describe).collect();
     let listed: Vec<String> = crate::PARTS.iter().map(|p| p.describe("team")).collect();
@@ -462,7 +466,9 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
             object.describe()
         );
     }
-    let Some(Object::Deployment(deployment)) = plane.object(&crate::PARTS[8], "team") else {
+    let Some(Object::Deployment(deployment)) =
+        plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
+    else {
         panic!("deployment")
     };
     let template_labels = deployment
@@ -478,7 +484,11 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
         "the controller's pods are marked too"
     );
     let without = ControlPlane::render(&self::config(None), &fake_tls());
-    assert_eq!(without.objects.len(), crate::PARTS.len() - 1);
+    assert_eq!(
+        without.objects.len(),
+        crate::PARTS.len() - 2,
+        "neither the pull secret nor the client CA"
+    );
 }
 
 #[test]

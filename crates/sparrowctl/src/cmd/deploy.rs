@@ -119,6 +119,7 @@ impl DeployArgs {
                 disable_auto_inject: self.disable_auto_inject,
                 enabled_namespaces: self.enabled_namespaces.clone(),
             },
+            webhook_client_ca: None,
         })
     }
 }
