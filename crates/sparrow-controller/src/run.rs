@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::admission::Webhook;
 use crate::args::Args;
+use crate::client_auth::{ReloadingClientCa, server_config_requiring_client_certs};
 use crate::copies::{KubeCopies, pull_secret_copier};
 use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
 use crate::http::{AppState, health_router, router};
@@ -36,7 +37,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = args.inject_config();
     let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)
         .context("cannot load the serving certificate")?;
-    let tls = server_config(Arc::new(cert)).context("cannot configure TLS")?;
+    let tls = match &args.webhook_client_ca {
+        Some(path) => {
+            let client_ca = ReloadingClientCa::load(path)
+                .context("cannot load the webhook client CA (--webhook-client-ca)")?;
+            server_config_requiring_client_certs(Arc::new(cert), Arc::new(client_ca))
+                .context("cannot configure TLS")?
+        }
+        None => server_config(Arc::new(cert)).context("cannot configure TLS")?,
+    };
     let client = Client::try_default()
         .await
         .context("cannot configure access to the Kubernetes API (kubeconfig or in-cluster)")?;
@@ -121,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(
         addr = %args.addr,
         health_addr = ?args.health_addr,
+        client_certificates_required = args.webhook_client_ca.is_some(),
         mesh_namespace = %config.mesh_namespace,
         disable_auto_inject = config.disable_auto_inject,
         enabled_namespaces = ?config.enabled_namespaces,
