@@ -37,6 +37,49 @@ subjectAltName=IP:127.0.0.1,DNS:localhost"
   pki_cert kube-proxy "/CN=system:kube-proxy" "$client"
   pki_key service-account
   openssl ec -in "$PKI/service-account.key" -pubout -out "$PKI/service-account.pub" 2>/dev/null
+  pki_webhook_client
+}
+
+# The client certificate the API server presents to admission webhooks that ask for one (the mesh with
+# deploy --webhook-client-ca $PKI/webhook-client-ca.crt), from a CA of its own: trusting that CA lets in
+# the API server and nothing else the node CA signs.
+pki_webhook_client() {
+  pki_key webhook-client-ca
+  openssl req -x509 -new -key "$PKI/webhook-client-ca.key" -subj "/CN=sparrow-node-webhook-client-ca" -days 365 \
+    -out "$PKI/webhook-client-ca.crt" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  pki_key webhook-client
+  openssl req -new -key "$PKI/webhook-client.key" -subj "/CN=kube-apiserver-webhook-client" 2>/dev/null |
+    openssl x509 -req -CA "$PKI/webhook-client-ca.crt" -CAkey "$PKI/webhook-client-ca.key" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 365 -out "$PKI/webhook-client.crt" \
+      -extfile <(printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n') 2>/dev/null
+}
+
+# admission_config_make: the API server's --admission-control-config-file. Its kubeconfig presents the
+# webhook client certificate to every Service webhook on port 443 (`*.svc`), harmless for webhooks that
+# do not ask for one; the shape `sparrowctl webhook-auth` writes for one mesh.
+admission_config_make() {
+  mkdir -p "$KUBE"
+  cat >"$KUBE/webhook-admission.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: "*.svc"
+  user:
+    client-certificate: $PKI/webhook-client.crt
+    client-key: $PKI/webhook-client.key
+EOF
+  chmod 600 "$KUBE/webhook-admission.kubeconfig"
+  cat >"$KUBE/admission-config.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $KUBE/webhook-admission.kubeconfig
+EOF
 }
 
 # kubeconfig_make NAME: a kubeconfig for the client certificate NAME, with the data inlined, so that

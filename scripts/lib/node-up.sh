@@ -81,6 +81,7 @@ node_up() {
   pki_make
   local c
   for c in admin kube-controller-manager kube-scheduler kubelet kube-proxy; do kubeconfig_make "$c"; done
+  admission_config_make
   start_control_plane
   start_registry
   start_node_side
@@ -143,6 +144,7 @@ start_kube_apiserver() {
     --service-cluster-ip-range "$SERVICE_CIDR" --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/service-account.pub" --service-account-signing-key-file "$PKI/service-account.key" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --allow-privileged=true \
+    --admission-control-config-file "$KUBE/admission-config.yaml" \
     --profiling=false
   await kube-apiserver 120 api_get /readyz
 }
@@ -222,6 +224,7 @@ export SPARROW_CLUSTER_NETNS=$NETNS
 export SPARROW_NODE_STATE=$STATE
 export SPARROW_REGISTRY=127.0.0.1:$REGISTRY_PORT
 export SPARROW_REGISTRY_CA=$PKI/ca.crt
+export SPARROW_WEBHOOK_CLIENT_CA=$PKI/webhook-client-ca.crt
 export SPARROW_NODE_IMAGES=$STATE/images
 export SPARROW_NODE_KUBECTL=$CACHE_BIN/kubectl
 export PATH=$STATE/bin:\${PATH#$STATE/bin:}

@@ -45,6 +45,12 @@ pub struct Args {
     /// two thirds of it; its CA lives four times as long. At least 2m.
     #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub webhook_cert_validity: Duration,
+    /// PEM CA certificate(s): every caller of --addr must present a client certificate
+    /// signed by one of them (the API server, as `sparrowctl webhook-auth` configures it), or
+    /// is refused at the TLS handshake; re-read when it changes. The --health-addr listener
+    /// stays open [default: none; anyone who reaches --addr is answered].
+    #[arg(long, value_name = "FILE")]
+    pub webhook_client_ca: Option<PathBuf>,
     /// The control plane's namespace (never injected).
     #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE)]
     pub mesh_namespace: String,
@@ -243,6 +249,28 @@ mod tests {
             .expect_err("a number without a unit");
         assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(error.to_string().contains("--shutdown-delay"), "{error}");
+    }
+
+    #[test]
+    fn the_rendered_client_ca_flag_is_accepted() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).expect("CA").pem();
+        let ca = sparrow_core::WebhookClientCa::parse(&pem, time::OffsetDateTime::now_utc())
+            .expect("a CA");
+        let mut mesh = MeshConfig::default();
+        assert_eq!(parse(&mesh).webhook_client_ca, None);
+        mesh.webhook_client_ca = Some(ca);
+        let args = parse(&mesh);
+        let path = args
+            .webhook_client_ca
+            .expect("--webhook-client-ca rendered");
+        assert!(
+            path.starts_with(sparrow_core::manifests::WEBHOOK_CLIENT_CA_MOUNT_PATH),
+            "{}",
+            path.display()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod admission;
 mod args;
 mod body;
 mod certs;
+mod client_auth;
 mod connections;
 mod copies;
 mod events;
@@ -33,6 +34,7 @@ mod validation;
 pub use admission::{AdmissionOutcome, BadReview, NAMESPACE_WAIT, Webhook};
 pub use args::{Args, LogFormat};
 pub use body::{BODY_BUDGET_BYTES, BODY_TIMEOUT, BodyBudget, BodyLimits};
+pub use client_auth::{ClientCaError, ReloadingClientCa, server_config_requiring_client_certs};
 pub use connections::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
 pub use copies::{KubeCopies, pull_secret_copier};
 pub use events::{

@@ -25,6 +25,7 @@ use crate::args::Args;
 use crate::certs::{
     CertEvents, CertMetrics, keep_while_leading, serve_from_secret, verified_by_bundle,
 };
+use crate::client_auth::{ReloadingClientCa, server_config_requiring_client_certs};
 use crate::copies::{KubeCopies, pull_secret_copier};
 use crate::events::{EventMetrics, EventRecorder, KubeEventSink, client_without_retries};
 use crate::http::{AppState, health_router, router};
@@ -122,7 +123,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             served
         }
     };
-    let tls = server_config(resolver).context("cannot configure TLS")?;
+    let tls = match &args.webhook_client_ca {
+        Some(path) => {
+            let client_ca = ReloadingClientCa::load(path)
+                .context("cannot load the webhook client CA (--webhook-client-ca)")?;
+            server_config_requiring_client_certs(resolver, Arc::new(client_ca))
+                .context("cannot configure TLS")?
+        }
+        None => server_config(resolver).context("cannot configure TLS")?,
+    };
     let event_client = client_without_retries()
         .await
         .context("cannot configure access to the Kubernetes API for Events")?;
@@ -162,6 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(
         addr = %args.addr,
         health_addr = ?args.health_addr,
+        client_certificates_required = args.webhook_client_ca.is_some(),
         mesh_namespace = %config.mesh_namespace,
         disable_auto_inject = config.disable_auto_inject,
         enabled_namespaces = ?config.enabled_namespaces,

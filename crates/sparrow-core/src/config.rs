@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::auth::RegistryAuth;
+use crate::client_ca::WebhookClientCa;
 use crate::names::{
     CONTROLLER_IMAGE_NAME, DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, INIT_IMAGE_NAME, PROXY_IMAGE_NAME,
 };
@@ -130,6 +131,9 @@ pub struct MeshConfig {
     /// The life of the webhook's serving certificate, which the controller makes and renews;
     /// `None` for the controller's default.
     pub webhook_cert_validity: Option<std::time::Duration>,
+    /// `--webhook-client-ca`: only callers with a client certificate signed by it (the API
+    /// server) are answered; `None`: anyone who reaches the webhook is.
+    pub webhook_client_ca: Option<WebhookClientCa>,
 }
 
 impl Default for MeshConfig {
@@ -145,6 +149,7 @@ impl Default for MeshConfig {
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),
             webhook_cert_validity: None,
+            webhook_client_ca: None,
         }
     }
 }

@@ -6,7 +6,8 @@
 use std::fmt;
 
 use crate::names::{
-    CA_SECRET_NAME, CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
+    CA_SECRET_NAME, CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
+    WEBHOOK_CONFIG_NAME,
 };
 
 /// A kind of object the control plane is made of, as the API addresses it.
@@ -16,6 +17,8 @@ pub enum Kind {
     Namespace,
     /// `v1` Secret.
     Secret,
+    /// `v1` ConfigMap.
+    ConfigMap,
     /// `v1` ServiceAccount.
     ServiceAccount,
     /// `rbac.authorization.k8s.io/v1` ClusterRole.
@@ -40,6 +43,7 @@ impl Kind {
         match self {
             Self::Namespace => "Namespace",
             Self::Secret => "Secret",
+            Self::ConfigMap => "ConfigMap",
             Self::ServiceAccount => "ServiceAccount",
             Self::ClusterRole => "ClusterRole",
             Self::ClusterRoleBinding => "ClusterRoleBinding",
@@ -54,7 +58,11 @@ impl Kind {
     /// The API group (`""` for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            Self::Namespace | Self::Secret | Self::ServiceAccount | Self::Service => "",
+            Self::Namespace
+            | Self::Secret
+            | Self::ConfigMap
+            | Self::ServiceAccount
+            | Self::Service => "",
             Self::ClusterRole | Self::ClusterRoleBinding | Self::Role | Self::RoleBinding => {
                 "rbac.authorization.k8s.io"
             }
@@ -81,6 +89,7 @@ impl Kind {
         match self {
             Self::Namespace => "namespaces",
             Self::Secret => "secrets",
+            Self::ConfigMap => "configmaps",
             Self::ServiceAccount => "serviceaccounts",
             Self::ClusterRole => "clusterroles",
             Self::ClusterRoleBinding => "clusterrolebindings",
@@ -120,6 +129,8 @@ pub enum Presence {
     /// Never rendered: the controller makes it (the webhook's certificates), with the mesh's
     /// marker, so that remove finds it like the rest.
     MadeByController,
+    /// Only when the webhook requires client certificates (`--webhook-client-ca`).
+    WithWebhookClientCa,
 }
 
 /// One object of the control plane, before it is rendered.
@@ -163,6 +174,11 @@ pub const PARTS: &[Part] = &[
         kind: Kind::Secret,
         fixed_name: Some(CA_SECRET_NAME),
         presence: Presence::MadeByController,
+    },
+    Part {
+        kind: Kind::ConfigMap,
+        fixed_name: Some(WEBHOOK_CLIENT_CA_NAME),
+        presence: Presence::WithWebhookClientCa,
     },
     part(Kind::ServiceAccount, CONTROLLER_NAME),
     part(Kind::ClusterRole, CONTROLLER_NAME),
@@ -232,6 +248,7 @@ mod tests {
         let table = [
             (Kind::Namespace, "v1", "namespaces", false),
             (Kind::Secret, "v1", "secrets", true),
+            (Kind::ConfigMap, "v1", "configmaps", true),
             (
                 Kind::ClusterRole,
                 "rbac.authorization.k8s.io/v1",

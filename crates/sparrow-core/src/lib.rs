@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod client_ca;
 pub mod config;
 pub mod dockerconfig;
 pub mod image_ref;
@@ -15,11 +16,13 @@ pub mod pods;
 pub mod registry;
 pub mod selector;
 pub mod tls;
+pub mod webhook_auth;
 pub mod webhook_pki;
 
 pub use auth::{
     CredentialKind, RegistryAuth, RegistryAuthError, dockerconfigjson, secret_data_hash,
 };
+pub use client_ca::{ClientCaError, WebhookClientCa};
 pub use config::{ImageOverrides, Images, InjectionScope, MeshConfig, PullPolicy};
 pub use dockerconfig::{DockerConfigError, StoredCredential, stored_credential};
 pub use inventory::{Kind, PARTS, Part};

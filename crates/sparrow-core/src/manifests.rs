@@ -11,10 +11,10 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    LocalObjectReference, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, LocalObjectReference, Namespace, ObjectFieldSelector, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecurityContext,
+    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -25,6 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::auth::dockerconfigjson;
+use crate::client_ca::WebhookClientCa;
 use crate::config::MeshConfig;
 use crate::inventory::{Kind, PARTS, Part, Presence, describe};
 use crate::names::*;
@@ -34,6 +35,8 @@ use crate::pods::quantities;
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 /// Data key of the pull secret.
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+/// Where the controller finds the webhook client CA (`--webhook-client-ca`).
+pub const WEBHOOK_CLIENT_CA_MOUNT_PATH: &str = "/var/run/sparrow/webhook-client-ca";
 
 /// One object of the control plane. (A deploy holds a dozen: variant sizes do not matter.)
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +46,8 @@ pub enum Object {
     Namespace(Namespace),
     /// The pull secret or the TLS secret.
     Secret(Secret),
+    /// The CA whose client certificates the webhook accepts.
+    ConfigMap(ConfigMap),
     /// The controller's identity.
     ServiceAccount(ServiceAccount),
     /// Cluster-wide permissions of the controller.
@@ -67,6 +72,7 @@ macro_rules! each_variant {
         match $object {
             Object::Namespace($o) => $body,
             Object::Secret($o) => $body,
+            Object::ConfigMap($o) => $body,
             Object::ServiceAccount($o) => $body,
             Object::ClusterRole($o) => $body,
             Object::ClusterRoleBinding($o) => $body,
@@ -90,6 +96,7 @@ impl Object {
         match self {
             Self::Namespace(_) => Kind::Namespace,
             Self::Secret(_) => Kind::Secret,
+            Self::ConfigMap(_) => Kind::ConfigMap,
             Self::ServiceAccount(_) => Kind::ServiceAccount,
             Self::ClusterRole(_) => Kind::ClusterRole,
             Self::ClusterRoleBinding(_) => Kind::ClusterRoleBinding,
@@ -196,11 +203,7 @@ impl ControlPlane {
     pub fn render(config: &MeshConfig) -> Self {
         let objects = PARTS
             .iter()
-            .filter(|part| match part.presence {
-                Presence::Always => true,
-                Presence::WithCredentials => config.auth.is_some(),
-                Presence::MadeByController => false,
-            })
+            .filter(|part| is_rendered(part, config))
             .filter_map(|part| build(part, config))
             .collect();
         Self { objects }
@@ -243,6 +246,16 @@ pub fn to_yaml_documents(
     Ok(out)
 }
 
+/// Whether `part` is rendered for `config`.
+fn is_rendered(part: &Part, config: &MeshConfig) -> bool {
+    match part.presence {
+        Presence::Always => true,
+        Presence::WithCredentials => config.auth.is_some(),
+        Presence::WithWebhookClientCa => config.webhook_client_ca.is_some(),
+        Presence::MadeByController => false,
+    }
+}
+
 /// Builds one part; `None` for the pull secret when no credentials were given.
 fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
     let ns = config.namespace.as_str();
@@ -262,6 +275,9 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
         )),
         // The controller's certificates: made by the controller, never rendered.
         Kind::Secret => return None,
+        Kind::ConfigMap => {
+            Object::ConfigMap(webhook_client_ca(ns, config.webhook_client_ca.as_ref()?))
+        }
         Kind::ServiceAccount => Object::ServiceAccount(ServiceAccount {
             metadata: owned(name, namespace, CONTROLLER_NAME),
             ..ServiceAccount::default()
@@ -299,7 +315,7 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             role_ref: role_ref("Role"),
             subjects: Some(vec![controller_subject(ns)]),
         }),
-        Kind::Deployment => Object::Deployment(deployment(config)),
+        Kind::Deployment => Object::Deployment(with_webhook_client_ca(deployment(config), config)),
         Kind::Service => Object::Service(service(ns)),
         Kind::MutatingWebhookConfiguration => Object::MutatingWebhookConfiguration(webhook(config)),
     })
@@ -395,6 +411,11 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
         args.push(format!(
             "--webhook-cert-validity={}",
             humanize_secs(validity.as_secs())
+        ));
+    }
+    if config.webhook_client_ca.is_some() {
+        args.push(format!(
+            "--webhook-client-ca={WEBHOOK_CLIENT_CA_MOUNT_PATH}/{WEBHOOK_CLIENT_CA_KEY}"
         ));
     }
     if config.injection.disable_auto_inject {
@@ -739,5 +760,58 @@ fn webhook(config: &MeshConfig) -> MutatingWebhookConfiguration {
     }
 }
 
+/// The ConfigMap holding the CA whose client certificates the webhook accepts. A CA
+/// certificate is public: a ConfigMap, which `status` and GitOps tools may show.
+fn webhook_client_ca(ns: &str, ca: &WebhookClientCa) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(
+            WEBHOOK_CLIENT_CA_NAME,
+            Some(ns),
+            owned_labels(ns, CONTROLLER_NAME),
+        ),
+        data: Some(BTreeMap::from([(
+            WEBHOOK_CLIENT_CA_KEY.to_owned(),
+            ca.pem().to_owned(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+/// With `--webhook-client-ca`, the client CA's ConfigMap as a volume of the controller, where
+/// its `--webhook-client-ca` flag reads it. A ConfigMap volume (no `subPath`) follows changes,
+/// which the controller picks up without a restart.
+fn with_webhook_client_ca(mut deployment: Deployment, config: &MeshConfig) -> Deployment {
+    const VOLUME: &str = "webhook-client-ca";
+    let pod = deployment
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.template.spec.as_mut());
+    let Some(pod) = pod.filter(|_| config.webhook_client_ca.is_some()) else {
+        return deployment;
+    };
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: VOLUME.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: WEBHOOK_CLIENT_CA_NAME.to_owned(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    for container in &mut pod.containers {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: VOLUME.to_owned(),
+                mount_path: WEBHOOK_CLIENT_CA_MOUNT_PATH.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+    }
+    deployment
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_client_ca_tests;

@@ -97,3 +97,9 @@ pub const MESH_LABEL: &str = "sparrow-mesh.io/mesh";
 /// Namespaces `remove` never deletes, whatever their labels say.
 pub const PROTECTED_NAMESPACES: &[&str] =
     &["kube-system", "kube-public", "kube-node-lease", "default"];
+
+/// ConfigMap in the mesh namespace holding the CA whose client certificates the webhook accepts
+/// (`deploy --webhook-client-ca`); absent when any caller is answered.
+pub const WEBHOOK_CLIENT_CA_NAME: &str = "sparrow-webhook-client-ca";
+/// The key of [`WEBHOOK_CLIENT_CA_NAME`]'s data holding the PEM certificates.
+pub const WEBHOOK_CLIENT_CA_KEY: &str = "ca.crt";

@@ -109,6 +109,13 @@ pub enum ClusterError {
         /// Its name.
         name: String,
     },
+    /// An object with the name of one of the control plane's, in the mesh namespace, that
+    /// does not carry this mesh's marker.
+    #[error("{object} exists and was not created by this Sparrow mesh (it lacks the {marker} label); it is left untouched: rename or delete it, then run deploy again", marker = sparrow_core::names::MESH_LABEL)]
+    ForeignObject {
+        /// `Kind namespace/name`.
+        object: String,
+    },
     /// A cluster-wide object of the control plane belongs to the mesh in another namespace.
     #[error(
         "{object} belongs to the Sparrow mesh in namespace {mesh}: only one mesh runs per cluster; deploy with -n {mesh}, or remove that mesh first (sparrowctl remove -n {mesh})"

@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod status;
 pub mod update;
 pub mod wait;
+pub mod webhook_client_ca;
 
 use std::future::Future;
 use std::time::Duration;

@@ -19,7 +19,8 @@ use crate::secrets::read_copy_key;
 use crate::timed;
 
 pub use evaluate::{
-    Admission, ControllerStatus, RegistryStatus, StatusReport, WebhookStatus, admission, evaluate,
+    Admission, ControllerStatus, RegistryStatus, StatusReport, WebhookCallers, WebhookStatus,
+    admission, evaluate,
 };
 
 /// Everything `status` reads.

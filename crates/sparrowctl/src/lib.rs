@@ -82,6 +82,22 @@ enum Command {
     ///   sparrowctl inject -f app.yaml --registry-server registry.example.com:5000/mesh | kubectl apply -f -
     #[command(verbatim_doc_comment)]
     Inject(cmd::inject::InjectArgs),
+    /// Write the API server's side of webhook client authentication: an AdmissionConfiguration
+    /// and a kubeconfig that make kube-apiserver present its client certificate to the mesh's
+    /// webhook. Contacts no cluster.
+    ///
+    /// With `deploy --webhook-client-ca CA.crt` the webhook answers only callers with a client
+    /// certificate signed by CA.crt; anyone else who reaches port 8443 fails at the TLS
+    /// handshake. The API server presents one only when its admission configuration says so,
+    /// which is what this writes.
+    ///
+    /// Example:
+    ///   sparrowctl webhook-auth --client-cert apiserver-webhook.crt \
+    ///       --client-key apiserver-webhook.key --out /etc/kubernetes/sparrow
+    ///   kube-apiserver ... --admission-control-config-file=/etc/kubernetes/sparrow/admission-config.yaml
+    ///   sparrowctl deploy --webhook-client-ca CA.crt ...
+    #[command(verbatim_doc_comment)]
+    WebhookAuth(cmd::webhook_auth::WebhookAuthArgs),
     /// Manage the registry credentials.
     #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
@@ -161,6 +177,7 @@ impl Cli {
             Command::Registry(command) => cmd::registry::run(&self.global, command),
             Command::Images(command) => cmd::images::run(&self.global, command),
             Command::Version(args) => cmd::version::run(args),
+            Command::WebhookAuth(args) => cmd::webhook_auth::run(&self.global, args),
             Command::Completion { shell } => cmd::completion::run::<Self>(shell),
         }
     }

@@ -53,6 +53,10 @@ impl Files {
         files.write("five-mib", &vec![b'a'; 5 << 20]);
         files.write("ca-not-pem.pem", b"hello");
         files.write(
+            "key.pem",
+            b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+        );
+        files.write(
             "kubeconfig-bad-yaml",
             format!(
                 "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: {SECRET}\n  x: [unclosed\n"
@@ -283,6 +287,57 @@ fn images_from_cases(files: &Files) -> Vec<Case> {
             1,
             "--from /dev/zero: is a device",
         ),
+    ]
+}
+
+/// `deploy --webhook-client-ca` with files that are no CA certificate, and the webhook-auth
+/// inputs: refused before anything is contacted.
+fn webhook_client_ca_cases(files: &Files) -> Vec<Case> {
+    let ca = |name: &str, needle: &str| {
+        let path = files.s(name);
+        deploy(&["--webhook-client-ca", &path], 1, needle)
+    };
+    let auth = |cert: &str, key: &str, needle: &str| {
+        let (cert, key) = (files.s(cert), files.s(key));
+        let out = files.s("webhook-auth-out");
+        case(
+            &[
+                "webhook-auth",
+                "--client-cert",
+                &cert,
+                "--client-key",
+                &key,
+                "--out",
+                &out,
+            ],
+            1,
+            needle,
+        )
+    };
+    vec![
+        ca("missing.pem", "missing.pem: cannot read the file"),
+        ca("dir", "is a directory, not a regular file"),
+        ca(
+            "ca-not-pem.pem",
+            "ca-not-pem.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the CA certificate",
+        ),
+        ca(
+            "key.pem",
+            "key.pem holds a private key: give only the CA certificate",
+        ),
+        ca("not-utf8", "the file is not UTF-8 text"),
+        deploy(
+            &[
+                "--webhook-client-ca",
+                &files.s("ca-not-pem.pem"),
+                "--no-webhook-client-ca",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        auth("ca-not-pem.pem", "key.pem", "--client-cert"),
+        auth("key.pem", "key.pem", "holds no PEM CERTIFICATE block"),
+        auth("missing.pem", "key.pem", "cannot read the file"),
     ]
 }
 
@@ -587,6 +642,7 @@ fn file_cases(files: &Files) -> Vec<Case> {
         cases.push(ca(verb, "five-mib", "larger than 4 MiB"));
         cases.push(ca(verb, "ca-not-pem.pem", "--registry-ca"));
     }
+    cases.extend(webhook_client_ca_cases(files));
     let kube =
         |name: &str, needle: &str| case(&["status", "--kubeconfig", &files.s(name)], 1, needle);
     cases.push(kube("missing", "cannot read the file"));

@@ -855,6 +855,10 @@ async fn deploy_waits_for_the_controller_then_for_the_api_server_to_reach_the_we
         stdout.contains("  serving certificate: expires "),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("  webhook callers: unauthenticated: anyone who reaches port 8443 is answered; see deploy --webhook-client-ca"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

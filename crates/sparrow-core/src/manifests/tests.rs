@@ -15,6 +15,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
         webhook_cert_validity: None,
+        webhook_client_ca: None,
     }
 }
 
@@ -353,10 +354,12 @@ fn objects_round_trip_through_k8s_openapi() {
     ));
     config.injection.disable_auto_inject = true;
     config.injection.enabled_namespaces = vec!["shop".to_owned()];
+    config.webhook_client_ca = Some(crate::client_ca::test_ca("API server client CA"));
     for object in &ControlPlane::render(&config).objects {
         match object {
             Object::Namespace(o) => check(o, object),
             Object::Secret(o) => check(o, object),
+            Object::ConfigMap(o) => check(o, object),
             Object::ServiceAccount(o) => check(o, object),
             Object::ClusterRole(o) => check(o, object),
             Object::ClusterRoleBinding(o) => check(o, object),
@@ -431,6 +434,7 @@ fn failure_policy_follows_explicit_opt_in() {
 fn render_follows_the_parts_list_and_marks_the_mesh() {
     let mut config = config(robot());
     config.namespace = "team".to_owned();
+    config.webhook_client_ca = Some(crate::client_ca::test_ca("API server client CA"));
     let plane = ControlPlane::render(&config);
     let rendered: Vec<String> = plane.objects.iter().map(Object::describe).collect();
     // All but what the controller makes (its certificates).
@@ -452,11 +456,9 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
             object.describe()
         );
     }
-    let part = crate::PARTS
-        .iter()
-        .find(|p| p.kind == Kind::Deployment)
-        .expect("a Deployment part");
-    let Some(Object::Deployment(deployment)) = plane.object(part, "team") else {
+    let Some(Object::Deployment(deployment)) =
+        plane.objects.iter().find(|o| o.kind() == Kind::Deployment)
+    else {
         panic!("deployment")
     };
     let template_labels = deployment
@@ -472,8 +474,11 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
         "the controller's pods are marked too"
     );
     let without = ControlPlane::render(&self::config(None));
-    // Neither the pull secret nor the controller's two certificate Secrets.
-    assert_eq!(without.objects.len(), crate::PARTS.len() - 3);
+    assert_eq!(
+        without.objects.len(),
+        crate::PARTS.len() - 4,
+        "neither the pull secret, the client CA nor the controller's two certificate Secrets"
+    );
 }
 
 #[test]

@@ -62,6 +62,32 @@ pub struct ControllerStatus {
     pub ready_replicas: i32,
     /// The controller image.
     pub image: Option<String>,
+    /// Who the webhook answers, from the controller's flags.
+    pub webhook_callers: WebhookCallers,
+}
+
+/// Who the webhook answers.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum WebhookCallers {
+    /// Only callers with a client certificate from the CA of `deploy --webhook-client-ca`.
+    ApiServerOnly,
+    /// Anyone who reaches the webhook's port.
+    Anyone,
+}
+
+impl WebhookCallers {
+    /// What the controller `container`'s flags say.
+    fn of(container: Option<&k8s_openapi::api::core::v1::Container>) -> Self {
+        let requires = container
+            .and_then(|c| c.args.as_ref())
+            .is_some_and(|args| args.iter().any(|a| a.starts_with("--webhook-client-ca")));
+        if requires {
+            Self::ApiServerOnly
+        } else {
+            Self::Anyone
+        }
+    }
 }
 
 impl ControllerStatus {
@@ -166,12 +192,19 @@ pub fn controller_status(deployment: Option<&Deployment>) -> ControllerStatus {
                 .and_then(|s| s.template.spec.as_ref())
                 .and_then(|s| s.containers.first())
                 .and_then(|c| c.image.clone()),
+            webhook_callers: WebhookCallers::of(
+                d.spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .and_then(|s| s.containers.first()),
+            ),
         },
         None => ControllerStatus {
             present: false,
             replicas: 0,
             ready_replicas: 0,
             image: None,
+            webhook_callers: WebhookCallers::Anyone,
         },
     }
 }

@@ -4,10 +4,14 @@ use anyhow::Context as _;
 use sparrow_core::config::{validate_enabled_namespace, validate_namespace};
 use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, webhook_pki};
 
-use sparrow_core::names::PULL_SECRET_NAME;
+use std::path::{Path, PathBuf};
+
+use sparrow_core::WebhookClientCa;
+use sparrow_core::names::{PULL_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME};
 use sparrow_kube::ClusterConfig;
 use sparrow_kube::apply::{self, ApplyStep};
 use sparrow_kube::wait;
+use sparrow_kube::webhook_client_ca::{StoredClientCa, delete_client_ca, stored_client_ca};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, reach_reporting};
@@ -53,6 +57,19 @@ pub struct DeployArgs {
     /// over with an overlap in the webhook's caBundle). At least 2m (for tests of rotation).
     #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_cert_validity, help_heading = "Webhook")]
     webhook_cert_validity: std::time::Duration,
+    /// PEM file with the CA certificate(s) that sign the API server's client certificate: the
+    /// webhook then answers only callers presenting one (anyone else fails at the TLS
+    /// handshake). Give the API server its side with `sparrowctl webhook-auth`. A later deploy
+    /// without this flag keeps the stored CA.
+    #[arg(long, value_name = "FILE", help_heading = "Webhook callers")]
+    webhook_client_ca: Option<PathBuf>,
+    /// Answer any caller again: drop the client CA an earlier --webhook-client-ca stored.
+    #[arg(
+        long,
+        conflicts_with = "webhook_client_ca",
+        help_heading = "Webhook callers"
+    )]
+    no_webhook_client_ca: bool,
     /// Print the manifests instead of applying them; contacts no cluster and no registry.
     /// They hold no certificate or key (the controller makes those): fit for Git, but for the
     /// pull secret when credentials are given.
@@ -104,6 +121,11 @@ impl DeployArgs {
         let tag = self.images.image_tag.as_deref();
         let tag = tag.unwrap_or(sparrow_core::names::DEFAULT_IMAGE_TAG);
         let images = self.images_from.pin(&registry_server, tag, images)?;
+        let webhook_client_ca = self
+            .webhook_client_ca
+            .as_deref()
+            .map(read_webhook_client_ca)
+            .transpose()?;
         let registry = self.registry.resolve(
             PasswordSources {
                 env: std::env::var(PASSWORD_ENV).ok(),
@@ -129,6 +151,7 @@ impl DeployArgs {
             webhook_cert_validity: (self.webhook_cert_validity
                 != webhook_pki::DEFAULT_LEAF_VALIDITY)
                 .then_some(self.webhook_cert_validity),
+            webhook_client_ca,
         })
     }
 }
@@ -164,7 +187,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
             )
             .await?;
         }
-        deploy_to_cluster(global, cluster, &config, args.wait).await
+        let callers = if args.no_webhook_client_ca {
+            Callers::Anyone
+        } else {
+            Callers::AsGivenOrStored
+        };
+        deploy_to_cluster(global, cluster, &config, callers, args.wait).await
     })?
 }
 
@@ -185,6 +213,7 @@ async fn deploy_to_cluster(
     global: &GlobalArgs,
     cluster: ClusterConfig,
     config: &MeshConfig,
+    callers: Callers,
     wait: bool,
 ) -> anyhow::Result<()> {
     let progress = Progress::new();
@@ -224,6 +253,15 @@ async fn deploy_to_cluster(
     } else {
         config
     };
+    let stored_ca = stored_client_ca(client, &config.namespace, global.timeout).await?;
+    let with_ca;
+    let config = match webhook_client_ca(config, callers, stored_ca.as_ref(), &progress)? {
+        Some(changed) => {
+            with_ca = changed;
+            &with_ca
+        }
+        None => config,
+    };
     let plane = ControlPlane::render(config);
     apply::apply_control_plane(
         client,
@@ -257,6 +295,14 @@ async fn deploy_to_cluster(
     if let Some(what) = apply::apply_webhook(client, &plane, global.timeout).await? {
         progress.done(&format!("applied {what}"));
     }
+    if let (None, Some(stored)) = (&config.webhook_client_ca, &stored_ca) {
+        // After the Deployment that no longer reads it.
+        delete_client_ca(client, &config.namespace, stored, global.timeout).await?;
+        progress.done(&format!(
+            "deleted ConfigMap {}/{WEBHOOK_CLIENT_CA_NAME}: the webhook answers any caller",
+            config.namespace
+        ));
+    }
     if wait {
         let probed = progress
             .waiting(
@@ -273,8 +319,13 @@ async fn deploy_to_cluster(
             )),
             Err(error) => {
                 drop(progress);
+                let callers = if config.webhook_client_ca.is_some() {
+                    "; the webhook requires the API server's client certificate (--webhook-client-ca): check that kube-apiserver runs with the admission configuration `sparrowctl webhook-auth` writes"
+                } else {
+                    ""
+                };
                 anyhow::bail!(
-                    "{error}; pods in namespaces that opted into the mesh are refused until it does; check the Service's endpoints (`kubectl -n {} get endpointslices`) and the node's Service rules, then run deploy again",
+                    "{error}; pods in namespaces that opted into the mesh are refused until it does; check the Service's endpoints (`kubectl -n {} get endpointslices`) and the node's Service rules{callers}, then run deploy again",
                     config.namespace
                 );
             }
@@ -333,9 +384,79 @@ fn print_summary(config: &MeshConfig, wait: bool) {
         config.namespace,
         config.registry
     );
+    match &config.webhook_client_ca {
+        Some(ca) => crate::say!(
+            "The webhook answers only callers with a client certificate from {} (ConfigMap {}/{WEBHOOK_CLIENT_CA_NAME}).",
+            ca.subjects().join(", "),
+            config.namespace
+        ),
+        None => crate::say!(
+            "The webhook answers any caller that reaches it; deploy --webhook-client-ca limits it to the API server."
+        ),
+    }
     if !wait {
         crate::say!(
             "Not waiting for the controller (--wait=false): until it is ready, pods in namespaces that opted in (auto-inject=enabled) are refused; others are admitted without the sidecar. `sparrowctl status` shows when it is ready."
         );
+    }
+}
+
+/// What `deploy` does about who may call the webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Callers {
+    /// `--webhook-client-ca` when given, else the CA stored by an earlier deploy, if any.
+    AsGivenOrStored,
+    /// `--no-webhook-client-ca`: anyone who reaches the webhook.
+    Anyone,
+}
+
+/// Reads and checks `--webhook-client-ca FILE` (before anything is contacted).
+fn read_webhook_client_ca(path: &Path) -> anyhow::Result<WebhookClientCa> {
+    let shown = path.display();
+    let bytes = crate::input::read_file(
+        "--webhook-client-ca",
+        path,
+        crate::input::MAX_KEY_BYTES,
+        "a ConfigMap holds at most 1 MiB, so no usable CA bundle is larger",
+    )?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "--webhook-client-ca {shown}: the file is not UTF-8 text: give a PEM CA certificate"
+        )
+    })?;
+    WebhookClientCa::parse(&text, time::OffsetDateTime::now_utc())
+        .map_err(|e| anyhow::anyhow!("--webhook-client-ca {shown} {e}"))
+}
+
+/// The configuration with the client CA to deploy, when it differs from `config`'s: the
+/// stored one when no flag was given, none with `--no-webhook-client-ca`.
+fn webhook_client_ca(
+    config: &MeshConfig,
+    callers: Callers,
+    stored: Option<&StoredClientCa>,
+    progress: &Progress,
+) -> anyhow::Result<Option<MeshConfig>> {
+    let ns = &config.namespace;
+    match (callers, &config.webhook_client_ca, stored) {
+        (Callers::Anyone, _, _) => Ok(Some(MeshConfig {
+            webhook_client_ca: None,
+            ..config.clone()
+        })),
+        (Callers::AsGivenOrStored, None, Some(stored)) => {
+            let ca = WebhookClientCa::parse(&stored.pem, time::OffsetDateTime::now_utc())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the webhook client CA stored in ConfigMap {ns}/{WEBHOOK_CLIENT_CA_NAME} {e}; or pass --no-webhook-client-ca to answer any caller"
+                    )
+                })?;
+            progress.done(&format!(
+                "no --webhook-client-ca given: keeping the stored client CA (ConfigMap {ns}/{WEBHOOK_CLIENT_CA_NAME}); --no-webhook-client-ca drops it"
+            ));
+            Ok(Some(MeshConfig {
+                webhook_client_ca: Some(ca),
+                ..config.clone()
+            }))
+        }
+        (Callers::AsGivenOrStored, _, _) => Ok(None),
     }
 }

@@ -8,3 +8,4 @@ pub mod registry;
 pub mod remove;
 pub mod status;
 pub mod version;
+pub mod webhook_auth;

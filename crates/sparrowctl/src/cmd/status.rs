@@ -1,6 +1,7 @@
 //! `sparrowctl status`: health of the mesh; exit 1 when something is wrong.
 
-use sparrow_kube::status::{StatusReport, status};
+use sparrow_core::names::CONTAINER_PORT;
+use sparrow_kube::status::{StatusReport, WebhookCallers, status};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, check_global, connect};
@@ -84,6 +85,7 @@ fn print_text(report: &StatusReport) {
         (Some(at), Some(_)) => crate::say!("✗ serving certificate: expired {at}"),
         _ => crate::say!("✗ serving certificate: none yet (the controller makes it at start)"),
     }
+    crate::say!("{}", webhook_callers_line(report));
     match &report.registry {
         Some(r) => crate::say!("✓ registry: {} ({})", r.server, r.credential),
         None => crate::say!("  registry: no credentials stored"),
@@ -131,5 +133,17 @@ fn println_admission(report: &StatusReport) {
                 String::new()
             }
         );
+    }
+}
+
+/// Who the webhook answers, in one line.
+fn webhook_callers_line(report: &StatusReport) -> String {
+    match report.controller.webhook_callers {
+        WebhookCallers::ApiServerOnly => {
+            "  webhook callers: API server only (client certificate)".to_owned()
+        }
+        WebhookCallers::Anyone => format!(
+            "  webhook callers: unauthenticated: anyone who reaches port {CONTAINER_PORT} is answered; see deploy --webhook-client-ca"
+        ),
     }
 }

@@ -361,3 +361,36 @@ fn pods_admitted_without_the_sidecar_are_named() {
         report.problems
     );
 }
+
+#[test]
+fn the_webhook_answers_only_the_api_server_when_the_controller_has_a_client_ca() {
+    let with_args = |args: &[&str]| {
+        let mut d = deployment(1);
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+                containers: vec![k8s_openapi::api::core::v1::Container {
+                    name: "sparrow-controller".to_owned(),
+                    args: Some(args.iter().map(|a| (*a).to_owned()).collect()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
+        d
+    };
+    let required = controller_status(Some(&with_args(&[
+        "--addr=0.0.0.0:8443",
+        "--webhook-client-ca=/var/run/sparrow/webhook-client-ca/ca.crt",
+    ])));
+    assert_eq!(required.webhook_callers, WebhookCallers::ApiServerOnly);
+    assert_eq!(
+        serde_json::to_value(&required).expect("json")["webhookCallers"],
+        "apiServerOnly"
+    );
+    let open = controller_status(Some(&with_args(&["--addr=0.0.0.0:8443"])));
+    assert_eq!(open.webhook_callers, WebhookCallers::Anyone);
+    assert_eq!(
+        controller_status(None).webhook_callers,
+        WebhookCallers::Anyone
+    );
+}
