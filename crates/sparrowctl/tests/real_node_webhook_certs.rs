@@ -1,0 +1,153 @@
+//! The webhook's certificates on the real node, kept by the controller: deploy renders none;
+//! the controller makes its CA and serving certificate and fills `caBundle` in; a `caBundle`
+//! emptied by hand comes back within seconds; pods created without pause through a renewal of
+//! the serving certificate (`--webhook-cert-validity 2m`: renewed at about 80 s) are all
+//! admitted and injected.
+
+mod real_node;
+
+use std::time::{Duration, Instant};
+
+use real_node::{LIMIT, Mesh, sparrowctl_ok};
+use serde_json::{Value, json};
+use sparrow_testnode::{Node, TestNamespace, wait_until};
+
+fn webhook(node: &Node) -> Value {
+    let out = node.kubectl(&[
+        "get",
+        "mutatingwebhookconfiguration",
+        "sparrow-sidecar-injector",
+        "-o",
+        "json",
+    ]);
+    serde_json::from_str(&out).expect("webhook json")
+}
+
+fn bundles(node: &Node) -> Vec<String> {
+    webhook(node)["webhooks"]
+        .as_array()
+        .expect("webhooks")
+        .iter()
+        .map(|h| {
+            h["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn serving_cert(node: &Node) -> String {
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "get",
+        "secret",
+        "sparrow-controller-tls",
+        "-o",
+        "jsonpath={.data.tls\\.crt}",
+    ])
+}
+
+/// Creates a pod pinned to no node; returns whether it was admitted with the sidecar.
+fn injected_pod(ns: &TestNamespace, name: &str) -> Result<(), String> {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "namespace": ns.name },
+        "spec": {
+            "nodeSelector": { "sparrow-mesh.io/test": "no-such-node" },
+            "containers": [{ "name": "app", "image": "registry.invalid/app:1" }]
+        }
+    });
+    let out = Node::require()
+        .kubectl_output(&["create", "-f", "-", "-o", "json"], Some(&pod.to_string()))
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let created: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let injected =
+        created["metadata"]["annotations"]["injector.sparrow-mesh.io/status"] == "injected";
+    injected
+        .then_some(())
+        .ok_or_else(|| format!("pod {name} admitted without the sidecar"))
+}
+
+#[test]
+fn the_controller_makes_repairs_and_renews_its_certificates_without_a_refused_pod() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "certs", &["--webhook-cert-validity", "2m"]);
+    // Deploy rendered no certificate: the controller made both Secrets and the caBundle.
+    let first = serving_cert(node);
+    assert!(
+        !first.is_empty(),
+        "the controller made its serving certificate"
+    );
+    assert!(
+        bundles(node).iter().all(|b| !b.is_empty()),
+        "caBundle filled in"
+    );
+    let status = sparrowctl_ok(node, &["status"], None);
+    assert!(
+        status.contains("✓ webhook: present, its caBundle verifies the serving certificate"),
+        "{status}"
+    );
+    assert!(status.contains("serving certificate: expires "), "{status}");
+
+    // Drift: caBundle emptied by hand comes back.
+    let wanted = bundles(node);
+    let patch = json!([{ "op": "remove", "path": "/webhooks/0/clientConfig/caBundle" }]);
+    node.kubectl(&[
+        "patch",
+        "mutatingwebhookconfiguration",
+        "sparrow-sidecar-injector",
+        "--type=json",
+        "-p",
+        &patch.to_string(),
+    ]);
+    let emptied = Instant::now();
+    wait_until("caBundle written back", LIMIT, || {
+        (bundles(node) == wanted).then_some(())
+    });
+    let repaired = emptied.elapsed();
+    eprintln!("caBundle emptied by hand: repaired in {repaired:?}");
+    assert!(repaired < Duration::from_secs(5), "{repaired:?}");
+
+    // Pods without pause through a renewal of the serving certificate.
+    let ns = TestNamespace::create(node, "certs");
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    let start = Instant::now();
+    let mut refused = Vec::new();
+    let mut created = 0;
+    while serving_cert(node) == first || start.elapsed() < Duration::from_secs(5) {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "the serving certificate was not renewed in 150 s"
+        );
+        if let Err(why) = injected_pod(&ns, &format!("p{created}")) {
+            refused.push(why);
+        }
+        created += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // And a few more once replicas serve the new one.
+    for _ in 0..10 {
+        if let Err(why) = injected_pod(&ns, &format!("p{created}")) {
+            refused.push(why);
+        }
+        created += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!(
+        "serving certificate renewed after {:?}; {created} pods created, {} refused",
+        start.elapsed(),
+        refused.len()
+    );
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(mesh);
+}
