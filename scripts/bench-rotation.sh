@@ -59,12 +59,10 @@ try:
         "--registry-server", "127.0.0.1:5000/team/mesh", "--registry-username", "robot", "--registry-password-stdin"],
         input=b"first\n", env=env, capture_output=True)
     if ok.returncode: sys.exit(ok.stderr.decode())
-    tls = call("GET", "/api/v1/namespaces/sparrow-mesh/secrets/sparrow-controller-tls")["data"]
-    for key in ("tls.crt", "tls.key"):
-        open(f"{work}/{key}", "wb").write(base64.b64decode(tls[key]))
     s = socket.socket(); s.bind(("127.0.0.1", 0)); cport = s.getsockname()[1]; s.close()
-    ctl = start(["target/release/sparrow-controller", "--addr", f"127.0.0.1:{cport}", "--tls-cert", f"{work}/tls.crt",
-        "--tls-key", f"{work}/tls.key", "--mesh-namespace", "sparrow-mesh", "--log-format", "json"], "controller.log")
+    # The controller makes its own certificates (and the webhook's caBundle), as in a cluster.
+    ctl = start(["target/release/sparrow-controller", "--addr", f"127.0.0.1:{cport}",
+        "--mesh-namespace", "sparrow-mesh", "--log-format", "json"], "controller.log")
     ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
     def get(path):
         c = http.client.HTTPSConnection("127.0.0.1", cport, context=ctx, timeout=2)

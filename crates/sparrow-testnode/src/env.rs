@@ -7,8 +7,9 @@ use std::process::Command;
 use crate::NodeError;
 
 /// The variables a test needs; `SPARROW_CLUSTER_NETNS` is the sign that a node was exported.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "KUBECONFIG",
+    "SPARROW_WEBHOOK_CLIENT_CA",
     "SPARROW_CLUSTER_NETNS",
     "SPARROW_REGISTRY",
     "SPARROW_REGISTRY_CA",

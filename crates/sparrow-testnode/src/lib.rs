@@ -35,6 +35,9 @@ pub struct Node {
     pub images: PathBuf,
     /// The kubectl built with the node, at the node's version.
     pub kubectl: PathBuf,
+    /// The CA of the client certificate the API server presents to admission webhooks (its
+    /// certificate and key lie beside it, `webhook-client.crt` and `.key`).
+    pub webhook_client_ca: PathBuf,
     /// A directory holding only the registry CA, the shape skopeo's `--cert-dir` wants.
     cert_dir: PathBuf,
 }
@@ -80,6 +83,7 @@ impl Node {
             registry_ca,
             images: path("SPARROW_NODE_IMAGES")?,
             kubectl: path("SPARROW_NODE_KUBECTL")?,
+            webhook_client_ca: path("SPARROW_WEBHOOK_CLIENT_CA")?,
             cert_dir,
         })
     }

@@ -2,10 +2,13 @@
 //! the controller makes its CA and serving certificate and fills `caBundle` in; a `caBundle`
 //! emptied by hand comes back within seconds; pods created without pause through a renewal of
 //! the serving certificate (`--webhook-cert-validity 2m`: renewed at about 80 s) are all
-//! admitted and injected.
+//! admitted and injected; with `deploy --webhook-client-ca` the webhook answers the API server
+//! (which presents the client certificate of the node's admission configuration) and refuses, at
+//! the TLS handshake, a caller from inside the cluster network without one or with another CA's.
 
 mod real_node;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use real_node::{LIMIT, Mesh, sparrowctl_ok};
@@ -149,5 +152,110 @@ fn the_controller_makes_repairs_and_renews_its_certificates_without_a_refused_po
         refused.len()
     );
     assert!(refused.is_empty(), "{refused:?}");
+    drop(mesh);
+}
+
+/// `curl` POSTing an empty review straight to `ip:8443/inject` from the node's network
+/// namespace, with the client certificate and key `cert` when given; the HTTP status it got
+/// ("000" when the TLS handshake failed) and its exit code.
+fn post_review(node: &Node, ip: &str, cert: Option<(&Path, &Path)>) -> (String, Option<i32>) {
+    let url = format!("https://{ip}:8443/inject");
+    let mut args: Vec<String> = [
+        "netns",
+        "exec",
+        &node.netns,
+        "curl",
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{}",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if let Some((cert, key)) = cert {
+        args.extend(["--cert".to_owned(), cert.display().to_string()]);
+        args.extend(["--key".to_owned(), key.display().to_string()]);
+    }
+    args.push(url);
+    let out = std::process::Command::new("ip")
+        .args(&args)
+        .output()
+        .expect("ip netns exec curl runs");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn with_a_webhook_client_ca_only_the_api_server_is_answered() {
+    let node = Node::require();
+    let ca = node.webhook_client_ca.display().to_string();
+    let mesh = Mesh::deploy(node, "callers", &["--webhook-client-ca", &ca]);
+    let status = sparrowctl_ok(node, &["status"], None);
+    assert!(
+        status.contains("webhook callers: API server only (client certificate)"),
+        "{status}"
+    );
+    // Through the API server, which presents the certificate its admission configuration names.
+    let ns = TestNamespace::create(node, "callers");
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    injected_pod(&ns, "through-the-api-server").expect("injected through the API server");
+
+    // Straight to the controller's pod from inside the cluster network.
+    let ip = node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=sparrow-controller",
+        "-o",
+        "jsonpath={.items[0].status.podIP}",
+    ]);
+    let pki = node
+        .webhook_client_ca
+        .parent()
+        .expect("the node's PKI directory");
+    let (code, exit) = post_review(node, &ip, None);
+    assert_eq!(
+        code, "000",
+        "no certificate: refused at the handshake ({exit:?})"
+    );
+    assert_ne!(exit, Some(0));
+    // The node CA's admin certificate: a real client certificate, from another CA.
+    let (code, exit) = post_review(
+        node,
+        &ip,
+        Some((&pki.join("admin.crt"), &pki.join("admin.key"))),
+    );
+    assert_eq!(code, "000", "another CA's certificate: refused ({exit:?})");
+    assert_ne!(exit, Some(0));
+    // Positive control: the API server's own certificate gets an HTTP answer.
+    let (code, exit) = post_review(
+        node,
+        &ip,
+        Some((
+            &pki.join("webhook-client.crt"),
+            &pki.join("webhook-client.key"),
+        )),
+    );
+    assert_ne!(
+        code, "000",
+        "the API server's certificate is answered ({exit:?})"
+    );
     drop(mesh);
 }
