@@ -10,8 +10,11 @@
 #   copies       BENCH_COPIES (default 1000) meshed namespaces with a pod each: time from
 #                `registry update` until every copy carries the new user
 #   quickstart   wall time of a warm scripts/quickstart.sh (built binaries and images reused)
+#   client-auth  admission as above twice in one run: deployed without, then with
+#                --webhook-client-ca (the API server presents its client certificate): what
+#                client-certificate authentication adds to the webhook's share
 #
-# Usage: scripts/bench-story.sh [deploy|admission|copies|quickstart]...   (default: all four)
+# Usage: scripts/bench-story.sh [deploy|admission|copies|quickstart|client-auth]...   (default: the first four)
 # Runs on the node instance SPARROW_CLUSTER_NETNS (default sparrow-bench, ports 18543/18544),
 # brought up if needed and left running. Needs built images (scripts/build-images.sh) and
 # sparrowctl (cargo build -p sparrowctl); SPARROW_BIN_DIR and SPARROW_IMAGES override where.
@@ -48,7 +51,7 @@ deploy_mesh() {
     --registry-username robot --registry-password-stdin --registry-ca "$SPARROW_REGISTRY_CA" >/dev/null
   printf '%s\n' "$pw" | sparrowctl deploy --registry-server "$MESH" --registry-username robot \
     --registry-password-stdin --registry-ca "$SPARROW_REGISTRY_CA" --images-from "$IMAGES" \
-    --pull-policy Always >/dev/null
+    --pull-policy Always "$@" >/dev/null
 }
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f} s')" "$1" "$2"; }
@@ -87,6 +90,17 @@ bench_admission() {
   kubectl delete namespace bench-plain bench-meshed --wait=false >/dev/null
 }
 
+bench_client-auth() {
+  no_mesh
+  deploy_mesh
+  bench_admission
+  results[-1]="admission, anyone answered      ${results[-1]#admission}"
+  deploy_mesh --webhook-client-ca "$SPARROW_WEBHOOK_CLIENT_CA"
+  kubectl -n sparrow-mesh rollout status deployment/sparrow-controller --timeout=300s >/dev/null
+  bench_admission
+  results[-1]="admission, API server only      ${results[-1]#admission}"
+}
+
 bench_copies() {
   kubectl get namespace sparrow-mesh >/dev/null 2>&1 || deploy_mesh
   kubectl -n sparrow-mesh wait --for=condition=Available deployment/sparrow-controller --timeout=300s >/dev/null
@@ -118,8 +132,8 @@ what=("$@")
 [ ${#what[@]} -gt 0 ] || what=(deploy admission copies quickstart)
 for w in "${what[@]}"; do
   case $w in
-    deploy | admission | copies | quickstart) "bench_$w" ;;
-    *) echo "usage: scripts/bench-story.sh [deploy|admission|copies|quickstart]..." >&2; exit 2 ;;
+    deploy | admission | copies | quickstart | client-auth) "bench_$w" ;;
+    *) echo "usage: scripts/bench-story.sh [deploy|admission|copies|quickstart|client-auth]..." >&2; exit 2 ;;
   esac
 done
 no_mesh

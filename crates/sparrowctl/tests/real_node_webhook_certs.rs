@@ -259,3 +259,46 @@ fn with_a_webhook_client_ca_only_the_api_server_is_answered() {
     );
     drop(mesh);
 }
+
+/// `deploy --dry-run`'s output, applied as it is by `kubectl apply -f`, is a working mesh:
+/// the controller makes its certificates and caBundle, and pods are injected.
+#[test]
+fn the_dry_run_output_applied_with_kubectl_is_a_working_mesh() {
+    let node = Node::require();
+    let mesh = Mesh::apply_dry_run(node, "gitops");
+    node.kubectl(&[
+        "-n",
+        "sparrow-mesh",
+        "rollout",
+        "status",
+        "deployment/sparrow-controller",
+        "--timeout=120s",
+    ]);
+    wait_until("the controller's caBundle", LIMIT, || {
+        bundles(node).iter().all(|b| !b.is_empty()).then_some(())
+    });
+    let ns = TestNamespace::create(node, "gitops");
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    // The API server may hold the new caBundle a moment after it is written.
+    wait_until("a pod injected", LIMIT, || {
+        injected_pod(&ns, &format!("p{}", rand_suffix())).ok()
+    });
+    let status = sparrowctl_ok(node, &["status"], None);
+    assert!(
+        status.contains("✓ webhook: present, its caBundle verifies the serving certificate"),
+        "{status}"
+    );
+    drop(mesh);
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}

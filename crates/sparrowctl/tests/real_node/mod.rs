@@ -89,6 +89,17 @@ pub struct Mesh {
 impl Mesh {
     /// Pushes the mesh's images as a fresh user and deploys with `extra` deploy flags.
     pub fn deploy(node: &'static Node, purpose: &str, extra: &[&str]) -> Mesh {
+        Self::install(node, purpose, extra, false)
+    }
+
+    /// Pushes the mesh's images as a fresh user and applies `deploy --dry-run`'s output with
+    /// `kubectl apply -f -`, as a GitOps tool would: no certificate in it, the controller makes
+    /// its own.
+    pub fn apply_dry_run(node: &'static Node, purpose: &str) -> Mesh {
+        Self::install(node, purpose, &[], true)
+    }
+
+    fn install(node: &'static Node, purpose: &str, extra: &[&str], dry_run: bool) -> Mesh {
         let turn = ONE_MESH
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -114,6 +125,9 @@ impl Mesh {
         let mut deploy = vec!["deploy", "--images-from", images.as_ref()];
         deploy.extend_from_slice(&credential_flags);
         deploy.extend_from_slice(extra);
+        if dry_run {
+            deploy.push("--dry-run");
+        }
         let deploy: Vec<String> = deploy.into_iter().map(str::to_owned).collect();
         let mesh = Mesh {
             node,
@@ -122,7 +136,18 @@ impl Mesh {
             _turn: turn,
         };
         let deploy: Vec<&str> = deploy.iter().map(String::as_str).collect();
-        sparrowctl_ok(node, &deploy, Some(&mesh.creds.password));
+        let output = sparrowctl_ok(node, &deploy, Some(&mesh.creds.password));
+        if dry_run {
+            assert!(!output.contains("PRIVATE KEY"), "{output}");
+            let applied = node
+                .kubectl_output(&["apply", "-f", "-"], Some(&output))
+                .expect("kubectl runs");
+            assert!(
+                applied.status.success(),
+                "kubectl apply: {}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        }
         mesh
     }
 
