@@ -55,12 +55,9 @@ step "Deploy from the private registry $registry (password on stdin, never on th
 printf 'first-password\n' | show sparrowctl deploy --registry-server "$registry" \
   --registry-username robot --registry-password-stdin --wait=false --skip-registry-check
 
-step "Start sparrow-controller with the TLS secret deploy created"
-for key in tls.crt tls.key; do
-  kubectl -n sparrow-mesh get secret sparrow-controller-tls -o "jsonpath={.data.${key//./\\.}}" | base64 -d > "$work/$key"
-done
+step "Start sparrow-controller: it makes its CA and serving certificate and fills the webhook's caBundle in"
 POD_NAME=sparrow-controller-quickstart sparrow-controller --addr "127.0.0.1:$port" \
-  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --mesh-namespace sparrow-mesh \
+  --mesh-namespace sparrow-mesh \
   --sidecar-image "$registry/sparrow-proxy:$tag" --init-image "$registry/sparrow-init:$tag" \
   --log-format plain > "$work/controller.log" 2>&1 &
 pids+=($!)

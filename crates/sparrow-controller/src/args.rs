@@ -274,8 +274,22 @@ mod tests {
     }
 
     #[test]
-    fn certificate_flags_are_required() {
-        assert!(Args::try_parse_from(["sparrow-controller"]).is_err());
+    fn certificate_files_come_in_pairs_or_not_at_all() {
+        // Without files the controller keeps its own certificates.
+        let args = Args::try_parse_from(["sparrow-controller"]).expect("no flags needed");
+        assert_eq!(args.tls_cert, None);
+        assert_eq!(args.webhook_cert_validity, Duration::from_secs(90 * 86_400));
+        assert!(Args::try_parse_from(["sparrow-controller", "--tls-cert", "c"]).is_err());
+        assert!(Args::try_parse_from(["sparrow-controller", "--tls-key", "k"]).is_err());
+        let short = Args::try_parse_from(["sparrow-controller", "--webhook-cert-validity", "1m"])
+            .expect("parses");
+        let error = short.check().expect_err("below the floor");
+        assert!(
+            error
+                .to_string()
+                .contains("--webhook-cert-validity must be at least 2m"),
+            "{error}"
+        );
         let args = Args::try_parse_from([
             "sparrow-controller",
             "--tls-cert",

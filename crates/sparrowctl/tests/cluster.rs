@@ -158,7 +158,12 @@ fn assert_ok(output: &Output) {
 fn objects() -> Vec<(&'static str, &'static str, &'static str)> {
     sparrow_core::PARTS
         .iter()
-        .filter(|p| p.presence != sparrow_core::inventory::Presence::MadeByController)
+        // What deploy writes with credentials and no client CA: not the controller's own
+        // certificates, not the client CA's ConfigMap.
+        .filter(|p| {
+            use sparrow_core::inventory::Presence;
+            matches!(p.presence, Presence::Always | Presence::WithCredentials)
+        })
         .map(|p| {
             (
                 p.kind.plural(),
@@ -222,11 +227,12 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         .map(|(_, n)| n)
         .sum();
     // Nine objects applied (the controller makes its certificates); the webhook configuration
-    // read twice: before any write, and for its live caBundle right before it is applied.
+    // read twice: before any write, and for its live caBundle right before it is applied; the
+    // client CA's ConfigMap read once (a stored one is kept by a deploy without the flag).
     assert_eq!(patches, 9, "{requests:?}");
-    assert_eq!(gets, 5, "{requests:?}");
+    assert_eq!(gets, 6, "{requests:?}");
     assert_eq!(env.cluster.request_count("create", "namespaces"), 1);
-    assert_eq!(env.cluster.total_requests(), 15, "{requests:?}");
+    assert_eq!(env.cluster.total_requests(), 16, "{requests:?}");
 
     // The controller makes its certificates (testkube runs no pod: its keeper is run here).
     env.keep_certificates().await;
