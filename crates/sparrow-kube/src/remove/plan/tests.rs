@@ -123,6 +123,7 @@ fn a_full_install_is_removed_webhook_first_namespace_last() {
             "ClusterRole sparrow-controller",
             "ServiceAccount team/sparrow-controller",
             "ConfigMap team/sparrow-webhook-client-ca",
+            "Secret team/sparrow-controller-ca",
             "Secret team/sparrow-controller-tls",
             "Secret team/sparrow-registry-key",
         ]
