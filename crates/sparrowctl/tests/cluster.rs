@@ -158,7 +158,14 @@ fn assert_ok(output: &Output) {
 fn objects() -> Vec<(&'static str, &'static str, &'static str)> {
     sparrow_core::PARTS
         .iter()
-        .filter(|p| p.presence != sparrow_core::inventory::Presence::MadeByController)
+        // What `deploy` without --webhook-client-ca renders.
+        .filter(|p| {
+            !matches!(
+                p.presence,
+                sparrow_core::inventory::Presence::MadeByController
+                    | sparrow_core::inventory::Presence::WithWebhookClientCa
+            )
+        })
         .map(|p| {
             (
                 p.kind.plural(),
