@@ -134,6 +134,19 @@ pub enum ClusterError {
         /// Where a mesh is installed, if anywhere.
         elsewhere: Option<String>,
     },
+    /// `remove --adopt-unmarked` found an object named like a part that another mesh's
+    /// marker claims: that is another mesh, not an install from before the marker.
+    #[error(
+        "{object} carries the marker of the Sparrow mesh in namespace {owner}, not {namespace}: --adopt-unmarked removes only objects with no marker; nothing was deleted (that mesh is removed with sparrowctl remove -n {owner})"
+    )]
+    AdoptOtherMesh {
+        /// The object, `Kind ns/name`.
+        object: String,
+        /// The namespace its marker names.
+        owner: String,
+        /// The namespace given with `-n`.
+        namespace: String,
+    },
     /// The mesh namespace is still being deleted (a `remove` moments ago).
     #[error(
         "Namespace {namespace} is still being deleted (by a previous remove) after {seconds}s: wait until `kubectl get namespace {namespace}` no longer finds it, then run deploy again (or raise --timeout)"

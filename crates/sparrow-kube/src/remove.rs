@@ -15,14 +15,14 @@ use kube::api::{ListParams, ObjectMeta};
 use sparrow_core::manifests::pull_secret_selector;
 use sparrow_core::names::{COPY_KEY_SECRET_NAME, PULL_SECRET_NAME};
 use sparrow_core::ownership::{CopyKey, belongs_to, is_copy_of};
-use sparrow_core::{Kind, PARTS};
+use sparrow_core::{Kind, PARTS, Part};
 
 use crate::error::ClusterError;
-use crate::parts::{api, delete_exact, read_part};
+use crate::parts::{api, delete_exact, part_api, read_part};
 use crate::secrets::{copy_key_of, foreign_pull_secrets, namespaces_with_sidecar};
 use crate::timed;
 
-pub use plan::{Found, NamespaceFate, Observed, Plan, Removal, Target, plan};
+pub use plan::{Found, NamespaceFate, Observed, Plan, Removal, Target, Unmarked, plan};
 
 /// Deletions run this many at a time (thousands of copies must go in seconds).
 const DELETE_CONCURRENCY: usize = 16;
@@ -62,9 +62,13 @@ pub async fn observe(
 ) -> Result<Observed, ClusterError> {
     let mut parts = Vec::new();
     for part in PARTS {
-        let found = read_part(client, part, mesh, timeout)
-            .await?
-            .map(|m| found(m.metadata));
+        let found = if plan::names_its_namespace(part.kind) {
+            read_whole(client, part, mesh, timeout).await?
+        } else {
+            read_part(client, part, mesh, timeout)
+                .await?
+                .map(|m| found(m.metadata))
+        };
         parts.push((*part, found));
     }
     let labelled_secrets = labelled_secrets(client, timeout).await?;
@@ -86,6 +90,26 @@ pub async fn observe(
         copy_key,
         foreign_in_namespace,
     })
+}
+
+/// A part whose spec names the namespace it serves, with [`Found::refers_to`].
+async fn read_whole(
+    client: &kube::Client,
+    part: &Part,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<Option<Found>, ClusterError> {
+    let action = format!("reading {}", part.describe(mesh));
+    let object = timed(
+        &action,
+        timeout,
+        part_api(client, part, mesh).get_opt(part.name(mesh)),
+    )
+    .await?;
+    Ok(object.map(|o| Found {
+        refers_to: plan::referenced_namespaces(part.kind, &o.data),
+        ..found(o.metadata)
+    }))
 }
 
 /// The mesh's copy key and its Secret, when there is one of this mesh.
@@ -114,6 +138,7 @@ fn found(meta: ObjectMeta) -> Found {
         uid: meta.uid,
         labels: meta.labels.unwrap_or_default(),
         annotations: meta.annotations.unwrap_or_default(),
+        refers_to: Vec::new(),
     }
 }
 
@@ -247,6 +272,7 @@ async fn copies_of(
             namespace: s.namespace,
             name: s.name,
             uid: s.uid,
+            unmarked: false,
         })
         .collect())
 }
@@ -260,21 +286,28 @@ pub async fn injected_namespaces(
     Ok(namespaces.into_iter().collect())
 }
 
-/// [`observe`], [`plan`] and [`execute`] in one: removes the mesh in `mesh`. Nothing
-/// installed is an empty report; a namespace that holds no control plane is
-/// [`ClusterError::NoControlPlane`], with nothing deleted.
+/// [`observe`], [`plan`] and [`execute`] in one: removes the mesh in `mesh` (and, with
+/// [`Unmarked::Adopt`], the parts of an install from before the marker). Nothing installed
+/// is an empty report; a namespace that holds no control plane, or an object another mesh
+/// claims while adopting, is an error, with nothing deleted.
 pub async fn remove(
     client: &kube::Client,
     mesh: &str,
+    unmarked: Unmarked,
     timeout: Duration,
     on_step: impl FnMut(RemoveStep),
 ) -> Result<RemoveReport, ClusterError> {
-    match plan(&observe(client, mesh, timeout).await?) {
+    match plan(&observe(client, mesh, timeout).await?, unmarked) {
         Plan::NothingInstalled => Ok(RemoveReport::default()),
-        Plan::NotHere { elsewhere } => Err(ClusterError::NoControlPlane {
+        Plan::Remove(removal) => execute(client, mesh, &removal, timeout, on_step).await,
+        Plan::NotHere { elsewhere, .. } => Err(ClusterError::NoControlPlane {
             namespace: mesh.to_owned(),
             elsewhere,
         }),
-        Plan::Remove(removal) => execute(client, mesh, &removal, timeout, on_step).await,
+        Plan::OtherMesh { object, owner } => Err(ClusterError::AdoptOtherMesh {
+            object,
+            owner,
+            namespace: mesh.to_owned(),
+        }),
     }
 }

@@ -419,9 +419,15 @@ async fn remove_leaves_no_copy_even_while_a_controller_still_syncs() {
         s.copier.ensure_copy(ns).await.expect("copy");
     }
     s.start_sync();
-    let report = sparrow_kube::remove::remove(&client, MESH, Duration::from_secs(5), |_| {})
-        .await
-        .expect("remove");
+    let report = sparrow_kube::remove::remove(
+        &client,
+        MESH,
+        sparrow_kube::remove::Unmarked::Leave,
+        Duration::from_secs(5),
+        |_| {},
+    )
+    .await
+    .expect("remove");
     assert_eq!(report.secrets_deleted.len(), 3, "{report:?}");
     assert_eq!(report.injected_namespaces, ["cart", "shop"]);
     // The running copier sees the source go and restores nothing.

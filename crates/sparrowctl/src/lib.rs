@@ -70,9 +70,19 @@ enum Command {
     Deploy(cmd::deploy::DeployArgs),
     /// Remove the control plane and every registry secret Sparrow created, in every namespace.
     ///
-    /// Order: the webhook, the control plane, every Secret labelled usage=sparrow-registry-key
-    /// (what `kubectl get secrets -l usage=sparrow-registry-key -A` lists), the namespace.
-    /// Secrets named sparrow-registry-key without that label are never touched. Idempotent.
+    /// Deletes only what carries the marker label sparrow-mesh.io/mesh=<namespace>, in this
+    /// order: the webhook, the control plane, the copies of the registry Secret the controller
+    /// proves it made, the key they are proven with, the namespace if deploy created it and it
+    /// holds nothing else. Lookalikes are named and left untouched. Idempotent.
+    ///
+    /// An install made before Sparrow marked its objects is left too (each object named);
+    /// --adopt-unmarked lists and then deletes it.
+    ///
+    /// Examples:
+    ///   sparrowctl remove
+    ///   sparrowctl remove -n team --yes
+    ///   sparrowctl remove --adopt-unmarked
+    #[command(verbatim_doc_comment)]
     Remove(cmd::remove::RemoveArgs),
     /// Show whether the mesh is healthy; exits 1 when something is wrong.
     Status(cmd::status::StatusArgs),

@@ -110,6 +110,31 @@ impl Env {
         assert_ok(&self.kubectl(&secret).await);
     }
 
+    /// Makes the install look like one from before the marker: the label comes off every
+    /// part that exists. Returns the non-namespace parts, `(resource, ns, name, Kind ns/name)`.
+    async fn strip_markers(&self) -> Vec<(&'static str, &'static str, &'static str, String)> {
+        let mut stripped = Vec::new();
+        for part in sparrow_core::PARTS {
+            let (resource, ns, name) = (
+                part.kind.plural(),
+                part.namespace("sparrow-mesh").unwrap_or(""),
+                part.name("sparrow-mesh"),
+            );
+            if self.cluster.object(resource, ns, name).is_none() {
+                continue;
+            }
+            let mut args = vec!["label", resource, name, "sparrow-mesh.io/mesh-"];
+            if !ns.is_empty() {
+                args.extend(["-n", ns]);
+            }
+            assert_ok(&self.kubectl(&args).await);
+            if !part.is_namespace() {
+                stripped.push((resource, ns, name, part.describe("sparrow-mesh")));
+            }
+        }
+        stripped
+    }
+
     fn writes(&self) -> u64 {
         self.cluster
             .requests()
@@ -621,13 +646,15 @@ async fn remove_deletes_every_proven_copy_and_no_labelled_lookalike_and_is_idemp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_needs_confirmation_without_a_terminal() {
     let env = Env::start().await;
-    let output = env.sparrowctl(&["remove"], "y\n").await;
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("stdin is not a terminal; pass --yes"),
-        "{}",
-        text(&output.stderr)
-    );
+    for args in [&["remove"][..], &["remove", "--adopt-unmarked"]] {
+        let output = env.sparrowctl(args, "y\n").await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&output.stderr).contains("stdin is not a terminal; pass --yes"),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
     assert_eq!(env.cluster.total_requests(), 0);
 }
 
@@ -1124,5 +1151,236 @@ async fn a_controller_that_never_comes_up_blocks_no_pod_creation() {
     assert_eq!(
         report["admission"]["blockedNamespaces"],
         serde_json::json!(["shop"])
+    );
+}
+
+const LEFT_UNMARKED: &str = "(carries no mesh marker, as from an install before the marker: --adopt-unmarked would remove it).";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_marker_install_is_named_and_left_then_adopt_unmarked_lists_and_deletes_it() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    env.keep_certificates().await;
+    let stripped = env.strip_markers().await;
+    let adoptable: Vec<_> = stripped
+        .iter()
+        .filter(|(_, _, name, _)| *name != "sparrow-registry-key")
+        .collect();
+    assert_eq!(adoptable.len(), 10, "{stripped:?}");
+    env.cluster.reset_requests();
+
+    // Without the flag: nothing deleted, as before, and each lookalike named with the way out.
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "error: no Sparrow control plane in namespace sparrow-mesh: nothing was deleted"
+    );
+    let stdout = text(&output.stdout);
+    for (_, _, _, object) in &adoptable {
+        assert!(
+            stdout.contains(&format!("Left untouched: {object} {LEFT_UNMARKED}")),
+            "{object}: {stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("--adopt-unmarked would remove it").count(),
+        10,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Left untouched: Secret sparrow-mesh/sparrow-registry-key (carries no mesh marker, and a Secret sparrow-registry-key is deleted only when Sparrow can prove it made it)."),
+        "{stdout}"
+    );
+    assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
+
+    // With it: the list first, then the deletions.
+    let output = env
+        .sparrowctl(&["remove", "--adopt-unmarked", "--yes"], "")
+        .await;
+    assert_ok(&output);
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| *l == "remove --adopt-unmarked will delete, in this order:")
+        .unwrap_or_else(|| panic!("no list: {stdout}"));
+    let first_deletion = lines
+        .iter()
+        .position(|l| l.starts_with("✓ deleted "))
+        .unwrap_or_else(|| panic!("nothing deleted: {stdout}"));
+    let listed = &lines[header + 1..first_deletion];
+    assert_eq!(
+        listed.first().copied(),
+        Some(
+            "  MutatingWebhookConfiguration sparrow-sidecar-injector (unmarked, from an install before the marker)"
+        ),
+        "the webhook goes first: {stdout}"
+    );
+    assert_eq!(listed.len(), 10, "{stdout}");
+    for (resource, ns, name, object) in &adoptable {
+        assert!(
+            listed.contains(
+                &format!("  {object} (unmarked, from an install before the marker)").as_str()
+            ),
+            "{object} listed: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("✓ deleted {object}\n")),
+            "{object}: {stdout}"
+        );
+        assert!(
+            env.cluster.object(resource, ns, name).is_none(),
+            "{object} deleted"
+        );
+    }
+    // Never the namespace it did not create, never an unproven registry Secret.
+    assert!(
+        stdout.contains("Namespace sparrow-mesh was kept: Sparrow did not create it."),
+        "{stdout}"
+    );
+    assert!(
+        env.cluster
+            .object("namespaces", "", "sparrow-mesh")
+            .is_some()
+    );
+    assert!(
+        env.cluster
+            .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_unmarked_stops_at_an_object_marked_for_another_mesh() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    env.strip_markers().await;
+    let mark = [
+        "label",
+        "clusterroles",
+        "sparrow-controller",
+        "sparrow-mesh.io/mesh=other",
+    ];
+    assert_ok(&env.kubectl(&mark).await);
+    env.cluster.reset_requests();
+    let output = env
+        .sparrowctl(&["remove", "--adopt-unmarked", "--yes"], "")
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "error: ClusterRole sparrow-controller carries the marker of the Sparrow mesh in namespace other, not sparrow-mesh: --adopt-unmarked removes only objects with no marker; nothing was deleted (that mesh is removed with sparrowctl remove -n other)"
+    );
+    assert!(
+        !text(&output.stdout).contains("will delete"),
+        "nothing is listed for deletion: {}",
+        text(&output.stdout)
+    );
+    // Without the flag, as before: that mesh is named.
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "error: no Sparrow control plane in namespace sparrow-mesh: nothing was deleted (Sparrow is installed in namespace other: sparrowctl remove -n other)"
+    );
+    assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
+    for (resource, ns, name) in [
+        ("clusterroles", "", "sparrow-controller"),
+        ("deployments", "sparrow-mesh", "sparrow-controller"),
+        (
+            "mutatingwebhookconfigurations",
+            "",
+            "sparrow-sidecar-injector",
+        ),
+    ] {
+        assert!(
+            env.cluster.object(resource, ns, name).is_some(),
+            "{resource} {name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_made_lookalike_outlives_remove_and_is_adopted_by_name_of_its_namespace() {
+    let env = Env::start().await;
+    assert_ok(&env.deploy("pw", &[]).await);
+    // The binding made by hand, as an install before the marker did.
+    assert_ok(
+        &env.kubectl(&["delete", "clusterrolebinding", "sparrow-controller"])
+            .await,
+    );
+    // From a file: kubectl's imperative create speaks protobuf, which testkube decodes only
+    // for a few kinds.
+    let file = env.dir.path().join("binding.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sparrow-controller
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: sparrow-controller
+subjects:
+- kind: ServiceAccount
+  name: sparrow-controller
+  namespace: sparrow-mesh
+",
+    )
+    .expect("binding.yaml");
+    let binding = ["create", "-f", file.to_str().expect("utf-8 path")];
+    assert_ok(&env.kubectl(&binding).await);
+    let output = env.sparrowctl(&["remove", "--yes"], "").await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains(&format!(
+            "Left untouched: ClusterRoleBinding sparrow-controller {LEFT_UNMARKED}"
+        )),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        env.cluster
+            .object("clusterroles", "", "sparrow-controller")
+            .is_none()
+    );
+    assert!(
+        env.cluster
+            .object("clusterrolebindings", "", "sparrow-controller")
+            .is_some()
+    );
+    // Its namespace gone, the binding still names it: that ties it to -n sparrow-mesh.
+    let output = env
+        .sparrowctl(&["remove", "--adopt-unmarked", "--yes"], "")
+        .await;
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains(
+            "remove --adopt-unmarked will delete, in this order:\n  ClusterRoleBinding sparrow-controller (unmarked, from an install before the marker)\n"
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        env.cluster
+            .object("clusterrolebindings", "", "sparrow-controller")
+            .is_none()
+    );
+    // From another -n it is not tied to, it is named and kept.
+    assert_ok(&env.kubectl(&binding).await);
+    let output = env
+        .sparrowctl(&["remove", "-n", "team", "--adopt-unmarked", "--yes"], "")
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("Left untouched: ClusterRoleBinding sparrow-controller (carries no mesh marker, and nothing ties it to namespace team: it may belong to an install in another namespace (remove with that -n))."),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        env.cluster
+            .object("clusterrolebindings", "", "sparrow-controller")
+            .is_some()
     );
 }
