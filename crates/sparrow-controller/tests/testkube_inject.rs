@@ -31,6 +31,8 @@ use tokio::net::TcpListener;
 
 struct Mesh {
     cluster: TestCluster,
+    /// The copier's metrics (shared with the copier it counts for).
+    copy_metrics: CopyMetrics,
     _dir: tempfile::TempDir,
 }
 
@@ -84,7 +86,7 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
         cluster.client(),
         &InjectConfig::from_mesh(&mesh),
         namespaces.clone(),
-        copy_metrics,
+        copy_metrics.clone(),
     )
     .await
     .expect("copier");
@@ -163,7 +165,11 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
             .await
             .expect("namespace created");
     }
-    Mesh { cluster, _dir: dir }
+    Mesh {
+        cluster,
+        copy_metrics,
+        _dir: dir,
+    }
 }
 
 fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
@@ -468,7 +474,8 @@ async fn event_with_reason(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_credential_entering_the_window_and_expiring_gets_one_warning_event_each() {
+async fn a_credential_entering_the_window_and_expiring_gets_a_warning_event_each_and_the_gauge_follows()
+ {
     let mesh = start_mesh_with_source(true).await;
     let secrets: Api<Secret> = Api::namespaced(mesh.cluster.client(), "sparrow-mesh");
     let annotate = |at: i64| {
@@ -479,6 +486,11 @@ async fn a_credential_entering_the_window_and_expiring_gets_one_warning_event_ea
         .annotations();
         json!({ "metadata": { "annotations": annotations } })
     };
+    assert_eq!(
+        mesh.copy_metrics.credential_expiry.get(),
+        0,
+        "no expiry recorded yet"
+    );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     secrets
         .patch(
@@ -489,6 +501,7 @@ async fn a_credential_entering_the_window_and_expiring_gets_one_warning_event_ea
         .await
         .expect("expiry within the window");
     let expiring = event_with_reason(&mesh, "sparrow-mesh", "RegistryCredentialExpiring").await;
+    assert_eq!(mesh.copy_metrics.credential_expiry.get(), now + 86_400);
     assert_eq!(expiring.type_.as_deref(), Some("Warning"));
     assert_eq!(
         expiring.regarding.as_ref().and_then(|r| r.name.as_deref()),
