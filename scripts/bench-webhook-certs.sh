@@ -121,7 +121,9 @@ drift() {
 
 # Whether the certificate every replica serves verifies against the caBundle now.
 check_replicas() {
-  bundle | head -1 | base64 -d > "$WORK/bundle.pem"
+  # Into a file first: head closing the pipe early would fail kubectl (pipefail).
+  bundle > "$WORK/bundles"
+  head -n 1 "$WORK/bundles" | base64 -d > "$WORK/bundle.pem"
   local ip ok=0 bad=0
   for ip in $(kubectl -n sparrow-mesh get pods -l app.kubernetes.io/name=sparrow-controller \
       --field-selector=status.phase=Running -o jsonpath='{.items[*].status.podIP}'); do

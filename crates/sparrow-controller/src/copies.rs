@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use sparrow_core::ExpiryState;
+use sparrow_core::expiry::ThresholdTracker;
 use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_kube::runtime::copies::{CopyConfig, CopyError, EnsureOutcome, PullSecretCopier};
 use sparrow_kube::runtime::copy_key::ensure_copy_key;
@@ -92,6 +94,71 @@ impl KubeCopies {
         }
     }
 
+    /// Says when the source's credential enters the warning window and when it expires: a
+    /// Warning Event on the source Secret (`RegistryCredentialExpiring`,
+    /// `RegistryCredentialExpired`) and a log line, once per threshold crossed for a given
+    /// expiry ([`ThresholdTracker`]), not at every resync. Wakes when the recorded expiry
+    /// changes and when the next threshold is due. Runs for as long as the controller.
+    pub async fn report_credential_expiry(&self, mesh: &str, window: std::time::Duration) {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let mut expiry = self.copier.credential_expiry();
+        let mut tracker = ThresholdTracker::default();
+        loop {
+            let expires = *expiry.borrow_and_update();
+            let now = unix_now();
+            if let (Some(state), Some(at)) = (tracker.observe(expires, now, window), expires) {
+                self.report_expiry(mesh, state, at);
+            }
+            let next = expires.and_then(|at| ExpiryState::next_change(at, now, window));
+            let due = async {
+                match next {
+                    // A second late, so the threshold has surely passed when we look again.
+                    Some(secs) => {
+                        tokio::time::sleep(std::time::Duration::from_secs(
+                            secs.unsigned_abs().saturating_add(1),
+                        ))
+                        .await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = expiry.changed() => if changed.is_err() {
+                    return std::future::pending().await;
+                },
+                () = due => {}
+            }
+        }
+    }
+
+    fn report_expiry(&self, mesh: &str, state: ExpiryState, at: i64) {
+        let when = sparrow_core::expiry::rfc3339(at);
+        let (reason, note) = if state == ExpiryState::Expired {
+            tracing::error!(namespace = %mesh, expires = %when, "the registry credential has expired: run sparrowctl registry update");
+            (
+                "RegistryCredentialExpired",
+                format!(
+                    "the registry credential in Secret {mesh}/{PULL_SECRET_NAME} expired {when}: new meshed pods and the next controller pod cannot pull the mesh images; give a new one with sparrowctl registry update"
+                ),
+            )
+        } else {
+            tracing::warn!(namespace = %mesh, expires = %when, "the registry credential expires soon: run sparrowctl registry update");
+            (
+                "RegistryCredentialExpiring",
+                format!(
+                    "the registry credential in Secret {mesh}/{PULL_SECRET_NAME} expires {when}: give a new one with sparrowctl registry update before then"
+                ),
+            )
+        };
+        self.events.record(Occurrence {
+            regarding: pull_secret_in(mesh),
+            type_: "Warning",
+            reason: reason.to_owned(),
+            note,
+            action: "WatchCredentialExpiry".to_owned(),
+        });
+    }
+
     fn report_source_missing(&self, mesh: &str) {
         tracing::error!(namespace = %mesh, "the source pull secret was deleted: new meshed pods and controller pods cannot pull; run sparrowctl deploy with the registry flags again, or sparrowctl registry update");
         self.events.record(Occurrence {
@@ -104,6 +171,11 @@ impl KubeCopies {
             action: "WatchSourcePullSecret".to_owned(),
         });
     }
+}
+
+/// The wall clock in seconds since the epoch: expiry dates are wall-clock dates.
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The Secret `sparrow-registry-key` in `namespace`, as an Event's `regarding`.

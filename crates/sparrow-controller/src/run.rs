@@ -145,6 +145,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
         async move { copies.report_source_presence(&mesh).await }
     });
+    tasks.spawn("credential-expiry", {
+        let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
+        async move {
+            copies
+                .report_credential_expiry(&mesh, sparrow_core::expiry::DEFAULT_EXPIRY_WARNING)
+                .await
+        }
+    });
     let copies: Arc<dyn PullSecretCopies> = kube_copies;
     let webhook = Webhook::new(injector, namespaces, Some(copies), metrics);
     let state = Arc::new(AppState {

@@ -31,6 +31,8 @@ use tokio::net::TcpListener;
 
 struct Mesh {
     cluster: TestCluster,
+    /// The copier's metrics (shared with the copier it counts for).
+    copy_metrics: CopyMetrics,
     _dir: tempfile::TempDir,
 }
 
@@ -84,7 +86,7 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
         cluster.client(),
         &InjectConfig::from_mesh(&mesh),
         namespaces.clone(),
-        copy_metrics,
+        copy_metrics.clone(),
     )
     .await
     .expect("copier");
@@ -93,10 +95,19 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     tokio::time::timeout(Duration::from_secs(10), copier.synced())
         .await
         .expect("copier synced");
-    let copies: Arc<dyn PullSecretCopies> = Arc::new(KubeCopies::new(
+    let kube_copies = Arc::new(KubeCopies::new(
         copier,
         recorder_for(cluster.client(), "test"),
     ));
+    tokio::spawn({
+        let (copies, ns) = (kube_copies.clone(), mesh.namespace.clone());
+        async move {
+            copies
+                .report_credential_expiry(&ns, Duration::from_secs(7 * 86_400))
+                .await
+        }
+    });
+    let copies: Arc<dyn PullSecretCopies> = kube_copies;
     let webhook = Webhook::new(
         Injector::new(InjectConfig::from_mesh(&mesh)).expect("injector"),
         namespaces,
@@ -154,7 +165,11 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
             .await
             .expect("namespace created");
     }
-    Mesh { cluster, _dir: dir }
+    Mesh {
+        cluster,
+        copy_metrics,
+        _dir: dir,
+    }
 }
 
 fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
@@ -431,4 +446,93 @@ fn recorder_for(client: kube::Client, instance: &str) -> sparrow_controller::Eve
     let worker = events.clone();
     tokio::spawn(async move { worker.run(sink).await });
     events
+}
+
+/// Waits for an Event with `reason` in `namespace` and returns it.
+async fn event_with_reason(
+    mesh: &Mesh,
+    namespace: &str,
+    reason: &str,
+) -> k8s_openapi::api::events::v1::Event {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(mesh.cluster.client(), namespace);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let list = events.list(&Default::default()).await.expect("events");
+            if let Some(event) = list
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+            {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("an Event {reason} in {namespace}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_entering_the_window_and_expiring_gets_a_warning_event_each_and_the_gauge_follows()
+ {
+    let mesh = start_mesh_with_source(true).await;
+    let secrets: Api<Secret> = Api::namespaced(mesh.cluster.client(), "sparrow-mesh");
+    let annotate = |at: i64| {
+        let annotations = sparrow_core::CredentialExpiry {
+            at,
+            source: sparrow_core::ExpirySource::Flag,
+        }
+        .annotations();
+        json!({ "metadata": { "annotations": annotations } })
+    };
+    assert_eq!(
+        mesh.copy_metrics.credential_expiry.get(),
+        0,
+        "no expiry recorded yet"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    secrets
+        .patch(
+            PULL_SECRET_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(annotate(now + 86_400)),
+        )
+        .await
+        .expect("expiry within the window");
+    let expiring = event_with_reason(&mesh, "sparrow-mesh", "RegistryCredentialExpiring").await;
+    assert_eq!(mesh.copy_metrics.credential_expiry.get(), now + 86_400);
+    assert_eq!(expiring.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        expiring.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some(PULL_SECRET_NAME)
+    );
+    let note = expiring.note.unwrap_or_default();
+    assert!(
+        note.contains(&format!(
+            "expires {}: give a new one with sparrowctl registry update",
+            sparrow_core::expiry::rfc3339(now + 86_400)
+        )),
+        "{note}"
+    );
+
+    secrets
+        .patch(
+            PULL_SECRET_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(annotate(now - 60)),
+        )
+        .await
+        .expect("expired");
+    let expired = event_with_reason(&mesh, "sparrow-mesh", "RegistryCredentialExpired").await;
+    let note = expired.note.unwrap_or_default();
+    assert!(
+        note.contains("new meshed pods and the next controller pod cannot pull the mesh images; give a new one with sparrowctl registry update"),
+        "{note}"
+    );
+    // Neither note carries the credential ("pw", user "robot" and their base64).
+    assert!(
+        !note.contains("cm9ib3Q6cHc") && !note.contains("robot"),
+        "{note}"
+    );
 }

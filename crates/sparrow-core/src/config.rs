@@ -119,6 +119,8 @@ pub struct MeshConfig {
     pub registry: RegistryServer,
     /// Credentials; without them no pull secret is rendered.
     pub auth: Option<RegistryAuth>,
+    /// When `auth` expires, when anything knows it: recorded on the source pull secret.
+    pub credential_expiry: Option<crate::CredentialExpiry>,
     /// No credentials were given but the mesh's pull secret exists already (a `deploy` again
     /// without the credential flags): the control plane keeps pulling with it, unrendered.
     pub stored_pull_secret: bool,
@@ -144,6 +146,7 @@ impl Default for MeshConfig {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             registry,
             auth: None,
+            credential_expiry: None,
             stored_pull_secret: false,
             images,
             pull_policy: PullPolicy::default(),

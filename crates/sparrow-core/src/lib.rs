@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client_ca;
 pub mod config;
 pub mod dockerconfig;
+pub mod expiry;
 pub mod image_ref;
 pub mod inventory;
 pub mod manifests;
@@ -25,6 +26,7 @@ pub use auth::{
 pub use client_ca::{ClientCaError, WebhookClientCa};
 pub use config::{ImageOverrides, Images, InjectionScope, MeshConfig, PullPolicy};
 pub use dockerconfig::{DockerConfigError, StoredCredential, stored_credential};
+pub use expiry::{CredentialExpiry, ExpirySource, ExpiryState};
 pub use inventory::{Kind, PARTS, Part};
 pub use manifests::{ControlPlane, Object};
 pub use pods::{carries_sidecar, quantities};

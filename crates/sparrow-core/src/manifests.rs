@@ -183,6 +183,24 @@ pub fn source_pull_secret(mesh: &str, dockerconfigjson: Vec<u8>) -> Secret {
     secret
 }
 
+/// [`source_pull_secret`] recording when its credential expires, when that is known
+/// ([`crate::expiry`]); without it the Secret carries no expiry annotation.
+pub fn expiring_source_pull_secret(
+    mesh: &str,
+    dockerconfigjson: Vec<u8>,
+    expiry: Option<&crate::CredentialExpiry>,
+) -> Secret {
+    let mut secret = source_pull_secret(mesh, dockerconfigjson);
+    if let Some(expiry) = expiry {
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .extend(expiry.annotations());
+    }
+    secret
+}
+
 /// The pull secret in `namespace`, holding `dockerconfigjson` bytes.
 pub fn pull_secret(namespace: &str, dockerconfigjson: Vec<u8>) -> Secret {
     Secret {
@@ -269,9 +287,10 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             metadata: owned(name, None, PART_OF_VALUE),
             ..Namespace::default()
         }),
-        Kind::Secret if name == PULL_SECRET_NAME => Object::Secret(source_pull_secret(
+        Kind::Secret if name == PULL_SECRET_NAME => Object::Secret(expiring_source_pull_secret(
             ns,
             dockerconfigjson(&config.registry, config.auth.as_ref()?),
+            config.credential_expiry.as_ref(),
         )),
         // The controller's certificates: made by the controller, never rendered.
         Kind::Secret => return None,

@@ -33,6 +33,12 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
 /// Annotation on a copy: hex sha256 of the source data it holds.
 pub const SOURCE_HASH_ANNOTATION: &str = "sparrow-mesh.io/source-hash";
+/// Annotation on the source pull secret: when its credential expires (RFC 3339 UTC), when
+/// anything knows it (see [`crate::expiry`]).
+pub const CREDENTIAL_EXPIRES_ANNOTATION: &str = "sparrow-mesh.io/credential-expires";
+/// Annotation on the source pull secret: who knows the expiry, `flag` (the user's
+/// `--registry-credential-expires`) or `jwt` (the password's `exp` claim).
+pub const CREDENTIAL_EXPIRES_SOURCE_ANNOTATION: &str = "sparrow-mesh.io/credential-expires-source";
 /// Annotation on a copy: the controller's proof that it made this very object (a keyed MAC
 /// over the mesh, the copy's namespace, name and uid; see [`crate::ownership`]).
 pub const PROOF_ANNOTATION: &str = "sparrow-mesh.io/proof";

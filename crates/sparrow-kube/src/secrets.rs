@@ -201,3 +201,47 @@ pub async fn foreign_pull_secrets(
         })
         .collect())
 }
+
+/// Removes the expiry annotations from the source pull secret in `mesh` when it carries any:
+/// a new credential whose expiry nobody knows must not inherit the old one's. (Server-side
+/// apply drops what the CLI applied before, but not a date written by hand.) True when it
+/// removed them.
+pub async fn drop_stale_credential_expiry(
+    client: &kube::Client,
+    mesh: &str,
+    timeout: Duration,
+) -> Result<bool, ClusterError> {
+    use sparrow_core::names::{
+        CREDENTIAL_EXPIRES_ANNOTATION, CREDENTIAL_EXPIRES_SOURCE_ANNOTATION,
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), mesh);
+    let action = format!("reading Secret {mesh}/{PULL_SECRET_NAME}");
+    let Some(source) = timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await? else {
+        return Ok(false);
+    };
+    let annotations = source.metadata.annotations.unwrap_or_default();
+    let stale = [
+        CREDENTIAL_EXPIRES_ANNOTATION,
+        CREDENTIAL_EXPIRES_SOURCE_ANNOTATION,
+    ]
+    .into_iter()
+    .filter(|key| annotations.contains_key(*key))
+    .map(|key| (key.to_owned(), serde_json::Value::Null))
+    .collect::<serde_json::Map<_, _>>();
+    if stale.is_empty() {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({ "metadata": { "annotations": stale } });
+    let action = format!("removing the stale expiry from Secret {mesh}/{PULL_SECRET_NAME}");
+    timed(
+        &action,
+        timeout,
+        secrets.patch(
+            PULL_SECRET_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ),
+    )
+    .await?;
+    Ok(true)
+}

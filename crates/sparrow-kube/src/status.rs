@@ -19,8 +19,8 @@ use crate::secrets::read_copy_key;
 use crate::timed;
 
 pub use evaluate::{
-    Admission, ControllerStatus, RegistryStatus, StatusReport, WebhookCallers, WebhookStatus,
-    admission, evaluate,
+    Admission, ControllerStatus, ExpiryStatus, RegistryStatus, StatusReport, WebhookCallers,
+    WebhookStatus, admission, evaluate,
 };
 
 /// Everything `status` reads.
@@ -38,6 +38,8 @@ pub struct Observed {
     pub webhook: Option<MutatingWebhookConfiguration>,
     /// The source pull secret.
     pub source: Option<Secret>,
+    /// Warn this many seconds before the registry credential expires (`--expiry-warning`).
+    pub expiry_warning_seconds: i64,
     /// The key copies are proven with (`None`: no controller made one yet).
     pub copy_key: Option<CopyKey>,
     /// Every Secret named `sparrow-registry-key`, with its data (whether a copy is current is
@@ -49,13 +51,17 @@ pub struct Observed {
     pub namespaces: Vec<ObjectMeta>,
 }
 
-/// Collects the report with reads only.
+/// Collects the report with reads only; warns `expiry_warning` before the registry
+/// credential expires.
 pub async fn status(
     client: &kube::Client,
     namespace: &str,
     timeout: Duration,
+    expiry_warning: Duration,
 ) -> Result<StatusReport, ClusterError> {
-    Ok(evaluate(&observe(client, namespace, timeout).await?))
+    let mut observed = observe(client, namespace, timeout).await?;
+    observed.expiry_warning_seconds = i64::try_from(expiry_warning.as_secs()).unwrap_or(i64::MAX);
+    Ok(evaluate(&observed))
 }
 
 /// Reads what `status` judges: five GETs, the Secrets named `sparrow-registry-key` and three
@@ -123,6 +129,10 @@ pub async fn observe(
         observed_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         webhook,
         source,
+        expiry_warning_seconds: i64::try_from(
+            sparrow_core::expiry::DEFAULT_EXPIRY_WARNING.as_secs(),
+        )
+        .unwrap_or(i64::MAX),
         copy_key,
         same_named_secrets,
         pods,

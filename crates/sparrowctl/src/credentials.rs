@@ -58,6 +58,49 @@ impl std::fmt::Debug for RegistryArgs {
     }
 }
 
+/// `--registry-credential-expires` (deploy and `registry update`).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Private registry")]
+pub struct ExpiryArgs {
+    /// When the registry credential expires (Harbor robot accounts, ACR tokens): RFC 3339
+    /// (2027-03-01T12:00:00Z) or a plain date (2027-03-01, midnight UTC). Recorded on the
+    /// pull secret: status warns within --expiry-warning and fails once it has passed. A
+    /// password that is a JWT with an `exp` claim needs no flag.
+    #[arg(long, value_name = "DATE")]
+    pub registry_credential_expires: Option<String>,
+}
+
+impl ExpiryArgs {
+    /// The flag's rules, before any credential is read: it needs credentials, and a date
+    /// that is one and has not passed. Returns the date (seconds since the epoch).
+    pub fn check(&self, registry: &RegistryArgs) -> anyhow::Result<Option<i64>> {
+        let Some(text) = &self.registry_credential_expires else {
+            return Ok(None);
+        };
+        if !registry.has_credentials() {
+            usage_bail!(
+                "--registry-credential-expires needs the credential it describes: --registry-key FILE, or --registry-username with a password"
+            );
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        sparrow_core::expiry::parse_expiry_date(text, now)
+            .map(Some)
+            .map_err(|e| UsageError::from_display(e).into())
+    }
+}
+
+/// The expiry to record for `auth`: the flag's date (already [`ExpiryArgs::check`]ed), else
+/// the `exp` claim of a password that is a JWT.
+pub fn recorded_expiry(
+    flag: Option<i64>,
+    auth: Option<&RegistryAuth>,
+) -> Option<sparrow_core::CredentialExpiry> {
+    let password = auth
+        .filter(|a| a.kind() == sparrow_core::CredentialKind::UsernamePassword)
+        .map(RegistryAuth::password);
+    sparrow_core::expiry::credential_expiry(flag, password)
+}
+
 /// Image tag and per-image overrides.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Images")]

@@ -253,11 +253,12 @@ async fn deploy_creates_every_object_with_minimal_requests_and_converges() {
         .sum();
     // Nine objects applied (the controller makes its certificates); the webhook configuration
     // read twice: before any write, and for its live caBundle right before it is applied; the
-    // client CA's ConfigMap read once (a stored one is kept by a deploy without the flag).
+    // client CA's ConfigMap read once (a stored one is kept by a deploy without the flag); the
+    // pull secret read once (a stale credential expiry is dropped from it).
     assert_eq!(patches, 9, "{requests:?}");
-    assert_eq!(gets, 6, "{requests:?}");
+    assert_eq!(gets, 7, "{requests:?}");
     assert_eq!(env.cluster.request_count("create", "namespaces"), 1);
-    assert_eq!(env.cluster.total_requests(), 16, "{requests:?}");
+    assert_eq!(env.cluster.total_requests(), 17, "{requests:?}");
 
     // The controller makes its certificates (testkube runs no pod: its keeper is run here).
     env.keep_certificates().await;
@@ -1383,4 +1384,256 @@ subjects:
             .object("clusterrolebindings", "", "sparrow-controller")
             .is_some()
     );
+}
+
+/// Now plus `days` and half an hour further from now (so the whole hours shown stay the same
+/// while the test runs), as RFC 3339 UTC and as seconds since the epoch.
+fn days_from_now(days: i64) -> (String, i64) {
+    let at =
+        time::OffsetDateTime::now_utc().unix_timestamp() + days * 86_400 + days.signum() * 1_800;
+    (sparrow_core::expiry::rfc3339(at), at)
+}
+
+/// A JWT (unsigned for this purpose: only its `exp` is read) expiring at `exp`.
+fn jwt(exp: i64) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&format!(r#"{{"sub":"robot","exp":{exp}}}"#))
+    )
+}
+
+fn annotations_of_source(env: &Env) -> serde_json::Value {
+    env.cluster
+        .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+        .expect("pull secret")["metadata"]["annotations"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_expiry_in_the_past_is_refused_with_nothing_written() {
+    let env = Env::start().await;
+    let past = "--registry-credential-expires=2020-01-01";
+    for (args, stdin) in [
+        (
+            &[
+                "deploy",
+                "--skip-registry-check",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+                "--registry-username",
+                "robot",
+                "--registry-password-stdin",
+                past,
+            ][..],
+            "hunter2-secret\n",
+        ),
+        (
+            &[
+                "registry",
+                "update",
+                "--registry-username",
+                "robot",
+                "--registry-password-stdin",
+                past,
+            ],
+            "hunter2-secret\n",
+        ),
+    ] {
+        let output = env.sparrowctl(args, stdin).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&output.stderr),
+            "error: --registry-credential-expires 2020-01-01T00:00:00Z is in the past: the credential has already expired; get a new one and give its expiry date\n"
+        );
+        assert!(output.stdout.is_empty());
+    }
+    let output = env
+        .sparrowctl(
+            &[
+                "deploy",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+                "--registry-credential-expires",
+                "2099-01-01",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .contains("--registry-credential-expires needs the credential it describes"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        env.cluster.total_requests(),
+        0,
+        "{:?}",
+        env.cluster.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_warns_within_the_window_and_fails_once_the_credential_expired() {
+    let env = Env::start().await;
+    let (soon, _) = days_from_now(3);
+    let flag = format!("--registry-credential-expires={soon}");
+    assert_ok(&env.deploy("hunter2-secret", &[&flag]).await);
+    let annotations = annotations_of_source(&env);
+    assert_eq!(
+        annotations["sparrow-mesh.io/credential-expires"],
+        soon.as_str(),
+        "{annotations}"
+    );
+    assert_eq!(
+        annotations["sparrow-mesh.io/credential-expires-source"], "flag",
+        "{annotations}"
+    );
+    env.keep_certificates().await;
+
+    let output = env.sparrowctl(&["status", "-o", "json"], "").await;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["registry"]["expiry"]["state"], "warning");
+    assert_eq!(report["registry"]["expiry"]["expires"], soon.as_str());
+    let warning = format!(
+        "the registry credential in Secret sparrow-mesh/sparrow-registry-key expires {soon} (in 3d 0h): give a new one with sparrowctl registry update before then"
+    );
+    assert_eq!(report["warnings"], serde_json::json!([warning]));
+    let problems = report["problems"].as_array().expect("problems");
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.as_str().unwrap_or_default().contains("credential")),
+        "a warning is not a problem: {problems:?}"
+    );
+    // A longer window than is left is still a warning; a shorter one is fine.
+    let output = env
+        .sparrowctl(&["status", "--expiry-warning", "1d"], "")
+        .await;
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "  credential: expires {soon} (in 3d 0h; from --registry-credential-expires)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("warning: the registry credential"),
+        "{stdout}"
+    );
+    let output = env.sparrowctl(&["status"], "").await;
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("! credential: expires {soon} (in 3d 0h")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("warning: {warning}")), "{stdout}");
+
+    // Written by hand (as an operator would for a credential that lapsed): status fails.
+    let (past, _) = days_from_now(-1);
+    let annotation = format!("sparrow-mesh.io/credential-expires={past}");
+    let annotate = [
+        "-n",
+        "sparrow-mesh",
+        "annotate",
+        "--overwrite",
+        "secret",
+        "sparrow-registry-key",
+        annotation.as_str(),
+    ];
+    assert_ok(&env.kubectl(&annotate).await);
+    let output = env.sparrowctl(&["status"], "").await;
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    let problem = format!(
+        "problem: the registry credential in Secret sparrow-mesh/sparrow-registry-key expired {past} (1d 0h ago): new meshed pods and controller pods cannot pull; give a new one with sparrowctl registry update"
+    );
+    assert!(stdout.contains(&problem), "{stdout}");
+    assert!(
+        stdout.contains(&format!("✗ credential: expired {past}")),
+        "{stdout}"
+    );
+    let all = format!("{stdout}{}", text(&output.stderr));
+    assert!(!all.contains("hunter2-secret"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_passwords_exp_shows_in_status_and_the_token_nowhere() {
+    let env = Env::start().await;
+    let (at_text, at) = days_from_now(90);
+    let token = jwt(at);
+    let deployed = env.deploy(&token, &[]).await;
+    assert_ok(&deployed);
+    let annotations = annotations_of_source(&env);
+    assert_eq!(
+        annotations["sparrow-mesh.io/credential-expires"],
+        at_text.as_str(),
+        "{annotations}"
+    );
+    assert_eq!(
+        annotations["sparrow-mesh.io/credential-expires-source"], "jwt",
+        "{annotations}"
+    );
+    env.keep_certificates().await;
+    let text_status = env.sparrowctl(&["status"], "").await;
+    let json_status = env.sparrowctl(&["status", "-o", "json"], "").await;
+    let stdout = text(&text_status.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "  credential: expires {at_text} (in 90d 0h; from the password's JWT exp claim)"
+        )),
+        "{stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&json_status.stdout).expect("json");
+    assert_eq!(report["registry"]["expiry"]["source"], "jwt");
+    assert_eq!(report["registry"]["expiry"]["state"], "ok");
+
+    // A new credential without a known expiry drops the old one's.
+    let update = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--skip-registry-check",
+                "--registry-username",
+                "robot",
+                "--registry-password-stdin",
+            ],
+            "plain-password\n",
+        )
+        .await;
+    assert_ok(&update);
+    assert!(
+        text(&update.stdout).contains("No expiry is known for the credential"),
+        "{}",
+        text(&update.stdout)
+    );
+    let annotations = annotations_of_source(&env);
+    assert!(
+        annotations
+            .get("sparrow-mesh.io/credential-expires")
+            .is_none()
+            && annotations
+                .get("sparrow-mesh.io/credential-expires-source")
+                .is_none(),
+        "{annotations}"
+    );
+    let after = env.sparrowctl(&["status"], "").await;
+    assert!(
+        text(&after.stdout).contains("  credential: no expiry known"),
+        "{}",
+        text(&after.stdout)
+    );
+
+    let payload = token.split('.').nth(1).expect("payload").to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("robot:{token}"));
+    for output in [&deployed, &text_status, &json_status, &update, &after] {
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        for needle in [token.as_str(), payload.as_str(), basic.as_str()] {
+            assert!(!all.contains(needle), "the token leaked: {all}");
+        }
+    }
 }

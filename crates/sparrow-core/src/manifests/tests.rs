@@ -10,6 +10,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         namespace: "sparrow-mesh".to_owned(),
         registry,
         auth,
+        credential_expiry: None,
         stored_pull_secret: false,
         images,
         pull_policy: PullPolicy::IfNotPresent,
@@ -63,6 +64,41 @@ fn golden_yaml_without_credentials_disable_auto_inject() {
         "deploy-no-credentials.yaml",
         &plane.to_yaml().expect("yaml"),
     );
+}
+
+#[test]
+fn the_source_pull_secret_records_a_known_expiry_and_nothing_otherwise() {
+    let annotations_of = |config: &MeshConfig| {
+        ControlPlane::render(config)
+            .objects
+            .iter()
+            .find_map(|o| match o {
+                Object::Secret(s) if s.metadata.name.as_deref() == Some(PULL_SECRET_NAME) => {
+                    Some(s.metadata.annotations.clone())
+                }
+                _ => None,
+            })
+            .expect("a pull secret")
+    };
+    let mut expiring = config(robot());
+    expiring.credential_expiry = Some(crate::CredentialExpiry {
+        at: 1_803_859_200,
+        source: crate::ExpirySource::Flag,
+    });
+    assert_eq!(
+        annotations_of(&expiring),
+        Some(BTreeMap::from([
+            (
+                CREDENTIAL_EXPIRES_ANNOTATION.to_owned(),
+                "2027-03-01T00:00:00Z".to_owned()
+            ),
+            (
+                CREDENTIAL_EXPIRES_SOURCE_ANNOTATION.to_owned(),
+                "flag".to_owned()
+            ),
+        ]))
+    );
+    assert_eq!(annotations_of(&config(robot())), None);
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub struct CopyMetrics {
     pub admission_api_calls: Counter,
     /// 1 while the source pull secret exists, 0 once it is gone.
     pub source_present: Gauge,
+    /// When the source's credential expires (seconds since the epoch); 0 when unknown.
+    pub credential_expiry: Gauge,
 }
 
 impl CopyMetrics {
@@ -53,6 +55,11 @@ impl CopyMetrics {
             metrics.source_present.clone(),
         );
         sub.register(
+            "pull_secret_credential_expiry_timestamp_seconds",
+            "When the source pull secret's credential expires, seconds since the epoch; 0 when unknown",
+            metrics.credential_expiry.clone(),
+        );
+        sub.register(
             "admission_api_calls",
             "Kubernetes API calls made while answering admissions",
             metrics.admission_api_calls.clone(),
@@ -73,6 +80,7 @@ mod tests {
         let metrics = CopyMetrics::register(&mut registry);
         metrics.copies_created.inc();
         metrics.stale_copies.set(3);
+        metrics.credential_expiry.set(1_803_859_200);
         let mut text = String::new();
         encode(&mut text, &registry).expect("encode");
         for line in [
@@ -81,6 +89,7 @@ mod tests {
             "sparrow_pull_secret_sync_errors_total 0",
             "sparrow_pull_secret_stale_copies 3",
             "sparrow_pull_secret_source_present 0",
+            "sparrow_pull_secret_credential_expiry_timestamp_seconds 1803859200",
             "sparrow_admission_api_calls_total 0",
         ] {
             assert!(

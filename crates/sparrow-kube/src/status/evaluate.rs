@@ -7,13 +7,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use serde::Serialize;
-use sparrow_core::CredentialKind;
+use sparrow_core::expiry::CredentialExpiry;
 use sparrow_core::names::{
     NAMESPACE_NAME_LABEL, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
 };
 use sparrow_core::ownership::{CopyState, copy_state, is_pull_secret};
 use sparrow_core::selector::selector_matches;
 use sparrow_core::webhook_pki;
+use sparrow_core::{CredentialKind, ExpirySource, ExpiryState};
 
 use super::Observed;
 use crate::secrets::{data_hash, is_injected, is_proven, registry_and_user};
@@ -166,6 +167,22 @@ pub struct RegistryStatus {
     pub server: String,
     /// `json-key` or `username-password`.
     pub credential: CredentialKind,
+    /// When the credential expires, when the source Secret records it.
+    pub expiry: Option<ExpiryStatus>,
+}
+
+/// When the registry credential expires, as the source Secret records it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryStatus {
+    /// RFC 3339 UTC.
+    pub expires: String,
+    /// Seconds from the reading until then (negative: expired).
+    pub expires_in_seconds: i64,
+    /// `flag` (--registry-credential-expires) or `jwt` (the password's `exp` claim).
+    pub source: ExpirySource,
+    /// `ok`, `warning` (within --expiry-warning) or `expired`.
+    pub state: ExpiryState,
 }
 
 impl StatusReport {
@@ -253,7 +270,10 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
     if admission.blocked {
         problems.push(admission.describe());
     }
-    let (registry, source_hash) = registry_status(observed.source.as_ref(), ns, &mut problems);
+    let (registry, source_hash) = registry_status(observed, &mut problems);
+    if let Some(expiry) = registry.as_ref().and_then(|r| r.expiry.as_ref()) {
+        judge_expiry(expiry, ns, &mut problems, &mut warnings);
+    }
     if registry.is_none() && controller_pulls_with_the_pull_secret(observed.deployment.as_ref()) {
         problems.push(format!(
             "Secret {ns}/{PULL_SECRET_NAME} is gone, yet the controller pulls its image with it: the next controller restart and every new meshed pod will fail to pull; run sparrowctl deploy with the registry flags again (or sparrowctl registry update)"
@@ -347,11 +367,15 @@ fn webhook_status(
 }
 
 fn registry_status(
-    source: Option<&Secret>,
-    ns: &str,
+    observed: &Observed,
     problems: &mut Vec<String>,
 ) -> (Option<RegistryStatus>, Option<String>) {
-    let Some(secret) = source.filter(|s| is_pull_secret(s.metadata.labels.as_ref())) else {
+    let ns = observed.namespace.as_str();
+    let Some(secret) = observed
+        .source
+        .as_ref()
+        .filter(|s| is_pull_secret(s.metadata.labels.as_ref()))
+    else {
         return (None, None);
     };
     let hash = Some(data_hash(secret));
@@ -360,6 +384,7 @@ fn registry_status(
             Some(RegistryStatus {
                 server,
                 credential: CredentialKind::from_username(&user),
+                expiry: expiry_status(secret, observed),
             }),
             hash,
         ),
@@ -369,6 +394,39 @@ fn registry_status(
             ));
             (None, hash)
         }
+    }
+}
+
+/// The expiry the source records, judged at the reading against the warning window.
+fn expiry_status(source: &Secret, observed: &Observed) -> Option<ExpiryStatus> {
+    let expiry = CredentialExpiry::from_annotations(source.metadata.annotations.as_ref())?;
+    let now = observed.observed_at;
+    Some(ExpiryStatus {
+        expires: expiry.rfc3339(),
+        expires_in_seconds: expiry.at - now,
+        source: expiry.source,
+        state: ExpiryState::at(Some(expiry.at), now, observed.expiry_warning_seconds),
+    })
+}
+
+/// Expired is a problem (pulls fail); within the window a warning, which does not fail status.
+fn judge_expiry(
+    expiry: &ExpiryStatus,
+    ns: &str,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let left = sparrow_core::expiry::short_duration(expiry.expires_in_seconds.unsigned_abs());
+    match expiry.state {
+        ExpiryState::Expired => problems.push(format!(
+            "the registry credential in Secret {ns}/{PULL_SECRET_NAME} expired {} ({left} ago): new meshed pods and controller pods cannot pull; give a new one with sparrowctl registry update",
+            expiry.expires
+        )),
+        ExpiryState::Warning => warnings.push(format!(
+            "the registry credential in Secret {ns}/{PULL_SECRET_NAME} expires {} (in {left}): give a new one with sparrowctl registry update before then",
+            expiry.expires
+        )),
+        ExpiryState::Ok | ExpiryState::Unknown => {}
     }
 }
 

@@ -15,7 +15,9 @@ use sparrow_kube::webhook_client_ca::{StoredClientCa, delete_client_ca, stored_c
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, reach_reporting};
-use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::credentials::{
+    ExpiryArgs, ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs, recorded_expiry,
+};
 use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::progress::Progress;
@@ -26,6 +28,8 @@ use crate::usage::UsageError;
 pub struct DeployArgs {
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
     #[command(flatten)]
     images: ImageArgs,
     #[command(flatten)]
@@ -126,6 +130,10 @@ impl DeployArgs {
             .as_deref()
             .map(read_webhook_client_ca)
             .transpose()?;
+        // Before the password is read: a refused date reads nothing and writes nothing.
+        self.registry
+            .check_rules(false, std::env::var(PASSWORD_ENV).is_ok())?;
+        let expires_flag = self.expiry.check(&self.registry)?;
         let registry = self.registry.resolve(
             PasswordSources {
                 env: std::env::var(PASSWORD_ENV).ok(),
@@ -140,6 +148,7 @@ impl DeployArgs {
         Ok(MeshConfig {
             namespace: global.namespace.clone(),
             registry: registry.server,
+            credential_expiry: recorded_expiry(expires_flag, registry.auth.as_ref()),
             auth: registry.auth,
             stored_pull_secret: false,
             images,
@@ -153,6 +162,14 @@ impl DeployArgs {
                 .then_some(self.webhook_cert_validity),
             webhook_client_ca,
         })
+    }
+}
+
+/// Where a recorded expiry came from, for people.
+pub(crate) fn expiry_origin(source: sparrow_core::ExpirySource) -> &'static str {
+    match source {
+        sparrow_core::ExpirySource::Flag => "--registry-credential-expires",
+        sparrow_core::ExpirySource::Jwt => "the password's JWT exp claim",
     }
 }
 
@@ -276,6 +293,21 @@ async fn deploy_to_cluster(
         },
     )
     .await?;
+    if config.auth.is_some() && config.credential_expiry.is_none() {
+        sparrow_kube::secrets::drop_stale_credential_expiry(
+            client,
+            &config.namespace,
+            global.timeout,
+        )
+        .await?;
+    }
+    if let Some(expiry) = &config.credential_expiry {
+        progress.done(&format!(
+            "the registry credential expires {} (from {})",
+            expiry.rfc3339(),
+            expiry_origin(expiry.source)
+        ));
+    }
 
     // The webhook goes in last, once the controller can answer it: a controller that never
     // comes up leaves pod creation unblocked.

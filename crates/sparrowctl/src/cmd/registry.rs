@@ -1,14 +1,17 @@
 //! `sparrowctl registry update`: rotate the registry credentials.
 
 use anyhow::Context as _;
-use sparrow_core::manifests::source_pull_secret;
+use sparrow_core::manifests::expiring_source_pull_secret;
 use sparrow_core::names::DEFAULT_IMAGE_TAG;
 use sparrow_core::{RegistryServer, dockerconfigjson};
+use sparrow_kube::secrets::drop_stale_credential_expiry;
 use sparrow_kube::update::{deployed_images, stored_registry_key, update_source};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, check_global, connect_retrying};
-use crate::credentials::{ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs};
+use crate::credentials::{
+    ExpiryArgs, ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs, recorded_expiry,
+};
 use crate::images_from::ImagesFromArgs;
 use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
@@ -55,6 +58,8 @@ pub struct CheckArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
     #[command(flatten)]
     tls: RegistryTlsArgs,
     /// Update without first checking the new credentials against the deployed images.
@@ -113,6 +118,7 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             "registry update needs credentials: --registry-key FILE, or --registry-username with a password"
         );
     }
+    let expires_flag = args.expiry.check(registry)?;
     let options = args.tls.options(global, registry)?;
     // The credentials are read and checked before anything is contacted; only the registry
     // may come from the cluster (the one already stored), so a stand-in fills it for now.
@@ -125,6 +131,7 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
         Some(RegistryServer::default()),
     )?;
     let auth = resolved.auth.context("no credentials given")?;
+    let expiry = recorded_expiry(expires_flag, Some(&auth));
     sparrow_core::auth::check_fits_in_secret(&resolved.server, &auth)?;
     let given_server = registry
         .registry_server
@@ -160,9 +167,17 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
                 ),
             }
         }
-        let secret = source_pull_secret(&global.namespace, dockerconfigjson(&server, &auth));
+        let secret = expiring_source_pull_secret(
+            &global.namespace,
+            dockerconfigjson(&server, &auth),
+            expiry.as_ref(),
+        );
         let copies =
             update_source(&cluster.client, &global.namespace, &secret, global.timeout).await?;
+        if expiry.is_none() {
+            drop_stale_credential_expiry(&cluster.client, &global.namespace, global.timeout)
+                .await?;
+        }
         crate::say!(
             "Registry credentials ({}) for {} updated in Secret {}/{}; the controller will refresh {copies} cop{}.",
             auth.kind(),
@@ -171,6 +186,16 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             sparrow_core::names::PULL_SECRET_NAME,
             if copies == 1 { "y" } else { "ies" }
         );
+        match &expiry {
+            Some(expiry) => crate::say!(
+                "The credential expires {} (from {}).",
+                expiry.rfc3339(),
+                super::deploy::expiry_origin(expiry.source)
+            ),
+            None => crate::say!(
+                "No expiry is known for the credential (give --registry-credential-expires DATE if it has one)."
+            ),
+        }
         anyhow::Ok(())
     })?
 }

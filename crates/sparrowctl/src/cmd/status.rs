@@ -1,7 +1,9 @@
 //! `sparrowctl status`: health of the mesh; exit 1 when something is wrong.
 
+use sparrow_core::ExpiryState;
+use sparrow_core::expiry::short_duration;
 use sparrow_core::names::CONTAINER_PORT;
-use sparrow_kube::status::{StatusReport, WebhookCallers, status};
+use sparrow_kube::status::{ExpiryStatus, StatusReport, WebhookCallers, status};
 
 use crate::GlobalArgs;
 use crate::cluster::{block_on, check_global, connect};
@@ -12,6 +14,15 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: StatusFormat,
+    /// Warn this long before the registry credential expires (when its expiry is known),
+    /// e.g. 7d, 48h.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_expiry_warning)]
+    expiry_warning: std::time::Duration,
+}
+
+/// `--expiry-warning`: a duration.
+fn parse_expiry_warning(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 7d, 48h, 30m)"))
 }
 
 /// `-o/--output` of `status`.
@@ -36,7 +47,15 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
     check_global(global)?;
     let report = block_on(async {
         let cluster = connect(global).await?;
-        anyhow::Ok(status(&cluster.client, &global.namespace, global.timeout).await?)
+        anyhow::Ok(
+            status(
+                &cluster.client,
+                &global.namespace,
+                global.timeout,
+                args.expiry_warning,
+            )
+            .await?,
+        )
     })??;
     match args.output {
         StatusFormat::Json => crate::say!("{}", serde_json::to_string_pretty(&report)?),
@@ -90,6 +109,9 @@ fn print_text(report: &StatusReport) {
         Some(r) => crate::say!("✓ registry: {} ({})", r.server, r.credential),
         None => crate::say!("  registry: no credentials stored"),
     }
+    if let Some(r) = &report.registry {
+        crate::say!("{}", credential_expiry_line(r.expiry.as_ref()));
+    }
     crate::say!(
         "{} copies: {} ({} stale)",
         mark(report.stale_copies.is_empty()),
@@ -133,6 +155,31 @@ fn println_admission(report: &StatusReport) {
                 String::new()
             }
         );
+    }
+}
+
+/// When the registry credential expires, in one line (the warning or problem follows below).
+fn credential_expiry_line(expiry: Option<&ExpiryStatus>) -> String {
+    let Some(e) = expiry else {
+        return "  credential: no expiry known (give sparrowctl registry update --registry-credential-expires DATE if it has one)".to_owned();
+    };
+    let left = short_duration(e.expires_in_seconds.unsigned_abs());
+    let from = crate::cmd::deploy::expiry_origin(e.source);
+    match e.state {
+        ExpiryState::Expired => format!(
+            "✗ credential: expired {} ({left} ago; from {from})",
+            e.expires
+        ),
+        ExpiryState::Warning => format!(
+            "! credential: expires {} (in {left}; from {from})",
+            e.expires
+        ),
+        ExpiryState::Ok | ExpiryState::Unknown => {
+            format!(
+                "  credential: expires {} (in {left}; from {from})",
+                e.expires
+            )
+        }
     }
 }
 

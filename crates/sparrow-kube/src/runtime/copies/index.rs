@@ -48,6 +48,8 @@ pub struct Source {
     pub data: BTreeMap<String, ByteString>,
     /// [`data_hash`] of `data`: the copies' `sparrow-mesh.io/source-hash`.
     pub hash: String,
+    /// When the credential expires (seconds since the epoch), as the source records it.
+    pub credential_expires: Option<i64>,
 }
 
 impl Source {
@@ -56,6 +58,10 @@ impl Source {
         is_ours(secret).then(|| Self {
             hash: data_hash(secret),
             data: secret.data.clone().unwrap_or_default(),
+            credential_expires: sparrow_core::CredentialExpiry::from_annotations(
+                secret.metadata.annotations.as_ref(),
+            )
+            .map(|e| e.at),
         })
     }
 }

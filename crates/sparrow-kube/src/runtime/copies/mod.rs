@@ -112,6 +112,8 @@ struct State {
     synced: channel::Sender<(bool, bool)>,
     /// Whether the source exists, once the source watch has listed.
     source_present: channel::Sender<Option<bool>>,
+    /// When the source's credential expires, as it records it (`None`: unknown or no source).
+    credential_expires: channel::Sender<Option<i64>>,
 }
 
 /// Keeps copies of the registry pull secret in the namespaces of meshed pods.
@@ -144,6 +146,7 @@ impl PullSecretCopier {
     ) -> Self {
         let (synced, _) = channel::channel((false, false));
         let (source_present, _) = channel::channel(None);
+        let (credential_expires, _) = channel::channel(None);
         let key = Arc::new(key);
         Self {
             client,
@@ -155,6 +158,7 @@ impl PullSecretCopier {
                 work: Notify::new(),
                 synced,
                 source_present,
+                credential_expires,
             }),
             config: Arc::new(config),
             metrics,
@@ -179,8 +183,16 @@ impl PullSecretCopier {
             let result = change(&mut index);
             let synced = (index.source_synced(), index.is_synced());
             let present = index.source_synced().then(|| index.source().is_some());
-            (result, index.has_work(), synced, present)
+            let expires = index.source().and_then(|s| s.credential_expires);
+            (result, index.has_work(), synced, (present, expires))
         };
+        let (present, expires) = present;
+        self.metrics.credential_expiry.set(expires.unwrap_or(0));
+        self.state.credential_expires.send_if_modified(|e| {
+            let changed = *e != expires;
+            *e = expires;
+            changed
+        });
         if let Some(present) = present {
             self.metrics.source_present.set(i64::from(present));
         }
@@ -215,6 +227,12 @@ impl PullSecretCopier {
     /// changes are signalled, so the controller can say when the source disappears.
     pub fn source_presence(&self) -> channel::Receiver<Option<bool>> {
         self.state.source_present.subscribe()
+    }
+
+    /// When the source's credential expires (seconds since the epoch) as it records it;
+    /// changes are signalled, so the controller can say when a threshold is crossed.
+    pub fn credential_expiry(&self) -> channel::Receiver<Option<i64>> {
+        self.state.credential_expires.subscribe()
     }
 
     /// True while the source secret exists (as last seen).

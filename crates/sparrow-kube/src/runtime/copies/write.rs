@@ -236,6 +236,7 @@ mod tests {
             source: Arc::new(Source {
                 data,
                 hash: "h2".to_owned(),
+                credential_expires: None,
             }),
             action,
         }

@@ -156,7 +156,8 @@ fn a_healthy_mesh_has_no_problems_and_blocks_nothing() {
         report.registry,
         Some(RegistryStatus {
             server: "registry.example.com:5000".to_owned(),
-            credential: CredentialKind::UsernamePassword
+            credential: CredentialKind::UsernamePassword,
+            expiry: None,
         })
     );
     let json = serde_json::to_string(&report).expect("json");
@@ -393,4 +394,57 @@ fn the_webhook_answers_only_the_api_server_when_the_controller_has_a_client_ca()
         controller_status(None).webhook_callers,
         WebhookCallers::Anyone
     );
+}
+
+/// The source in `healthy()` recording an expiry `left` seconds after the reading.
+fn expiring_in(left: i64) -> Observed {
+    let mut observed = healthy();
+    observed.expiry_warning_seconds = 7 * 86_400;
+    let source = observed.source.as_mut().expect("source");
+    source.metadata.annotations = Some(
+        sparrow_core::CredentialExpiry {
+            at: AT + left,
+            source: sparrow_core::ExpirySource::Flag,
+        }
+        .annotations(),
+    );
+    observed
+}
+
+#[test]
+fn a_credential_far_from_its_expiry_is_reported_and_fine() {
+    let report = evaluate(&expiring_in(83 * 86_400));
+    assert!(report.healthy(), "{:?}", report.problems);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let expiry = report.registry.and_then(|r| r.expiry).expect("expiry");
+    assert_eq!(expiry.state, sparrow_core::ExpiryState::Ok);
+    assert_eq!(expiry.expires_in_seconds, 83 * 86_400);
+}
+
+#[test]
+fn a_credential_within_the_window_warns_without_failing() {
+    let report = evaluate(&expiring_in(3 * 86_400));
+    assert!(report.healthy(), "{:?}", report.problems);
+    assert_eq!(
+        report.warnings,
+        [format!(
+            "the registry credential in Secret sparrow-mesh/sparrow-registry-key expires {} (in 3d 0h): give a new one with sparrowctl registry update before then",
+            sparrow_core::expiry::rfc3339(AT + 3 * 86_400)
+        )]
+    );
+}
+
+#[test]
+fn an_expired_credential_is_a_problem_naming_the_fix() {
+    let report = evaluate(&expiring_in(-3_600));
+    assert_eq!(
+        report.problems,
+        [format!(
+            "the registry credential in Secret sparrow-mesh/sparrow-registry-key expired {} (1h 0m ago): new meshed pods and controller pods cannot pull; give a new one with sparrowctl registry update",
+            sparrow_core::expiry::rfc3339(AT - 3_600)
+        )]
+    );
+    let json = serde_json::to_string(&report).expect("json");
+    assert!(json.contains(r#""state":"expired""#), "{json}");
+    assert!(!json.contains("hunter2"), "{json}");
 }
