@@ -10,8 +10,10 @@ use std::process::Command;
 /// own target directory, so it never runs a missing or stale build; cargo built sparrowctl
 /// for this test already. The build asks for exactly what `scripts/test.sh` builds (every
 /// target of the workspace, tests and examples included, all features: the same feature
-/// unification), so there it finds everything fresh; asking for the two binaries alone
-/// unified features differently and rebuilt most dependencies (3 to 4 minutes of the run).
+/// unification). Run from a shell after test.sh's build it does nothing (0.6 s); run from
+/// this test under `cargo test` it still rebuilds ring and what depends on it (about 2 of
+/// the test's 3 minutes in CI), from something in the test process's environment not yet
+/// found.
 fn binaries_dir(root: &Path) -> PathBuf {
     let sparrowctl = Path::new(env!("CARGO_BIN_EXE_sparrowctl"));
     let dir = sparrowctl.parent().expect("target dir").to_path_buf();

@@ -32,14 +32,19 @@ use crate::error::{ClusterError, is_already_exists};
 use crate::runtime::watch_backoff;
 use crate::{timed, within};
 
+/// The non-empty UTF-8 text under `key` of a Secret's data.
+fn text_of(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|t| !t.is_empty())
+}
+
 /// The serving certificate a `kubernetes.io/tls` Secret holds (`tls.crt`, `tls.key`, `ca.crt`).
 pub fn tls_of(secret: &Secret) -> Option<WebhookTls> {
-    let data = secret.data.as_ref()?;
-    let text = |key: &str| {
-        data.get(key)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|t| !t.is_empty())
-    };
+    let text = |key: &str| text_of(secret, key);
     Some(WebhookTls {
         ca_pem: text("ca.crt").unwrap_or_default(),
         cert_pem: text("tls.crt")?,
@@ -49,12 +54,7 @@ pub fn tls_of(secret: &Secret) -> Option<WebhookTls> {
 
 /// The CAs the CA Secret holds.
 pub fn ca_of(secret: &Secret) -> Option<StoredCa> {
-    let data = secret.data.as_ref()?;
-    let text = |key: &str| {
-        data.get(key)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|t| !t.is_empty())
-    };
+    let text = |key: &str| text_of(secret, key);
     let previous_until = secret
         .metadata
         .annotations
