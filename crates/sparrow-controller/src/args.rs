@@ -54,6 +54,12 @@ pub struct Args {
     /// The control plane's namespace (never injected).
     #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE)]
     pub mesh_namespace: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret of the mesh namespace that another tool
+    /// keeps (external-secrets, Vault, Sealed Secrets): copied as it is into the namespaces of
+    /// meshed pods and followed on every change, never written [default: the mesh's own
+    /// sparrow-registry-key].
+    #[arg(long, value_name = "NAME")]
+    pub registry_secret: Option<String>,
     /// Image of the injected sidecar proxy [default: the release's image on ghcr.io/sparrow-mesh].
     #[arg(long, value_name = "IMG")]
     pub sidecar_image: Option<String>,

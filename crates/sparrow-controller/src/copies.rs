@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use sparrow_core::ExpiryState;
 use sparrow_core::expiry::ThresholdTracker;
 use sparrow_core::names::PULL_SECRET_NAME;
-use sparrow_kube::runtime::copies::{CopyConfig, CopyError, EnsureOutcome, PullSecretCopier};
+use sparrow_kube::runtime::copies::{
+    CopyConfig, CopyError, EnsureOutcome, PullSecretCopier, SourceSecret, SourceState,
+};
 use sparrow_kube::runtime::copy_key::ensure_copy_key;
 use sparrow_kube::runtime::metrics::CopyMetrics;
 
@@ -24,6 +26,7 @@ pub const COPY_KEY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 pub async fn pull_secret_copier(
     client: kube::Client,
     config: &sparrow_inject::InjectConfig,
+    source: SourceSecret,
     namespaces: Arc<dyn NamespaceLabels>,
     metrics: CopyMetrics,
 ) -> Result<PullSecretCopier, sparrow_kube::ClusterError> {
@@ -34,7 +37,10 @@ pub async fn pull_secret_copier(
     });
     Ok(PullSecretCopier::new(
         client,
-        CopyConfig::new(&config.mesh_namespace),
+        CopyConfig {
+            source,
+            ..CopyConfig::new(&config.mesh_namespace)
+        },
         key,
         meshed,
         metrics,
@@ -70,33 +76,43 @@ impl KubeCopies {
         });
     }
 
-    /// Says when the source pull secret disappears: an error log, a Warning Event
-    /// `SourcePullSecretMissing` on it (new meshed pods and the next controller pod will fail
-    /// to pull) and `sparrow_pull_secret_source_present 0`; and when it is back. One
-    /// occurrence per disappearance, through the same bounded recorder. Runs for as long as
-    /// the controller.
+    /// Says when the source pull secret disappears or (one another tool keeps) becomes
+    /// unusable: an error log, a Warning Event on it (`SourcePullSecretMissing`,
+    /// `SourcePullSecretUnusable`: new meshed namespaces and the next controller pod will fail
+    /// to pull; the copies keep what they hold) and `sparrow_pull_secret_source_present 0`;
+    /// and when it is back. One occurrence per change, through the same bounded recorder. A
+    /// mesh's own source missing from the start is a mesh deployed without credentials, not
+    /// news. Runs for as long as the controller.
     pub async fn report_source_presence(&self, mesh: &str) {
-        let mut presence = self.copier.source_presence();
-        let mut was_present = false;
+        let mut states = self.copier.source_state();
+        let external = matches!(self.copier.source_secret(), SourceSecret::External(_));
+        let mut last: Option<SourceState> = None;
         loop {
-            let now = *presence.borrow_and_update();
-            match now {
-                Some(false) if was_present => self.report_source_missing(mesh),
-                Some(true) if !was_present => {
-                    tracing::info!(namespace = %mesh, "the source pull secret is present");
+            let now = states.borrow_and_update().clone();
+            if let Some(state) = &now
+                && last.as_ref() != Some(state)
+            {
+                match state {
+                    SourceState::Present => {
+                        tracing::info!(namespace = %mesh, "the source pull secret is present");
+                    }
+                    SourceState::Missing if external || last == Some(SourceState::Present) => {
+                        self.report_source_lost(mesh, None);
+                    }
+                    SourceState::Missing => {}
+                    SourceState::Unusable(why) => self.report_source_lost(mesh, Some(why)),
                 }
-                _ => {}
+                last = now;
             }
-            was_present = now == Some(true);
-            if presence.changed().await.is_err() {
+            if states.changed().await.is_err() {
                 return std::future::pending().await;
             }
         }
     }
 
     /// Says when the source's credential enters the warning window and when it expires: a
-    /// Warning Event on the source Secret (`RegistryCredentialExpiring`,
-    /// `RegistryCredentialExpired`) and a log line, once per threshold crossed for a given
+    /// Warning Event on the source Secret (`CredentialExpiring`,
+    /// `CredentialExpired`) and a log line, once per threshold crossed for a given
     /// expiry ([`ThresholdTracker`]), not at every resync. Wakes when the recorded expiry
     /// changes and when the next threshold is due. Runs for as long as the controller.
     pub async fn report_credential_expiry(&self, mesh: &str, window: std::time::Duration) {
@@ -136,7 +152,7 @@ impl KubeCopies {
         let (reason, note) = if state == ExpiryState::Expired {
             tracing::error!(namespace = %mesh, expires = %when, "the registry credential has expired: run sparrowctl registry update");
             (
-                "RegistryCredentialExpired",
+                "CredentialExpired",
                 format!(
                     "the registry credential in Secret {mesh}/{PULL_SECRET_NAME} expired {when}: new meshed pods and the next controller pod cannot pull the mesh images; give a new one with sparrowctl registry update"
                 ),
@@ -144,7 +160,7 @@ impl KubeCopies {
         } else {
             tracing::warn!(namespace = %mesh, expires = %when, "the registry credential expires soon: run sparrowctl registry update");
             (
-                "RegistryCredentialExpiring",
+                "CredentialExpiring",
                 format!(
                     "the registry credential in Secret {mesh}/{PULL_SECRET_NAME} expires {when}: give a new one with sparrowctl registry update before then"
                 ),
@@ -159,15 +175,43 @@ impl KubeCopies {
         });
     }
 
-    fn report_source_missing(&self, mesh: &str) {
-        tracing::error!(namespace = %mesh, "the source pull secret was deleted: new meshed pods and controller pods cannot pull; run sparrowctl deploy with the registry flags again, or sparrowctl registry update");
+    /// The source is gone (`unusable: None`) or cannot be copied (why).
+    fn report_source_lost(&self, mesh: &str, unusable: Option<&str>) {
+        let name = self.copier.source_secret().name().to_owned();
+        let (reason, note) = match (self.copier.source_secret(), unusable) {
+            (SourceSecret::Own, None) => {
+                tracing::error!(namespace = %mesh, "the source pull secret was deleted: new meshed pods and controller pods cannot pull; run sparrowctl deploy with the registry flags again, or sparrowctl registry update");
+                (
+                    "SourcePullSecretMissing",
+                    format!(
+                        "Secret {mesh}/{name} was deleted: new meshed pods and the next controller pod cannot pull the mesh images; run sparrowctl deploy with the registry flags again, or sparrowctl registry update"
+                    ),
+                )
+            }
+            (_, None) => {
+                tracing::error!(namespace = %mesh, secret = %name, "the registry Secret another tool keeps is missing: the copies keep what they hold; check the tool that writes it");
+                (
+                    "SourcePullSecretMissing",
+                    format!(
+                        "Secret {mesh}/{name}, which another tool keeps, is missing: the copies keep the credential they hold, but namespaces meshed from now on and the next controller pod cannot pull the mesh images; check the tool that writes it"
+                    ),
+                )
+            }
+            (_, Some(why)) => {
+                tracing::error!(namespace = %mesh, secret = %name, problem = %why, "the registry Secret cannot be copied: the copies keep what they hold");
+                (
+                    "SourcePullSecretUnusable",
+                    format!(
+                        "Secret {mesh}/{name} cannot be copied ({why}): the copies keep the credential they hold, but namespaces meshed from now on cannot pull the mesh images; fix the Secret or the tool that writes it"
+                    ),
+                )
+            }
+        };
         self.events.record(Occurrence {
-            regarding: pull_secret_in(mesh),
+            regarding: secret_in(mesh, &name),
             type_: "Warning",
-            reason: "SourcePullSecretMissing".to_owned(),
-            note: format!(
-                "Secret {mesh}/{PULL_SECRET_NAME} was deleted: new meshed pods and the next controller pod cannot pull the mesh images; run sparrowctl deploy with the registry flags again, or sparrowctl registry update"
-            ),
+            reason: reason.to_owned(),
+            note,
             action: "WatchSourcePullSecret".to_owned(),
         });
     }
@@ -180,10 +224,15 @@ fn unix_now() -> i64 {
 
 /// The Secret `sparrow-registry-key` in `namespace`, as an Event's `regarding`.
 fn pull_secret_in(namespace: &str) -> ObjectReference {
+    secret_in(namespace, PULL_SECRET_NAME)
+}
+
+/// The Secret `name` in `namespace`, as an Event's `regarding`.
+fn secret_in(namespace: &str, name: &str) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("Secret".to_owned()),
-        name: Some(PULL_SECRET_NAME.to_owned()),
+        name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
         ..ObjectReference::default()
     }

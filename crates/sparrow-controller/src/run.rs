@@ -36,6 +36,7 @@ use crate::readiness::Readiness;
 use crate::server::{ServerLimits, serve, serve_health};
 use crate::supervisor::Supervisor;
 use crate::tls::{ReloadingCert, SecretCert, server_config};
+use sparrow_kube::runtime::copies::SourceSecret;
 
 /// How long a new caBundle is given to reach the API server before the serving certificate
 /// changes CA, and a new serving certificate to reach every replica before the old CA leaves
@@ -72,9 +73,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let namespaces: Arc<dyn NamespaceLabels> = Arc::new(namespaces);
     let mut registry = Registry::default();
     let metrics = AdmissionMetrics::register(&mut registry);
+    let source = match &args.registry_secret {
+        Some(name) => SourceSecret::External(name.clone()),
+        None => SourceSecret::Own,
+    };
     let copier = pull_secret_copier(
         client.clone(),
         &config,
+        source,
         namespaces.clone(),
         CopyMetrics::register(&mut registry),
     )

@@ -84,6 +84,7 @@ async fn forged_mesh(foreign_namespaces: &[&str]) -> Forged {
     let copier = pull_secret_copier(
         client.clone(),
         &InjectConfig::from_mesh(&mesh),
+        sparrow_kube::runtime::copies::SourceSecret::Own,
         Arc::new(namespaces.clone()),
         CopyMetrics::register(&mut registry),
     )

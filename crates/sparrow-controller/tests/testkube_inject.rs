@@ -85,6 +85,7 @@ async fn start_mesh_with_source(source: bool) -> Mesh {
     let copier = pull_secret_copier(
         cluster.client(),
         &InjectConfig::from_mesh(&mesh),
+        sparrow_kube::runtime::copies::SourceSecret::Own,
         namespaces.clone(),
         copy_metrics.clone(),
     )
@@ -500,7 +501,7 @@ async fn a_credential_entering_the_window_and_expiring_gets_a_warning_event_each
         )
         .await
         .expect("expiry within the window");
-    let expiring = event_with_reason(&mesh, "sparrow-mesh", "RegistryCredentialExpiring").await;
+    let expiring = event_with_reason(&mesh, "sparrow-mesh", "CredentialExpiring").await;
     assert_eq!(mesh.copy_metrics.credential_expiry.get(), now + 86_400);
     assert_eq!(expiring.type_.as_deref(), Some("Warning"));
     assert_eq!(
@@ -524,7 +525,7 @@ async fn a_credential_entering_the_window_and_expiring_gets_a_warning_event_each
         )
         .await
         .expect("expired");
-    let expired = event_with_reason(&mesh, "sparrow-mesh", "RegistryCredentialExpired").await;
+    let expired = event_with_reason(&mesh, "sparrow-mesh", "CredentialExpired").await;
     let note = expired.note.unwrap_or_default();
     assert!(
         note.contains("new meshed pods and the next controller pod cannot pull the mesh images; give a new one with sparrowctl registry update"),

@@ -124,6 +124,10 @@ pub struct MeshConfig {
     /// No credentials were given but the mesh's pull secret exists already (a `deploy` again
     /// without the credential flags): the control plane keeps pulling with it, unrendered.
     pub stored_pull_secret: bool,
+    /// `--registry-secret NAME`: a `kubernetes.io/dockerconfigjson` Secret in the mesh
+    /// namespace that another tool keeps. The control plane pulls with it and the controller
+    /// copies it as it is; Sparrow never writes or deletes it. Excludes `auth`.
+    pub registry_secret: Option<String>,
     /// The mesh's images.
     pub images: Images,
     /// `imagePullPolicy` of the mesh's containers.
@@ -148,6 +152,7 @@ impl Default for MeshConfig {
             auth: None,
             credential_expiry: None,
             stored_pull_secret: false,
+            registry_secret: None,
             images,
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),

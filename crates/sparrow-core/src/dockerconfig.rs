@@ -57,18 +57,21 @@ pub enum DockerConfigError {
     NoAuths,
 }
 
+fn invalid(e: &serde_json::Error) -> DockerConfigError {
+    DockerConfigError::Invalid {
+        line: e.line(),
+        column: e.column(),
+        detail: match e.classify() {
+            serde_json::error::Category::Data => "not a {\"auths\":{...}} object",
+            serde_json::error::Category::Eof => "the text ends early",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => "not JSON",
+        },
+    }
+}
+
 /// The first (Sparrow writes exactly one) registry entry of `bytes`.
 pub fn stored_credential(bytes: &[u8]) -> Result<StoredCredential, DockerConfigError> {
-    let config: DockerConfig =
-        serde_json::from_slice(bytes).map_err(|e| DockerConfigError::Invalid {
-            line: e.line(),
-            column: e.column(),
-            detail: match e.classify() {
-                serde_json::error::Category::Data => "not a {\"auths\":{...}} object",
-                serde_json::error::Category::Eof => "the text ends early",
-                serde_json::error::Category::Syntax | serde_json::error::Category::Io => "not JSON",
-            },
-        })?;
+    let config: DockerConfig = serde_json::from_slice(bytes).map_err(|e| invalid(&e))?;
     let (registry, entry) = config
         .auths
         .into_iter()
@@ -77,6 +80,183 @@ pub fn stored_credential(bytes: &[u8]) -> Result<StoredCredential, DockerConfigE
     Ok(StoredCredential {
         registry,
         username: entry.username,
+    })
+}
+
+/// One `auths` entry as the kubelet reads it: `auth` (base64 of `user:password`) wins over
+/// `username`/`password` when both are there.
+#[derive(Deserialize)]
+struct LoginEntry {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    auth: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginConfig {
+    auths: BTreeMap<String, LoginEntry>,
+}
+
+/// Why a `.dockerconfigjson` kept by another tool gives no login for the mesh's registry.
+/// Never quotes a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// Unreadable, or no entry at all.
+    #[error(transparent)]
+    Config(#[from] DockerConfigError),
+    /// No key under `auths` covers the registry.
+    #[error("no entry under \"auths\" covers {registry} (it has {keys})")]
+    NotCovered {
+        /// The registry's `HOST[:PORT][/PATH]`.
+        registry: String,
+        /// The keys it has, quoted and comma-separated.
+        keys: String,
+    },
+    /// The entry for the registry has no usable user and password.
+    #[error(
+        "the entry \"{key}\" under \"auths\" has no user name and password (neither \"auth\" nor \"username\" and \"password\")"
+    )]
+    Empty {
+        /// The entry's key.
+        key: String,
+    },
+    /// `auth` is not base64 of `user:password`.
+    #[error(
+        "the entry \"{key}\" under \"auths\" has an \"auth\" that is not base64 of user:password"
+    )]
+    BadAuth {
+        /// The entry's key.
+        key: String,
+    },
+}
+
+/// The user and password a `.dockerconfigjson` holds for a registry. No `Debug`: it holds
+/// the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryLogin {
+    /// The `auths` key it was found under.
+    pub key: String,
+    /// The user name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+/// `HOST[:PORT]` and the path below it of an `auths` key, as the kubelet normalizes it:
+/// without a scheme, a trailing `/`, or Docker Hub's `/v1` and `/v2` API suffixes.
+fn key_parts(key: &str) -> (&str, &str) {
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let key = key.trim_end_matches('/');
+    let (authority, path) = key.split_once('/').unwrap_or((key, ""));
+    let path = match path {
+        "v1" | "v2" => "",
+        path => path,
+    };
+    (authority, path)
+}
+
+/// `pattern` matches `text` where `*` stands for any run of characters (a glob on one DNS
+/// label, as the kubelet's `filepath.Match` is applied label by label).
+fn label_matches(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern.eq_ignore_ascii_case(text),
+        Some((head, rest)) => {
+            text.len() >= head.len()
+                && text[..head.len()].eq_ignore_ascii_case(head)
+                && (0..=text.len() - head.len())
+                    .any(|skip| label_matches(rest, &text[head.len() + skip..]))
+        }
+    }
+}
+
+/// Whether the `auths` key `key` covers `server`, by the kubelet's rules: the same host
+/// (labels may be globs, their number must agree) and port, and the key's path, if any, a
+/// prefix of the server's path.
+pub fn key_covers(key: &str, server: &crate::RegistryServer) -> bool {
+    let (authority, path) = key_parts(key);
+    // An IPv6 host keeps its brackets, as `RegistryServer::host` does.
+    let split_at = match authority.find(']') {
+        Some(end) => authority[end..].find(':').map(|i| end + i),
+        None => authority.rfind(':'),
+    };
+    let (host, port) = match split_at {
+        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+        None => (authority, None),
+    };
+    let server_port = server.port().map(|p| p.to_string());
+    if port != server_port.as_deref() {
+        return false;
+    }
+    let same_host = if server.is_docker_hub() {
+        crate::RegistryServer::parse(host).is_ok_and(|h| h.is_docker_hub())
+    } else {
+        let (labels, server_labels): (Vec<_>, Vec<_>) = (
+            host.split('.').collect(),
+            server.host().split('.').collect(),
+        );
+        labels.len() == server_labels.len()
+            && labels
+                .iter()
+                .zip(&server_labels)
+                .all(|(l, s)| label_matches(l, s))
+    };
+    let server_path = server.path();
+    same_host
+        && (path.is_empty() || server_path == path || server_path.starts_with(&format!("{path}/")))
+}
+
+/// The login `bytes` (a `.dockerconfigjson`) holds for `server`: the most specific covering
+/// key first (the longest; a key without `*` before one with), as the kubelet tries them.
+pub fn login_for(
+    bytes: &[u8],
+    server: &crate::RegistryServer,
+) -> Result<RegistryLogin, LoginError> {
+    let config: LoginConfig = serde_json::from_slice(bytes).map_err(|e| invalid(&e))?;
+    if config.auths.is_empty() {
+        return Err(DockerConfigError::NoAuths.into());
+    }
+    let mut covering: Vec<(&String, &LoginEntry)> = config
+        .auths
+        .iter()
+        .filter(|(key, _)| key_covers(key, server))
+        .collect();
+    covering.sort_by_key(|(key, _)| (key.contains('*'), std::cmp::Reverse(key.len())));
+    let Some((key, entry)) = covering.first() else {
+        let keys: Vec<String> = config.auths.keys().map(|k| format!("\"{k}\"")).collect();
+        return Err(LoginError::NotCovered {
+            registry: server.to_string(),
+            keys: keys.join(", "),
+        });
+    };
+    let key = (*key).clone();
+    let (username, password) = match &entry.auth {
+        Some(auth) if !auth.is_empty() => {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| LoginError::BadAuth { key: key.clone() })?;
+            let (user, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| LoginError::BadAuth { key: key.clone() })?;
+            (user.to_owned(), password.to_owned())
+        }
+        _ => (entry.username.clone(), entry.password.clone()),
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(LoginError::Empty { key });
+    }
+    Ok(RegistryLogin {
+        key,
+        username,
+        password,
     })
 }
 
@@ -118,6 +298,87 @@ mod tests {
         ];
         for (bytes, expected) in cases {
             let error = stored_credential(bytes).expect_err("malformed");
+            assert_eq!(error.to_string(), expected);
+            assert!(!error.to_string().contains("s3cret"));
+        }
+    }
+
+    fn server(text: &str) -> RegistryServer {
+        RegistryServer::parse(text).expect("server")
+    }
+
+    fn login(config: &str, registry: &str) -> Result<(String, String, String), LoginError> {
+        login_for(config.as_bytes(), &server(registry)).map(|l| (l.key, l.username, l.password))
+    }
+
+    #[test]
+    fn a_login_is_found_under_any_spelling_the_kubelet_accepts() {
+        let auth = "cm9ib3Q6czNjcmV0"; // robot:s3cret
+        for key in [
+            "registry.example.com:5000",
+            "https://registry.example.com:5000",
+            "https://registry.example.com:5000/v2/",
+            "registry.example.com:5000/team",
+            "*.example.com:5000",
+        ] {
+            let config = format!(r#"{{"auths":{{"{key}":{{"auth":"{auth}"}}}}}}"#);
+            let found = login(&config, "registry.example.com:5000/team/mesh").expect(key);
+            assert_eq!(found.1, "robot", "{key}");
+            assert_eq!(found.2, "s3cret", "{key}");
+        }
+        let plain = r#"{"auths":{"r.example":{"username":"u","password":"p"}}}"#;
+        assert_eq!(
+            login(plain, "r.example/mesh").expect("plain").1,
+            "u".to_owned()
+        );
+        let hub = r#"{"auths":{"https://index.docker.io/v1/":{"username":"u","password":"p"}}}"#;
+        assert!(login(hub, "docker.io/acme").is_ok());
+    }
+
+    #[test]
+    fn the_most_specific_key_wins() {
+        let config = r#"{"auths":{
+            "*.example.com":{"username":"glob","password":"p"},
+            "r.example.com":{"username":"host","password":"p"},
+            "r.example.com/team":{"username":"path","password":"p"}}}"#;
+        assert_eq!(
+            login(config, "r.example.com/team/mesh").expect("path").1,
+            "path"
+        );
+        assert_eq!(
+            login(config, "r.example.com/other").expect("host").1,
+            "host"
+        );
+        assert_eq!(login(config, "q.example.com").expect("glob").1, "glob");
+    }
+
+    #[test]
+    fn a_config_without_a_login_for_the_registry_says_what_it_has() {
+        let cases = [
+            (
+                r#"{"auths":{"other.example":{"username":"u","password":"s3cret"}}}"#,
+                "no entry under \"auths\" covers r.example:5000/mesh (it has \"other.example\")",
+            ),
+            (
+                r#"{"auths":{"r.example":{"username":"u","password":"s3cret"}}}"#,
+                "no entry under \"auths\" covers r.example:5000/mesh (it has \"r.example\")",
+            ),
+            (
+                r#"{"auths":{"r.example:5000/team":{"username":"u","password":"s3cret"}}}"#,
+                "no entry under \"auths\" covers r.example:5000/mesh (it has \"r.example:5000/team\")",
+            ),
+            (
+                r#"{"auths":{"r.example:5000":{}}}"#,
+                "the entry \"r.example:5000\" under \"auths\" has no user name and password (neither \"auth\" nor \"username\" and \"password\")",
+            ),
+            (
+                r#"{"auths":{"r.example:5000":{"auth":"!!s3cret"}}}"#,
+                "the entry \"r.example:5000\" under \"auths\" has an \"auth\" that is not base64 of user:password",
+            ),
+            (r#"{"auths":{}}"#, "\"auths\" is empty"),
+        ];
+        for (config, expected) in cases {
+            let error = login(config, "r.example:5000/mesh").expect_err(config);
             assert_eq!(error.to_string(), expected);
             assert!(!error.to_string().contains("s3cret"));
         }

@@ -25,7 +25,9 @@ pub use auth::{
 };
 pub use client_ca::{ClientCaError, WebhookClientCa};
 pub use config::{ImageOverrides, Images, InjectionScope, MeshConfig, PullPolicy};
-pub use dockerconfig::{DockerConfigError, StoredCredential, stored_credential};
+pub use dockerconfig::{
+    DockerConfigError, LoginError, RegistryLogin, StoredCredential, login_for, stored_credential,
+};
 pub use expiry::{CredentialExpiry, ExpirySource, ExpiryState};
 pub use inventory::{Kind, PARTS, Part};
 pub use manifests::{ControlPlane, Object};

@@ -309,25 +309,36 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
         }),
         Kind::Role => Object::Role(Role {
             metadata: owned(name, namespace, CONTROLLER_NAME),
-            rules: Some(vec![
-                rule(
-                    "coordination.k8s.io",
-                    "leases",
-                    &["get", "create", "update"],
-                    &[],
-                ),
-                // The key copies are proven with (created through the ClusterRole's create).
-                rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
-                // The webhook's CA and serving certificate, which the controller keeps; every
-                // replica watches the serving certificate (by name) to serve it.
-                rule(
-                    "",
-                    "secrets",
-                    &["get", "update"],
-                    &[CA_SECRET_NAME, TLS_SECRET_NAME],
-                ),
-                rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
-            ]),
+            rules: Some(
+                vec![
+                    rule(
+                        "coordination.k8s.io",
+                        "leases",
+                        &["get", "create", "update"],
+                        &[],
+                    ),
+                    // The key copies are proven with (created through the ClusterRole's create).
+                    rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
+                    // The webhook's CA and serving certificate, which the controller keeps; every
+                    // replica watches the serving certificate (by name) to serve it.
+                    rule(
+                        "",
+                        "secrets",
+                        &["get", "update"],
+                        &[CA_SECRET_NAME, TLS_SECRET_NAME],
+                    ),
+                    rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
+                ]
+                .into_iter()
+                // The Secret another tool keeps: read, never written (this one name only).
+                .chain(
+                    config
+                        .registry_secret
+                        .as_deref()
+                        .map(|name| rule("", "secrets", &["get", "list", "watch"], &[name])),
+                )
+                .collect(),
+            ),
         }),
         Kind::RoleBinding => Object::RoleBinding(RoleBinding {
             metadata: owned(name, namespace, CONTROLLER_NAME),
@@ -415,6 +426,32 @@ fn selector_labels() -> BTreeMap<String, String> {
     BTreeMap::from([(NAME_LABEL.to_owned(), CONTROLLER_NAME.to_owned())])
 }
 
+/// The Secret the control plane pulls with: the external one `--registry-secret` names, the
+/// mesh's own when it has credentials, none otherwise.
+pub fn control_plane_pull_secret(config: &MeshConfig) -> Option<&str> {
+    match &config.registry_secret {
+        Some(name) => Some(name),
+        None => (config.auth.is_some() || config.stored_pull_secret).then_some(PULL_SECRET_NAME),
+    }
+}
+
+/// The Secret another tool keeps that the controller Deployment copies (its
+/// `--registry-secret=NAME` argument).
+pub fn registry_secret_in(deployment: &Deployment) -> Option<String> {
+    let prefix = format!("{REGISTRY_SECRET_ARG}=");
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .filter(|c| c.name == CONTROLLER_NAME)
+        .flat_map(|c| c.args.iter().flatten())
+        .find_map(|arg| arg.strip_prefix(&prefix).map(str::to_owned))
+}
+
 /// The controller's command-line, which `sparrow-controller` parses.
 pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     let mut args = vec![
@@ -436,6 +473,9 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
         args.push(format!(
             "--webhook-client-ca={WEBHOOK_CLIENT_CA_MOUNT_PATH}/{WEBHOOK_CLIENT_CA_KEY}"
         ));
+    }
+    if let Some(name) = &config.registry_secret {
+        args.push(format!("{REGISTRY_SECRET_ARG}={name}"));
     }
     if config.injection.disable_auto_inject {
         args.push("--disable-auto-inject".to_owned());
@@ -553,13 +593,11 @@ fn deployment(config: &MeshConfig) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(CONTROLLER_NAME.to_owned()),
-                    image_pull_secrets: (config.auth.is_some() || config.stored_pull_secret).then(
-                        || {
-                            vec![LocalObjectReference {
-                                name: PULL_SECRET_NAME.to_owned(),
-                            }]
-                        },
-                    ),
+                    image_pull_secrets: control_plane_pull_secret(config).map(|name| {
+                        vec![LocalObjectReference {
+                            name: name.to_owned(),
+                        }]
+                    }),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         seccomp_profile: Some(SeccompProfile {

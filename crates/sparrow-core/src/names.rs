@@ -31,6 +31,9 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 
 /// Annotation on a copy: `<namespace>/<name>` of its source.
 pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
+/// The controller's flag naming the Secret another tool keeps (`deploy --registry-secret`);
+/// `status` reads it back from the Deployment.
+pub const REGISTRY_SECRET_ARG: &str = "--registry-secret";
 /// Annotation on a copy: hex sha256 of the source data it holds.
 pub const SOURCE_HASH_ANNOTATION: &str = "sparrow-mesh.io/source-hash";
 /// Annotation on the source pull secret: when its credential expires (RFC 3339 UTC), when

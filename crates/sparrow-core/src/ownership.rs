@@ -41,19 +41,22 @@ pub fn is_pull_secret(labels: Option<&Map>) -> bool {
         .is_some_and(|v| v == USAGE_LABEL_VALUE)
 }
 
-/// `sparrow-mesh.io/source` of the copies made from the pull secret of `mesh`.
-pub fn source_of(mesh: &str) -> String {
-    format!("{mesh}/{PULL_SECRET_NAME}")
+/// `sparrow-mesh.io/source` of the copies made from the Secret `source` (the mesh's own
+/// `sparrow-registry-key`, or the one `--registry-secret` names) in the mesh namespace `mesh`.
+pub fn source_of(mesh: &str, source: &str) -> String {
+    format!("{mesh}/{source}")
 }
 
 /// A candidate copy of the pull secret of `mesh`: labelled as a pull secret, and its
-/// `sparrow-mesh.io/source` annotation names that mesh's source. Anyone can write both:
-/// what is done to a candidate is decided by [`is_proven_copy`].
+/// `sparrow-mesh.io/source` annotation names a Secret of that mesh's namespace (its own
+/// source or the external one it copies). Anyone can write both: what is done to a
+/// candidate is decided by [`is_proven_copy`].
 pub fn is_copy_of(labels: Option<&Map>, annotations: Option<&Map>, mesh: &str) -> bool {
     is_pull_secret(labels)
         && annotations
             .and_then(|a| a.get(SOURCE_ANNOTATION))
-            .is_some_and(|s| *s == source_of(mesh))
+            .and_then(|s| s.split_once('/'))
+            .is_some_and(|(ns, name)| ns == mesh && !name.is_empty())
 }
 
 /// The key copies are proven with: 32 random bytes only the controller (and the cluster's

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use sparrow_core::names::{FIELD_MANAGER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME};
+use sparrow_core::names::{CONTROLLER_NAME, FIELD_MANAGER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME};
 use sparrow_core::ownership::{belongs_to, mesh_of};
 use sparrow_core::{ControlPlane, Object, PARTS};
 
@@ -41,6 +42,9 @@ pub struct Existing {
     pub webhook_present: bool,
     /// The mesh's pull secret exists already (a previous deploy with credentials).
     pub pull_secret_present: bool,
+    /// The Secret another tool keeps that the controller copies now (`--registry-secret` of
+    /// a previous deploy), as its Deployment says.
+    pub registry_secret: Option<String>,
     /// The mesh namespace is being deleted (a `remove` moments ago): its uid. Nothing can be
     /// created in it until it is gone ([`wait_namespace_gone`]).
     pub namespace_terminating: Option<String>,
@@ -101,7 +105,26 @@ pub async fn read_existing(
         }
         existing.pull_secret_present = true;
     }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let action = format!("reading Deployment {namespace}/{CONTROLLER_NAME}");
+    existing.registry_secret = timed(&action, timeout, deployments.get_opt(CONTROLLER_NAME))
+        .await?
+        .as_ref()
+        .and_then(sparrow_core::manifests::registry_secret_in);
     Ok(existing)
+}
+
+/// The Secret `name` of the mesh namespace that `--registry-secret` names (`None`: it does
+/// not exist). Read once by `deploy` to check it; never written.
+pub async fn read_registry_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<Secret>, ClusterError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let action = format!("reading Secret {namespace}/{name}");
+    timed(&action, timeout, secrets.get_opt(name)).await
 }
 
 /// Waits until the namespace being deleted (uid `uid`) is gone, for up to `timeout`.

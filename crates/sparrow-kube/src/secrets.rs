@@ -47,6 +47,22 @@ pub fn stored_credential(secret: &Secret) -> Result<StoredCredential, String> {
     sparrow_core::stored_credential(&bytes.0).map_err(|e| e.to_string())
 }
 
+/// What is wrong with a Secret another tool keeps as the mesh's pull secret, in one line
+/// (never its content): it must be a `kubernetes.io/dockerconfigjson` Secret whose
+/// `.dockerconfigjson` has at least one registry under `auths`.
+pub fn external_source_problem(secret: &Secret) -> Option<String> {
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if type_ != sparrow_core::manifests::DOCKER_CONFIG_JSON_TYPE {
+        return Some(format!(
+            "it is of type {type_}, not {}",
+            sparrow_core::manifests::DOCKER_CONFIG_JSON_TYPE
+        ));
+    }
+    stored_credential(secret)
+        .err()
+        .map(|e| format!("its {DOCKER_CONFIG_JSON_KEY} is unusable: {e}"))
+}
+
 /// A pod's metadata shows it carries the sidecar: [`sparrow_core::pods::annotated_injected`]
 /// (listing full pods, [`namespaces_with_sidecar`] also sees a `sparrow-proxy` container).
 pub fn is_injected(meta: &ObjectMeta) -> bool {
@@ -244,4 +260,35 @@ pub async fn drop_stale_credential_expiry(
     )
     .await?;
     Ok(true)
+}
+
+/// Deletes the mesh's own source `sparrow-registry-key` (a deploy that switched to a Secret
+/// another tool keeps): only if it carries our label, and only that very object (its uid as
+/// a precondition). Gone already is fine.
+pub async fn delete_own_source(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let action = format!("reading Secret {namespace}/{PULL_SECRET_NAME}");
+    let Some(secret) = timed(&action, timeout, secrets.get_opt(PULL_SECRET_NAME)).await? else {
+        return Ok(());
+    };
+    if !is_ours(&secret) {
+        return Ok(());
+    }
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: secret.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    };
+    let action = format!("deleting Secret {namespace}/{PULL_SECRET_NAME}");
+    match crate::within(&action, timeout, secrets.delete(PULL_SECRET_NAME, &params)).await? {
+        Ok(_) => Ok(()),
+        Err(error) if crate::error::is_not_found(&error) => Ok(()),
+        Err(error) => Err(ClusterError::api(action, error)),
+    }
 }

@@ -19,8 +19,8 @@ use crate::secrets::read_copy_key;
 use crate::timed;
 
 pub use evaluate::{
-    Admission, ControllerStatus, ExpiryStatus, RegistryStatus, StatusReport, WebhookCallers,
-    WebhookStatus, admission, evaluate,
+    Admission, ControllerStatus, ExpiryStatus, RegistryStatus, SourceKind, StatusReport,
+    WebhookCallers, WebhookStatus, admission, evaluate,
 };
 
 /// Everything `status` reads.
@@ -36,8 +36,12 @@ pub struct Observed {
     pub observed_at: i64,
     /// The webhook configuration.
     pub webhook: Option<MutatingWebhookConfiguration>,
-    /// The source pull secret.
+    /// The source pull secret (the one `--registry-secret` names, when the controller runs
+    /// with it).
     pub source: Option<Secret>,
+    /// The Secret another tool keeps that the controller copies (`--registry-secret`), as
+    /// the Deployment says.
+    pub registry_secret: Option<String>,
     /// Warn this many seconds before the registry credential expires (`--expiry-warning`).
     pub expiry_warning_seconds: i64,
     /// The key copies are proven with (`None`: no controller made one yet).
@@ -93,10 +97,13 @@ pub async fn observe(
         Api::<MutatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIG_NAME),
     )
     .await?;
+    let registry_secret = deployment
+        .as_ref()
+        .and_then(sparrow_core::manifests::registry_secret_in);
     let source = timed(
         "reading the registry secret",
         timeout,
-        secrets.get_opt(PULL_SECRET_NAME),
+        secrets.get_opt(registry_secret.as_deref().unwrap_or(PULL_SECRET_NAME)),
     )
     .await?;
     let copy_key = read_copy_key(client, namespace, timeout).await?;
@@ -129,6 +136,7 @@ pub async fn observe(
         observed_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         webhook,
         source,
+        registry_secret,
         expiry_warning_seconds: i64::try_from(
             sparrow_core::expiry::DEFAULT_EXPIRY_WARNING.as_secs(),
         )

@@ -90,9 +90,24 @@ pub async fn check_and_report(
     options: &CheckOptions,
     hint: &'static str,
 ) -> anyhow::Result<()> {
+    check_and_print(server, auth, images, options, hint, &|line| {
+        crate::say!("{line}")
+    })
+    .await
+}
+
+/// [`check_and_report`], each line printed by `print` (above a spinner).
+pub async fn check_and_print(
+    server: &RegistryServer,
+    auth: Option<&RegistryAuth>,
+    images: &[(&str, &str)],
+    options: &CheckOptions,
+    hint: &'static str,
+    print: &dyn Fn(&str),
+) -> anyhow::Result<()> {
     let checks = check_images(server, auth, images, options).await?;
     for check in &checks {
-        crate::say!("{check}");
+        print(&check.to_string());
     }
     if all_passed(&checks) {
         return Ok(());

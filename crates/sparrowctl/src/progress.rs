@@ -38,6 +38,14 @@ impl Progress {
         }
     }
 
+    /// Prints a line as it is (above the spinner on a terminal).
+    pub fn line(&self, message: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(message),
+            None => crate::say!("{message}"),
+        }
+    }
+
     /// Prints a finished step.
     pub fn done(&self, message: &str) {
         match &self.spinner {

@@ -387,6 +387,35 @@ const BAD_NAMESPACES: &[&str] = &["Bad_Name", "x-", "a.b", "UPPER"];
 
 fn flag_cases() -> Vec<Case> {
     let mut cases = Vec::new();
+    for (name, needle) in [
+        (
+            "other/ecr-pull",
+            "--registry-secret other/ecr-pull: the Secret must be in the mesh namespace sparrow-mesh, the only one whose Secrets the controller may read besides its copies",
+        ),
+        (
+            "Ecr_Pull",
+            "--registry-secret \"Ecr_Pull\" is not a Secret name",
+        ),
+        (
+            "sparrow-registry-key",
+            "--registry-secret sparrow-registry-key: that Secret is one Sparrow keeps itself",
+        ),
+        (
+            "sparrow-copy-key",
+            "--registry-secret sparrow-copy-key: that Secret is one Sparrow keeps itself",
+        ),
+    ] {
+        cases.push(deploy(&["--registry-secret", name], 2, needle));
+    }
+    for conflicting in [
+        &["--registry-username", "u", "--registry-password", "p"][..],
+        &["--registry-key", "key.json"][..],
+        &["--registry-credential-expires", "2030-01-01"][..],
+    ] {
+        let mut args = vec!["--registry-secret", "ecr-pull"];
+        args.extend_from_slice(conflicting);
+        cases.push(deploy(&args, 2, "cannot be used with"));
+    }
     for (server, needle) in BAD_SERVERS {
         let flag = format!("--registry-server={server}");
         cases.push(deploy(&[&flag], 2, needle));

@@ -99,6 +99,7 @@ impl Catalog {
         let copier = pull_secret_copier(
             client.clone(),
             &InjectConfig::from_mesh(&mesh),
+            sparrow_kube::runtime::copies::SourceSecret::Own,
             Arc::new(namespaces.clone()),
             copy_metrics,
         )

@@ -12,6 +12,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         auth,
         credential_expiry: None,
         stored_pull_secret: false,
+        registry_secret: None,
         images,
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
@@ -101,15 +102,19 @@ fn the_source_pull_secret_records_a_known_expiry_and_nothing_otherwise() {
     assert_eq!(annotations_of(&config(robot())), None);
 }
 
+fn kinds(plane: &ControlPlane) -> Vec<String> {
+    plane.objects.iter().map(|o| o.describe()).collect()
+}
+
+fn pod_spec(plane: &ControlPlane) -> Option<k8s_openapi::api::core::v1::PodSpec> {
+    plane.objects.iter().find_map(|o| match o {
+        Object::Deployment(d) => d.spec.as_ref()?.template.spec.clone(),
+        _ => None,
+    })
+}
+
 #[test]
 fn apply_order_and_pull_secret_only_with_credentials() {
-    let kinds = |plane: &ControlPlane| {
-        plane
-            .objects
-            .iter()
-            .map(|o| o.describe())
-            .collect::<Vec<_>>()
-    };
     let with = ControlPlane::render(&config(robot()));
     assert_eq!(
         kinds(&with),
@@ -132,12 +137,6 @@ fn apply_order_and_pull_secret_only_with_credentials() {
             .iter()
             .any(|k| k.contains("sparrow-registry-key"))
     );
-    let pod_spec = |plane: &ControlPlane| {
-        plane.objects.iter().find_map(|o| match o {
-            Object::Deployment(d) => d.spec.as_ref()?.template.spec.clone(),
-            _ => None,
-        })
-    };
     let secrets = pod_spec(&with)
         .and_then(|s| s.image_pull_secrets)
         .expect("imagePullSecrets");
@@ -158,6 +157,46 @@ fn apply_order_and_pull_secret_only_with_credentials() {
         .and_then(|s| s.image_pull_secrets)
         .expect("imagePullSecrets kept");
     assert_eq!(kept[0].name, "sparrow-registry-key");
+}
+
+#[test]
+fn a_secret_kept_by_another_tool_is_pulled_with_read_by_name_and_never_rendered() {
+    let plane = ControlPlane::render(&MeshConfig {
+        registry_secret: Some("ecr-pull".to_owned()),
+        ..config(None)
+    });
+    assert!(!kinds(&plane).iter().any(|k| k.starts_with("Secret")));
+    let pulls = pod_spec(&plane)
+        .and_then(|s| s.image_pull_secrets)
+        .expect("imagePullSecrets");
+    assert_eq!(pulls[0].name, "ecr-pull");
+    let args = controller_args(&MeshConfig {
+        registry_secret: Some("ecr-pull".to_owned()),
+        ..config(None)
+    });
+    assert!(args.contains(&"--registry-secret=ecr-pull".to_owned()));
+    let role = plane
+        .objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Role(role) => Some(role.clone()),
+            _ => None,
+        })
+        .expect("Role");
+    let reads: Vec<_> = role
+        .rules
+        .expect("rules")
+        .into_iter()
+        .filter(|r| r.resource_names.as_deref() == Some(&["ecr-pull".to_owned()]))
+        .collect();
+    assert_eq!(reads.len(), 1, "one rule names the external Secret");
+    assert_eq!(reads[0].verbs, ["get", "list", "watch"], "read only");
+    // Without the flag nothing names it.
+    assert!(
+        !controller_args(&config(robot()))
+            .iter()
+            .any(|a| a.contains("--registry-secret"))
+    );
 }
 
 #[test]

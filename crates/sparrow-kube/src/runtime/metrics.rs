@@ -17,7 +17,8 @@ pub struct CopyMetrics {
     pub stale_copies: Gauge,
     /// API calls made while answering admissions (zero when copies are current).
     pub admission_api_calls: Counter,
-    /// 1 while the source pull secret exists, 0 once it is gone.
+    /// 1 while the source pull secret exists (and, one another tool keeps, can be copied),
+    /// 0 otherwise.
     pub source_present: Gauge,
     /// When the source's credential expires (seconds since the epoch); 0 when unknown.
     pub credential_expiry: Gauge,
@@ -51,11 +52,11 @@ impl CopyMetrics {
         );
         sub.register(
             "pull_secret_source_present",
-            "1 while the source pull secret exists in the mesh namespace, 0 when it is gone",
+            "1 while the source pull secret exists in the mesh namespace and can be copied, 0 when it is gone or unusable",
             metrics.source_present.clone(),
         );
         sub.register(
-            "pull_secret_credential_expiry_timestamp_seconds",
+            "credential_expiry_timestamp_seconds",
             "When the source pull secret's credential expires, seconds since the epoch; 0 when unknown",
             metrics.credential_expiry.clone(),
         );
@@ -89,7 +90,7 @@ mod tests {
             "sparrow_pull_secret_sync_errors_total 0",
             "sparrow_pull_secret_stale_copies 3",
             "sparrow_pull_secret_source_present 0",
-            "sparrow_pull_secret_credential_expiry_timestamp_seconds 1803859200",
+            "sparrow_credential_expiry_timestamp_seconds 1803859200",
             "sparrow_admission_api_calls_total 0",
         ] {
             assert!(

@@ -17,7 +17,9 @@ use sparrow_core::webhook_pki;
 use sparrow_core::{CredentialKind, ExpirySource, ExpiryState};
 
 use super::Observed;
-use crate::secrets::{data_hash, is_injected, is_proven, registry_and_user};
+use crate::secrets::{
+    data_hash, external_source_problem, is_injected, is_proven, registry_and_user,
+};
 
 /// Everything `status` reports.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -33,6 +35,9 @@ pub struct StatusReport {
     pub admission: Admission,
     /// The registry credentials, when a pull secret exists.
     pub registry: Option<RegistryStatus>,
+    /// The Secret another tool keeps that the controller copies (`--registry-secret`), when
+    /// it runs with one: named even when it is missing or unusable.
+    pub registry_secret: Option<String>,
     /// Copies of this mesh's pull secret in other namespaces that the controller proves it
     /// made.
     pub copies: usize,
@@ -165,10 +170,24 @@ impl Admission {
 pub struct RegistryStatus {
     /// The `auths` key (`HOST[:PORT]`).
     pub server: String,
+    /// The Secret of the mesh namespace the credential is in.
+    pub secret: String,
+    /// Who keeps it: `static` (Sparrow, from deploy's flags) or `external` (another tool).
+    pub kept_by: SourceKind,
     /// `json-key` or `username-password`.
     pub credential: CredentialKind,
     /// When the credential expires, when the source Secret records it.
     pub expiry: Option<ExpiryStatus>,
+}
+
+/// Who keeps the Secret the mesh's pull credential is in.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum SourceKind {
+    /// Sparrow, from `deploy` and `registry update`'s flags.
+    Static,
+    /// Another tool (`--registry-secret`): read, never written.
+    External,
 }
 
 /// When the registry credential expires, as the source Secret records it.
@@ -315,6 +334,7 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
         webhook,
         admission,
         registry,
+        registry_secret: observed.registry_secret.clone(),
         copies: copies.count,
         stale_copies: copies.stale,
         namespaces_missing_copy,
@@ -371,11 +391,31 @@ fn registry_status(
     problems: &mut Vec<String>,
 ) -> (Option<RegistryStatus>, Option<String>) {
     let ns = observed.namespace.as_str();
-    let Some(secret) = observed
-        .source
-        .as_ref()
-        .filter(|s| is_pull_secret(s.metadata.labels.as_ref()))
-    else {
+    let (name, kept_by) = match &observed.registry_secret {
+        Some(name) => (name.as_str(), SourceKind::External),
+        None => (PULL_SECRET_NAME, SourceKind::Static),
+    };
+    let secret = match (kept_by, observed.source.as_ref()) {
+        (SourceKind::Static, source) => {
+            source.filter(|s| is_pull_secret(s.metadata.labels.as_ref()))
+        }
+        (SourceKind::External, None) => {
+            problems.push(format!(
+                "Secret {ns}/{name}, which another tool keeps (--registry-secret), is missing: the copies keep the credential they hold, but namespaces meshed from now on and the next controller pod cannot pull; check the tool that writes it"
+            ));
+            None
+        }
+        (SourceKind::External, Some(secret)) => match external_source_problem(secret) {
+            Some(problem) => {
+                problems.push(format!(
+                    "Secret {ns}/{name}, which another tool keeps (--registry-secret), cannot be copied: {problem}; the copies keep the credential they hold; fix the Secret or the tool that writes it"
+                ));
+                None
+            }
+            None => Some(secret),
+        },
+    };
+    let Some(secret) = secret else {
         return (None, None);
     };
     let hash = Some(data_hash(secret));
@@ -383,6 +423,8 @@ fn registry_status(
         Ok((server, user)) => (
             Some(RegistryStatus {
                 server,
+                secret: format!("{ns}/{name}"),
+                kept_by,
                 credential: CredentialKind::from_username(&user),
                 expiry: expiry_status(secret, observed),
             }),

@@ -7,7 +7,9 @@ use sparrow_core::{ControlPlane, InjectionScope, MeshConfig, PullPolicy, webhook
 use std::path::{Path, PathBuf};
 
 use sparrow_core::WebhookClientCa;
-use sparrow_core::names::{PULL_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME};
+use sparrow_core::names::{
+    CA_SECRET_NAME, COPY_KEY_SECRET_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
+};
 use sparrow_kube::ClusterConfig;
 use sparrow_kube::apply::{self, ApplyStep};
 use sparrow_kube::wait;
@@ -19,15 +21,28 @@ use crate::credentials::{
     ExpiryArgs, ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs, recorded_expiry,
 };
 use crate::input::StdinWithDeadline;
-use crate::preflight::{RegistryTlsArgs, check_and_report};
+use crate::preflight::{RegistryTlsArgs, check_and_print, check_and_report};
 use crate::progress::Progress;
-use crate::usage::UsageError;
+use crate::usage::{UsageError, usage_bail};
 
 /// Flags of `deploy`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
     #[command(flatten)]
     registry: RegistryArgs,
+    /// A kubernetes.io/dockerconfigjson Secret in the mesh namespace that another tool keeps
+    /// (external-secrets, the Vault Secrets Operator, Sealed Secrets, SOPS): the control plane
+    /// pulls with it and the controller copies it, byte for byte, into the namespaces of
+    /// meshed pods on every change. Sparrow reads it (RBAC for that one name), never writes
+    /// or deletes it; remove leaves it. Checked once here: its type, an entry under "auths"
+    /// for --registry-server, and the registry check with it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["registry_key", "registry_username", "registry_password", "registry_password_stdin", "registry_credential_expires"],
+        help_heading = "Private registry"
+    )]
+    registry_secret: Option<String>,
     #[command(flatten)]
     expiry: ExpiryArgs,
     #[command(flatten)]
@@ -130,6 +145,11 @@ impl DeployArgs {
             .as_deref()
             .map(read_webhook_client_ca)
             .transpose()?;
+        let registry_secret = self
+            .registry_secret
+            .as_deref()
+            .map(|name| check_registry_secret_name(name, &global.namespace))
+            .transpose()?;
         // Before the password is read: a refused date reads nothing and writes nothing.
         self.registry
             .check_rules(false, std::env::var(PASSWORD_ENV).is_ok())?;
@@ -151,6 +171,7 @@ impl DeployArgs {
             credential_expiry: recorded_expiry(expires_flag, registry.auth.as_ref()),
             auth: registry.auth,
             stored_pull_secret: false,
+            registry_secret,
             images,
             pull_policy,
             injection: InjectionScope {
@@ -193,7 +214,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     let check_options = args.registry_tls.options(global, &args.registry)?;
     block_on(async {
         let cluster = crate::cluster::load(global).await?;
-        if !args.skip_registry_check {
+        // A Secret another tool keeps is checked once it has been read from the cluster.
+        if !args.skip_registry_check && config.registry_secret.is_none() {
             crate::say!("Checking {} with the given credentials:", config.registry);
             check_and_report(
                 &config.registry,
@@ -209,8 +231,117 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
         } else {
             Callers::AsGivenOrStored
         };
-        deploy_to_cluster(global, cluster, &config, callers, args.wait).await
+        let check = (!args.skip_registry_check).then_some(&check_options);
+        deploy_to_cluster(global, cluster, &config, callers, args.wait, check).await
     })?
+}
+
+/// `--registry-secret NAME`: a Secret name of the mesh namespace that is not one of Sparrow's
+/// own (those it writes and deletes itself).
+fn check_registry_secret_name(name: &str, mesh: &str) -> anyhow::Result<String> {
+    if let Some((namespace, _)) = name.split_once('/') {
+        usage_bail!(
+            "--registry-secret {name}: the Secret must be in the mesh namespace {mesh}, the only one whose Secrets the controller may read besides its copies; have the tool that keeps it write it into {mesh} (or deploy with -n {namespace})"
+        );
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        usage_bail!(
+            "--registry-secret {name:?} is not a Secret name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
+        );
+    }
+    if [
+        PULL_SECRET_NAME,
+        COPY_KEY_SECRET_NAME,
+        TLS_SECRET_NAME,
+        CA_SECRET_NAME,
+    ]
+    .contains(&name)
+    {
+        usage_bail!(
+            "--registry-secret {name}: that Secret is one Sparrow keeps itself; name the Secret the other tool writes (to give credentials to Sparrow, use --registry-username or --registry-key)"
+        );
+    }
+    Ok(name.to_owned())
+}
+
+/// Reads the Secret another tool keeps and finds its login for the mesh's registry, or says
+/// in one line what is wrong with it; nothing has been written yet.
+async fn registry_secret_login(
+    cluster: &sparrow_kube::Cluster,
+    config: &MeshConfig,
+    name: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<sparrow_core::RegistryAuth> {
+    let ns = &config.namespace;
+    let what = format!("--registry-secret: Secret {ns}/{name}");
+    let nothing = "nothing was deployed";
+    let Some(secret) = apply::read_registry_secret(&cluster.client, ns, name, timeout).await?
+    else {
+        anyhow::bail!(
+            "{what} does not exist: have the tool that keeps it write it there first (or try with `kubectl -n {ns} create secret docker-registry {name} ...`); {nothing}"
+        );
+    };
+    if let Some(problem) = sparrow_kube::secrets::external_source_problem(&secret) {
+        anyhow::bail!("{what} cannot be used: {problem}; {nothing}");
+    }
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(sparrow_core::manifests::DOCKER_CONFIG_JSON_KEY))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
+    let login = sparrow_core::login_for(bytes, &config.registry)
+        .map_err(|e| anyhow::anyhow!("{what} cannot be used: {e}; {nothing}"))?;
+    sparrow_core::RegistryAuth::user_password(&login.username, &login.password).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} cannot be used: entry \"{}\": {e}; {nothing}",
+            login.key
+        )
+    })
+}
+
+/// Reads the Secret `--registry-secret` names, finds its login for the registry and, unless
+/// skipped, checks the images with it: before anything is written.
+async fn check_registry_secret(
+    cluster: &sparrow_kube::Cluster,
+    config: &MeshConfig,
+    global: &GlobalArgs,
+    progress: &Progress,
+    check: Option<&sparrow_registry::CheckOptions>,
+) -> anyhow::Result<()> {
+    let Some(name) = &config.registry_secret else {
+        return Ok(());
+    };
+    let auth = registry_secret_login(cluster, config, name, global.timeout).await?;
+    progress.done(&format!(
+        "Secret {}/{name} holds a {} for {}",
+        config.namespace,
+        auth.kind(),
+        config.registry.auth_key()
+    ));
+    if let Some(options) = check {
+        progress.line(&format!(
+            "Checking {} with the credential in Secret {}/{name}:",
+            config.registry, config.namespace
+        ));
+        check_and_print(
+            &config.registry,
+            Some(&auth),
+            &config.images.all(),
+            options,
+            "; nothing was deployed (fix the Secret or the images, or pass --skip-registry-check)",
+            &|line| progress.line(line),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<()> {
@@ -232,10 +363,13 @@ async fn deploy_to_cluster(
     config: &MeshConfig,
     callers: Callers,
     wait: bool,
+    check: Option<&sparrow_registry::CheckOptions>,
 ) -> anyhow::Result<()> {
     let progress = Progress::new();
     let cluster = reach_reporting(cluster, global, &progress).await?;
     let client = &cluster.client;
+    // A Secret named on the command line is checked before anything else is read.
+    check_registry_secret(&cluster, config, global, &progress, check).await?;
 
     // Reads before the first write: a foreign pull secret or another mesh stops us with
     // nothing written, the webhook certificate in use is kept so the controller and the
@@ -255,9 +389,32 @@ async fn deploy_to_cluster(
         progress.done(&format!("Namespace {} is gone", config.namespace));
         existing = apply::read_existing(client, &config.namespace, global.timeout).await?;
     }
+    // No credential flags over a mesh that copies a Secret another tool keeps: keep it.
+    let external;
+    let (config, kept_external) = match (&config.registry_secret, &existing.registry_secret) {
+        (None, Some(name)) if config.auth.is_none() => {
+            progress.done(&format!(
+                "no credential flags given: keeping Secret {}/{name}, kept by another tool (--registry-secret)",
+                config.namespace
+            ));
+            external = MeshConfig {
+                registry_secret: Some(name.clone()),
+                ..config.clone()
+            };
+            (&external, true)
+        }
+        _ => (config, false),
+    };
+    if kept_external {
+        // Kept from the previous deploy: checked again, before anything is written.
+        check_registry_secret(&cluster, config, global, &progress, check).await?;
+    }
     // No credential flags over a mesh deployed with credentials: keep pulling with them.
     let kept;
-    let config = if config.auth.is_none() && existing.pull_secret_present {
+    let config = if config.auth.is_none()
+        && config.registry_secret.is_none()
+        && existing.pull_secret_present
+    {
         kept = MeshConfig {
             stored_pull_secret: true,
             ..config.clone()
@@ -326,6 +483,25 @@ async fn deploy_to_cluster(
     }
     if let Some(what) = apply::apply_webhook(client, &plane, global.timeout).await? {
         progress.done(&format!("applied {what}"));
+    }
+    if config.registry_secret.is_some() && existing.pull_secret_present {
+        // Switched to a Secret another tool keeps: the controller now copies that one, and
+        // the credential Sparrow stored before goes (the copies are rewritten, never emptied).
+        if wait {
+            sparrow_kube::secrets::delete_own_source(client, &config.namespace, global.timeout)
+                .await?;
+            progress.done(&format!(
+                "deleted Secret {}/{PULL_SECRET_NAME}: the credential Sparrow stored before (the copies now follow Secret {}/{})",
+                config.namespace,
+                config.namespace,
+                config.registry_secret.as_deref().unwrap_or_default()
+            ));
+        } else {
+            progress.done(&format!(
+                "kept Secret {}/{PULL_SECRET_NAME}, the credential Sparrow stored before, while the controller starts (--wait=false); deploy again to delete it",
+                config.namespace
+            ));
+        }
     }
     if let (None, Some(stored)) = (&config.webhook_client_ca, &stored_ca) {
         // After the Deployment that no longer reads it.
@@ -399,6 +575,11 @@ async fn not_available(
 
 fn print_summary(config: &MeshConfig, wait: bool) {
     let credentials = match &config.auth {
+        None if config.registry_secret.is_some() => format!(
+            "credentials copied from Secret {}/{}, which another tool keeps (Sparrow never writes or deletes it)",
+            config.namespace,
+            config.registry_secret.as_deref().unwrap_or_default()
+        ),
         Some(auth) => format!(
             "credentials ({}) stored in Secret {}/{}",
             auth.kind(),

@@ -106,8 +106,24 @@ fn print_text(report: &StatusReport) {
     }
     crate::say!("{}", webhook_callers_line(report));
     match &report.registry {
-        Some(r) => crate::say!("✓ registry: {} ({})", r.server, r.credential),
-        None => crate::say!("  registry: no credentials stored"),
+        Some(r) => match r.kept_by {
+            sparrow_kube::status::SourceKind::Static => {
+                crate::say!("✓ registry: {} ({})", r.server, r.credential)
+            }
+            sparrow_kube::status::SourceKind::External => crate::say!(
+                "✓ registry: {} ({}, in Secret {} kept by another tool)",
+                r.server,
+                r.credential,
+                r.secret
+            ),
+        },
+        None => match &report.registry_secret {
+            Some(name) => crate::say!(
+                "✗ registry: Secret {}/{name}, kept by another tool, is missing or unusable (see below)",
+                report.namespace
+            ),
+            None => crate::say!("  registry: no credentials stored"),
+        },
     }
     if let Some(r) = &report.registry {
         crate::say!("{}", credential_expiry_line(r.expiry.as_ref()));

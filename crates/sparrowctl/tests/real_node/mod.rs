@@ -83,6 +83,9 @@ pub struct Mesh {
     pub registry: String,
     /// The registry user deploy stored.
     pub creds: Credentials,
+    /// The mesh namespace was made by the test (for a Secret another tool keeps), not by
+    /// deploy: the test deletes it after remove.
+    made_namespace: bool,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -99,7 +102,31 @@ impl Mesh {
         Self::install(node, purpose, &[], true)
     }
 
+    /// Pushes the mesh's images as a fresh user, writes that user's credential into Secret
+    /// `secret` of a mesh namespace made beforehand (as external-secrets would) and deploys
+    /// with `--registry-secret secret` and `extra`.
+    pub fn deploy_from_secret(
+        node: &'static Node,
+        purpose: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> Mesh {
+        let mut flags = vec!["--registry-secret", secret];
+        flags.extend_from_slice(extra);
+        Self::install_as(node, purpose, &flags, false, Some(secret))
+    }
+
     fn install(node: &'static Node, purpose: &str, extra: &[&str], dry_run: bool) -> Mesh {
+        Self::install_as(node, purpose, extra, dry_run, None)
+    }
+
+    fn install_as(
+        node: &'static Node,
+        purpose: &str,
+        extra: &[&str],
+        dry_run: bool,
+        external: Option<&str>,
+    ) -> Mesh {
         let turn = ONE_MESH
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -123,7 +150,17 @@ impl Mesh {
         push.extend_from_slice(&credential_flags);
         sparrowctl_ok(node, &push, Some(&creds.password));
         let mut deploy = vec!["deploy", "--images-from", images.as_ref()];
-        deploy.extend_from_slice(&credential_flags);
+        match external {
+            Some(secret) => {
+                node.kubectl(&["create", "namespace", "sparrow-mesh"]);
+                let mut object = sparrow_testnode::pull_secret(secret, &node.registry, &creds);
+                object["metadata"]["namespace"] = "sparrow-mesh".into();
+                node.apply(&object);
+                deploy.extend_from_slice(&credential_flags[..2]);
+                deploy.extend_from_slice(&credential_flags[5..]);
+            }
+            None => deploy.extend_from_slice(&credential_flags),
+        }
         deploy.extend_from_slice(extra);
         if dry_run {
             deploy.push("--dry-run");
@@ -133,6 +170,7 @@ impl Mesh {
             node,
             registry,
             creds,
+            made_namespace: external.is_some(),
             _turn: turn,
         };
         let deploy: Vec<&str> = deploy.iter().map(String::as_str).collect();
@@ -185,6 +223,12 @@ impl Drop for Mesh {
             panic!(
                 "remove failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if self.made_namespace {
+            let _ = self.node.kubectl_output(
+                &["delete", "namespace", "sparrow-mesh", "--wait=false"],
+                None,
             );
         }
         let _ = self.node.delete_registry_user(&self.creds.user);

@@ -22,7 +22,7 @@ use kube::runtime::watcher::Event;
 use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_core::ownership::{CopyIdentity, CopyKey, is_proven_copy};
 
-use crate::secrets::{data_hash, is_ours};
+use crate::secrets::{data_hash, external_source_problem, is_ours};
 
 /// What `ensure_copy` found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +55,66 @@ pub struct Source {
 impl Source {
     /// The source `secret` stands for: `None` when it is not ours (no `usage` label).
     pub fn of(secret: &Secret) -> Option<Self> {
-        is_ours(secret).then(|| Self {
+        is_ours(secret).then(|| Self::copied_from(secret))
+    }
+
+    /// The source `secret` stands for as the Secret of kind `kind`: the mesh's own must carry
+    /// its label; one another tool keeps must be a usable `.dockerconfigjson` (else why not,
+    /// so an emptied Secret is never copied as an empty credential).
+    pub fn read(secret: &Secret, kind: &SourceSecret) -> Result<Self, SourceState> {
+        match kind {
+            SourceSecret::Own => Self::of(secret).ok_or(SourceState::Missing),
+            SourceSecret::External(_) => match external_source_problem(secret) {
+                Some(problem) => Err(SourceState::Unusable(problem)),
+                None => Ok(Self::copied_from(secret)),
+            },
+        }
+    }
+
+    /// Its data as it is, byte for byte.
+    fn copied_from(secret: &Secret) -> Self {
+        Self {
             hash: data_hash(secret),
             data: secret.data.clone().unwrap_or_default(),
             credential_expires: sparrow_core::CredentialExpiry::from_annotations(
                 secret.metadata.annotations.as_ref(),
             )
             .map(|e| e.at),
-        })
+        }
     }
+}
+
+/// Which Secret of the mesh namespace copies are made from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SourceSecret {
+    /// The mesh's own `sparrow-registry-key`, which `deploy` and `registry update` write.
+    #[default]
+    Own,
+    /// A `kubernetes.io/dockerconfigjson` Secret another tool keeps (`--registry-secret`):
+    /// read, never written.
+    External(String),
+}
+
+impl SourceSecret {
+    /// Its name in the mesh namespace.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Own => PULL_SECRET_NAME,
+            Self::External(name) => name,
+        }
+    }
+}
+
+/// How the source looks, once its watch has listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// It exists and is copied.
+    Present,
+    /// It does not exist (or, the mesh's own, lost its label): copies are kept as they are.
+    Missing,
+    /// It exists but cannot be copied (why, in one line without its content): copies are
+    /// kept as they are.
+    Unusable(String),
 }
 
 /// What is known of the Secret named `sparrow-registry-key` in one namespace.
@@ -158,7 +209,10 @@ impl Work {
 pub struct CopyIndex {
     mesh_namespace: String,
     key: Arc<CopyKey>,
+    source_secret: SourceSecret,
     source: Option<Arc<Source>>,
+    /// Why there is no source, when there is none.
+    source_problem: SourceState,
     copies: HashMap<String, Observed>,
     /// The source watch's relist: whether it listed the source.
     source_relist: Option<bool>,
@@ -171,12 +225,15 @@ pub struct CopyIndex {
 }
 
 impl CopyIndex {
-    /// An empty index for a control plane in `mesh_namespace`, proving copies with `key`.
-    pub fn new(mesh_namespace: &str, key: Arc<CopyKey>) -> Self {
+    /// An empty index for a control plane in `mesh_namespace`, proving copies with `key`,
+    /// copying the Secret `source_secret`.
+    pub fn new(mesh_namespace: &str, key: Arc<CopyKey>, source_secret: SourceSecret) -> Self {
         Self {
             mesh_namespace: mesh_namespace.to_owned(),
             key,
+            source_secret,
             source: None,
+            source_problem: SourceState::Missing,
             copies: HashMap::new(),
             source_relist: None,
             copies_relist: None,
@@ -197,6 +254,14 @@ impl CopyIndex {
         self.source_synced
     }
 
+    /// How the source looks; `None` until its watch has listed.
+    pub fn source_state(&self) -> Option<SourceState> {
+        self.source_synced.then(|| match self.source {
+            Some(_) => SourceState::Present,
+            None => self.source_problem.clone(),
+        })
+    }
+
     /// Both watches have listed once: from then on a current copy costs no API call.
     pub fn is_synced(&self) -> bool {
         self.source_synced && self.copies_synced
@@ -212,16 +277,30 @@ impl CopyIndex {
             }
             Event::InitApply(secret) => {
                 self.source_relist = Some(true);
-                self.set_source(Source::of(&secret))
+                self.read_source(&secret)
             }
-            Event::Apply(secret) => self.set_source(Source::of(&secret)),
-            Event::Delete(_) => self.set_source(None),
+            Event::Apply(secret) => self.read_source(&secret),
+            Event::Delete(_) => self.lose_source(SourceState::Missing),
             Event::InitDone => {
                 let listed = self.source_relist.take().unwrap_or(true);
                 self.source_synced = true;
-                !listed && self.set_source(None)
+                !listed && self.lose_source(SourceState::Missing)
             }
         }
+    }
+
+    fn read_source(&mut self, secret: &Secret) -> bool {
+        match Source::read(secret, &self.source_secret) {
+            Ok(source) => self.set_source(Some(source)),
+            Err(state) => self.lose_source(state),
+        }
+    }
+
+    /// No source to copy from, for the reason `state`: the copies stay as they are.
+    fn lose_source(&mut self, state: SourceState) -> bool {
+        let changed = self.source_problem != state;
+        self.source_problem = state;
+        self.set_source(None) || changed
     }
 
     /// Replaces the source; true when it changed.

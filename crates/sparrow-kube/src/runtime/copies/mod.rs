@@ -2,7 +2,8 @@
 //! Secret we do not own.
 //!
 //! Two watches feed the [`index::CopyIndex`], so the admission path usually makes no API call:
-//! - the source `sparrow-registry-key` in the mesh namespace (with data: it is what we copy);
+//! - the source in the mesh namespace (with data: it is what we copy): the mesh's own
+//!   `sparrow-registry-key`, or the Secret another tool keeps ([`SourceSecret::External`]);
 //! - every Secret named `sparrow-registry-key` (fieldSelector): which copies exist, whether
 //!   the controller can prove it made them (`sparrow-mesh.io/proof`, see
 //!   [`sparrow_core::ownership`]) and whether the data they hold is the source's.
@@ -29,8 +30,8 @@ use sparrow_core::names::PULL_SECRET_NAME;
 use sparrow_core::ownership::CopyKey;
 use tokio::sync::{Notify, watch as channel};
 
-pub use self::index::EnsureOutcome;
 use self::index::{CopyIndex, Plan, Step};
+pub use self::index::{EnsureOutcome, SourceSecret, SourceState};
 pub use self::sync::SyncReport;
 use crate::error::ClusterError;
 use crate::runtime::metrics::CopyMetrics;
@@ -40,6 +41,8 @@ use crate::runtime::metrics::CopyMetrics;
 pub struct CopyConfig {
     /// Where the source secret lives.
     pub mesh_namespace: String,
+    /// Which Secret there copies are made from.
+    pub source: SourceSecret,
     /// Copies written at once during a sync.
     pub concurrency: usize,
     /// A full resync this often, even without a change.
@@ -55,6 +58,7 @@ impl CopyConfig {
     pub fn new(mesh_namespace: &str) -> Self {
         Self {
             mesh_namespace: mesh_namespace.to_owned(),
+            source: SourceSecret::Own,
             concurrency: 32,
             resync_interval: Duration::from_secs(300),
             api_timeout: Duration::from_secs(5),
@@ -110,8 +114,8 @@ struct State {
     work: Notify,
     /// (source listed once, both watches listed once).
     synced: channel::Sender<(bool, bool)>,
-    /// Whether the source exists, once the source watch has listed.
-    source_present: channel::Sender<Option<bool>>,
+    /// How the source looks, once the source watch has listed.
+    source_state: channel::Sender<Option<SourceState>>,
     /// When the source's credential expires, as it records it (`None`: unknown or no source).
     credential_expires: channel::Sender<Option<i64>>,
 }
@@ -145,7 +149,7 @@ impl PullSecretCopier {
         metrics: CopyMetrics,
     ) -> Self {
         let (synced, _) = channel::channel((false, false));
-        let (source_present, _) = channel::channel(None);
+        let (source_state, _) = channel::channel(None);
         let (credential_expires, _) = channel::channel(None);
         let key = Arc::new(key);
         Self {
@@ -153,11 +157,15 @@ impl PullSecretCopier {
             key: key.clone(),
             meshed,
             state: Arc::new(State {
-                index: RwLock::new(CopyIndex::new(&config.mesh_namespace, key)),
+                index: RwLock::new(CopyIndex::new(
+                    &config.mesh_namespace,
+                    key,
+                    config.source.clone(),
+                )),
                 flights: Mutex::new(HashMap::new()),
                 work: Notify::new(),
                 synced,
-                source_present,
+                source_state,
                 credential_expires,
             }),
             config: Arc::new(config),
@@ -182,11 +190,12 @@ impl PullSecretCopier {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let result = change(&mut index);
             let synced = (index.source_synced(), index.is_synced());
-            let present = index.source_synced().then(|| index.source().is_some());
+            let state = index.source_state();
             let expires = index.source().and_then(|s| s.credential_expires);
-            (result, index.has_work(), synced, (present, expires))
+            (result, index.has_work(), synced, (state, expires))
         };
-        let (present, expires) = present;
+        let (state, expires) = present;
+        let present = state.as_ref().map(|s| *s == SourceState::Present);
         self.metrics.credential_expiry.set(expires.unwrap_or(0));
         self.state.credential_expires.send_if_modified(|e| {
             let changed = *e != expires;
@@ -196,9 +205,9 @@ impl PullSecretCopier {
         if let Some(present) = present {
             self.metrics.source_present.set(i64::from(present));
         }
-        self.state.source_present.send_if_modified(|s| {
-            let changed = *s != present;
-            *s = present;
+        self.state.source_state.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
             changed
         });
         if has_work {
@@ -212,6 +221,11 @@ impl PullSecretCopier {
         result
     }
 
+    /// The Secret copies are made from.
+    pub fn source_secret(&self) -> &SourceSecret {
+        &self.config.source
+    }
+
     /// The metrics this copier counts into.
     pub fn metrics(&self) -> &CopyMetrics {
         &self.metrics
@@ -223,10 +237,11 @@ impl PullSecretCopier {
         let _ = synced.wait_for(|(source, _)| *source).await;
     }
 
-    /// Whether the source secret exists, as last seen (`None` until the source watch listed);
-    /// changes are signalled, so the controller can say when the source disappears.
-    pub fn source_presence(&self) -> channel::Receiver<Option<bool>> {
-        self.state.source_present.subscribe()
+    /// How the source secret looks, as last seen (`None` until the source watch listed);
+    /// changes are signalled, so the controller can say when the source disappears or
+    /// becomes unusable.
+    pub fn source_state(&self) -> channel::Receiver<Option<SourceState>> {
+        self.state.source_state.subscribe()
     }
 
     /// When the source's credential expires (seconds since the epoch) as it records it;

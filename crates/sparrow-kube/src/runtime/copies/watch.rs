@@ -12,8 +12,8 @@ use sparrow_core::names::PULL_SECRET_NAME;
 use super::PullSecretCopier;
 use crate::error::describe_watch;
 
-fn by_name() -> watcher::Config {
-    watcher::Config::default().fields(&format!("metadata.name={PULL_SECRET_NAME}"))
+fn by_name(name: &str) -> watcher::Config {
+    watcher::Config::default().fields(&format!("metadata.name={name}"))
 }
 
 impl PullSecretCopier {
@@ -27,7 +27,8 @@ impl PullSecretCopier {
 
     async fn watch_source(&self) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.config.mesh_namespace);
-        let mut stream = watcher::watcher(api, by_name())
+        let source = by_name(self.config.source.name());
+        let mut stream = watcher::watcher(api, source)
             .backoff(crate::runtime::watch_backoff())
             .boxed();
         while let Some(event) = stream.next().await {
@@ -49,7 +50,7 @@ impl PullSecretCopier {
         // With data: whether a copy is current is read from what it holds (a copy edited by
         // hand is repaired). The fieldSelector keeps every other Secret out.
         let api: Api<Secret> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, by_name())
+        let mut stream = watcher::watcher(api, by_name(PULL_SECRET_NAME))
             .backoff(crate::runtime::watch_backoff())
             .boxed();
         while let Some(event) = stream.next().await {

@@ -18,13 +18,17 @@ use crate::error::{ClusterError, is_already_exists, is_not_found};
 use crate::{timed, within};
 
 /// The copy `write` puts in its namespace; `proof` when its uid is known (an update).
-pub(super) fn copy_of(write: &PlannedWrite, mesh_namespace: &str, proof: Option<String>) -> Secret {
+pub(super) fn copy_of(write: &PlannedWrite, config: &CopyConfig, proof: Option<String>) -> Secret {
+    let mesh_namespace = config.mesh_namespace.as_str();
     let mut secret = sparrow_core::manifests::pull_secret(&write.namespace, Vec::new());
     secret.data = Some(write.source.data.clone());
     secret.type_ = Some(DOCKER_CONFIG_JSON_TYPE.to_owned());
     secret.metadata.labels = Some(pull_secret_labels());
     let mut annotations = BTreeMap::from([
-        (SOURCE_ANNOTATION.to_owned(), source_of(mesh_namespace)),
+        (
+            SOURCE_ANNOTATION.to_owned(),
+            source_of(mesh_namespace, config.source.name()),
+        ),
         (SOURCE_HASH_ANNOTATION.to_owned(), write.source.hash.clone()),
     ]);
     if let Some(proof) = proof {
@@ -98,7 +102,7 @@ pub(super) async fn perform(
     count();
     match &write.action {
         WriteAction::Create => {
-            let copy = copy_of(write, mesh, None);
+            let copy = copy_of(write, config, None);
             let action = format!("creating Secret {ns}/{PULL_SECRET_NAME}");
             match within(&action, timeout, api.create(&PostParams::default(), &copy)).await? {
                 Ok(created) => prove(api, write, &created, config, key, count).await,
@@ -112,7 +116,7 @@ pub(super) async fn perform(
             resource_version,
         } => {
             let proof = key.proof(mesh, ns, PULL_SECRET_NAME, uid);
-            let copy = copy_of(write, mesh, Some(proof));
+            let copy = copy_of(write, config, Some(proof));
             let action = format!("updating Secret {ns}/{PULL_SECRET_NAME}");
             let patch = Patch::Json::<()>(update_patch(&copy, uid, resource_version.as_deref())?);
             let params = PatchParams::default();
@@ -244,7 +248,11 @@ mod tests {
 
     #[test]
     fn the_copy_carries_the_labels_annotations_and_data_of_the_source() {
-        let copy = copy_of(&planned(WriteAction::Create), "mesh", None);
+        let copy = copy_of(
+            &planned(WriteAction::Create),
+            &CopyConfig::new("mesh"),
+            None,
+        );
         assert_eq!(copy.metadata.namespace.as_deref(), Some("shop"));
         assert_eq!(copy.metadata.name.as_deref(), Some(PULL_SECRET_NAME));
         assert_eq!(copy.type_.as_deref(), Some(DOCKER_CONFIG_JSON_TYPE));
@@ -253,7 +261,11 @@ mod tests {
         assert_eq!(annotations[SOURCE_HASH_ANNOTATION], "h2");
         assert!(!annotations.contains_key(PROOF_ANNOTATION), "no uid yet");
         assert_eq!(copy.metadata.labels, Some(pull_secret_labels()));
-        let proven = copy_of(&planned(WriteAction::Create), "mesh", Some("p".to_owned()));
+        let proven = copy_of(
+            &planned(WriteAction::Create),
+            &CopyConfig::new("mesh"),
+            Some("p".to_owned()),
+        );
         assert_eq!(
             proven.metadata.annotations.unwrap_or_default()[PROOF_ANNOTATION],
             "p"
@@ -262,7 +274,11 @@ mod tests {
 
     #[test]
     fn the_update_tests_the_object_and_the_version_it_was_planned_from() {
-        let copy = copy_of(&planned(WriteAction::Create), "mesh", Some("p".to_owned()));
+        let copy = copy_of(
+            &planned(WriteAction::Create),
+            &CopyConfig::new("mesh"),
+            Some("p".to_owned()),
+        );
         let patch = update_patch(&copy, "uid-1", Some("41")).expect("patch");
         let ops = serde_json::to_value(&patch).expect("json");
         assert_eq!(ops[0]["op"], "test");

@@ -156,12 +156,65 @@ fn a_healthy_mesh_has_no_problems_and_blocks_nothing() {
         report.registry,
         Some(RegistryStatus {
             server: "registry.example.com:5000".to_owned(),
+            secret: "sparrow-mesh/sparrow-registry-key".to_owned(),
+            kept_by: SourceKind::Static,
             credential: CredentialKind::UsernamePassword,
             expiry: None,
         })
     );
     let json = serde_json::to_string(&report).expect("json");
     assert!(!json.contains("hunter2"), "{json}");
+}
+
+#[test]
+fn a_secret_another_tool_keeps_is_judged_by_what_it_holds_and_never_shown() {
+    let external = |type_: &str, config: &str| {
+        let mut secret = source(RegistryAuth::user_password("robot", "hunter2").expect("valid"));
+        secret.metadata.name = Some("ecr-pull".to_owned());
+        secret.metadata.labels = None;
+        secret.type_ = Some(type_.to_owned());
+        if !config.is_empty() {
+            secret.data = Some(BTreeMap::from([(
+                ".dockerconfigjson".to_owned(),
+                k8s_openapi::ByteString(config.as_bytes().to_vec()),
+            )]));
+        }
+        secret
+    };
+    let mut observed = healthy();
+    observed.registry_secret = Some("ecr-pull".to_owned());
+    observed.source = Some(external("kubernetes.io/dockerconfigjson", ""));
+    let report = evaluate(&observed);
+    assert!(report.healthy(), "{:?}", report.problems);
+    let registry = report.registry.expect("registry");
+    assert_eq!(registry.secret, "sparrow-mesh/ecr-pull");
+    assert_eq!(registry.kept_by, SourceKind::External);
+
+    let cases = [
+        (
+            None,
+            "Secret sparrow-mesh/ecr-pull, which another tool keeps (--registry-secret), is missing: the copies keep the credential they hold, but namespaces meshed from now on and the next controller pod cannot pull; check the tool that writes it",
+        ),
+        (
+            Some(external(
+                "kubernetes.io/dockerconfigjson",
+                r#"{"auths":{}}"#,
+            )),
+            "Secret sparrow-mesh/ecr-pull, which another tool keeps (--registry-secret), cannot be copied: its .dockerconfigjson is unusable: \"auths\" is empty; the copies keep the credential they hold; fix the Secret or the tool that writes it",
+        ),
+        (
+            Some(external("Opaque", "")),
+            "Secret sparrow-mesh/ecr-pull, which another tool keeps (--registry-secret), cannot be copied: it is of type Opaque, not kubernetes.io/dockerconfigjson; the copies keep the credential they hold; fix the Secret or the tool that writes it",
+        ),
+    ];
+    for (source, expected) in cases {
+        observed.source = source;
+        let report = evaluate(&observed);
+        assert_eq!(report.problems, [expected]);
+        assert_eq!(report.registry, None);
+        let json = serde_json::to_string(&report).expect("json");
+        assert!(!json.contains("hunter2"), "{json}");
+    }
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn mk_copy(ns: &str, proven: bool, password: Option<&str>, version: u64) -> Secr
 
 /// An index whose watches listed `source` (its password) and `copies`.
 fn mk_index(source: Option<&str>, copies: Vec<Secret>) -> CopyIndex {
-    let mut index = CopyIndex::new(MESH, key());
+    let mut index = CopyIndex::new(MESH, key(), SourceSecret::Own);
     index.apply_source(Event::Init);
     if let Some(password) = source {
         index.apply_source(Event::InitApply(mk_source(password, true)));
@@ -175,7 +175,7 @@ fn without_a_source_nothing_is_written() {
 
 #[test]
 fn synced_only_once_both_watches_listed() {
-    let mut index = CopyIndex::new(MESH, key());
+    let mut index = CopyIndex::new(MESH, key(), SourceSecret::Own);
     assert!(!index.source_synced() && !index.is_synced());
     index.apply_source(Event::Init);
     index.apply_source(Event::InitDone);
@@ -492,4 +492,69 @@ fn copies_are_owed_where_injected_pods_run_without_any_secret_of_that_name() {
     );
     let injected = ["shop", "tenant", "web", MESH].map(str::to_owned);
     assert_eq!(index.without_copy(injected), ["web"]);
+}
+
+/// The Secret `ecr-pull` another tool keeps: of `type_`, holding `config` as its
+/// `.dockerconfigjson`, with no label of ours.
+fn mk_external(type_: &str, config: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some("ecr-pull".to_owned()),
+            namespace: Some(MESH.to_owned()),
+            ..ObjectMeta::default()
+        },
+        type_: Some(type_.to_owned()),
+        data: Some(data_of(config)),
+        ..Secret::default()
+    }
+}
+
+const DOCKER_CONFIG: &str = "kubernetes.io/dockerconfigjson";
+
+#[test]
+fn a_secret_another_tool_keeps_is_copied_as_it_is_and_an_unusable_one_never() {
+    let good = r#"{"auths":{"r.example":{"auth":"dTpw"}}}"#;
+    let mut index = CopyIndex::new(MESH, key(), SourceSecret::External("ecr-pull".to_owned()));
+    assert_eq!(index.source_state(), None, "not listed yet");
+    index.apply_source(Event::Init);
+    index.apply_source(Event::InitApply(mk_external(DOCKER_CONFIG, good)));
+    index.apply_source(Event::InitDone);
+    index.apply_copy(Event::Init);
+    index.apply_copy(Event::InitApply(mk_copy("a", true, Some("old"), 1)));
+    index.apply_copy(Event::InitDone);
+    assert_eq!(index.source_state(), Some(SourceState::Present));
+    let external = mk_external(DOCKER_CONFIG, good);
+    assert_eq!(
+        index.source().map(|s| s.data.clone()),
+        external.data,
+        "byte for byte, without a label of ours"
+    );
+    assert_eq!(index.take_work().repair, ["a"], "the stale copy follows it");
+
+    // Emptied, or rewritten with the wrong type: the copies stay as they are.
+    let unusable = [
+        (
+            mk_external(DOCKER_CONFIG, r#"{"auths":{}}"#),
+            "its .dockerconfigjson is unusable: \"auths\" is empty",
+        ),
+        (
+            mk_external("Opaque", good),
+            "it is of type Opaque, not kubernetes.io/dockerconfigjson",
+        ),
+    ];
+    for (secret, why) in unusable {
+        assert!(index.apply_source(Event::Apply(secret)));
+        assert_eq!(
+            index.source_state(),
+            Some(SourceState::Unusable(why.to_owned()))
+        );
+        assert_eq!(index.answer("a"), Some(EnsureOutcome::NoSource));
+        assert_eq!(index.answer("new"), Some(EnsureOutcome::NoSource));
+        assert!(index.take_work().is_empty(), "nothing written");
+    }
+    assert!(index.apply_source(Event::Delete(mk_external(DOCKER_CONFIG, good))));
+    assert_eq!(index.source_state(), Some(SourceState::Missing));
+    assert!(index.take_work().is_empty(), "nothing deleted or written");
+    assert!(index.apply_source(Event::Apply(mk_external(DOCKER_CONFIG, good))));
+    assert_eq!(index.source_state(), Some(SourceState::Present));
 }
