@@ -67,9 +67,11 @@ impl Fixture {
     }
 }
 
+/// Long enough for the plugin to start and write its pid on a loaded machine; the other
+/// tests keep the default minute, so that a slow start is never taken for a hang.
 fn short() -> Limits {
     Limits {
-        timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
         ..Limits::default()
     }
 }
@@ -235,14 +237,20 @@ async fn a_failing_plugin_is_named_with_its_last_stderr_line() {
     let provider = fixture.provider(&[], "");
     fixture.fault("fail");
     assert_eq!(
-        error(&fixture, &provider, &short()).await,
+        error(&fixture, &provider, &Limits::default()).await,
         "the plugin test-provider failed (exit status 1): sparrow-test-credential-provider: fault injected: fail: its own message says why; run it by hand with a CredentialProviderRequest on stdin to see more"
     );
     // The fault switched off, the same config answers again.
     fixture.fault("");
-    run(fixture.bin_dir(), &provider, IMAGE, None, &short())
-        .await
-        .expect("answer");
+    run(
+        fixture.bin_dir(),
+        &provider,
+        IMAGE,
+        None,
+        &Limits::default(),
+    )
+    .await
+    .expect("answer");
 }
 
 #[tokio::test]
@@ -252,7 +260,7 @@ async fn a_hanging_plugin_is_killed_and_reaped_at_the_timeout() {
     fixture.fault("hang");
     assert_eq!(
         error(&fixture, &provider, &short()).await,
-        "the plugin test-provider did not answer within 1s: run it by hand with a CredentialProviderRequest on stdin to see what it waits for (the network, a metadata endpoint), or raise the timeout"
+        "the plugin test-provider did not answer within 2s: run it by hand with a CredentialProviderRequest on stdin to see what it waits for (the network, a metadata endpoint), or raise the timeout"
     );
     assert!(
         !fixture.plugin_process_exists(),
@@ -281,12 +289,12 @@ async fn a_wrong_api_version_or_garbage_is_named() {
     let provider = fixture.provider(&[], "");
     fixture.fault("wrong-api-version");
     assert_eq!(
-        error(&fixture, &provider, &short()).await,
+        error(&fixture, &provider, &Limits::default()).await,
         "the plugin test-provider answered apiVersion \"credentialprovider.kubelet.k8s.io/v1beta1\"; this provider is configured for credentialprovider.kubelet.k8s.io/v1: use a plugin version that speaks it, or set the provider's apiVersion to what the plugin speaks"
     );
     fixture.fault("garbage");
     assert_eq!(
-        error(&fixture, &provider, &short()).await,
+        error(&fixture, &provider, &Limits::default()).await,
         "the plugin test-provider printed no JSON on stdout (error at line 1, column 2): a credential provider prints a CredentialProviderResponse there, and its diagnostics on stderr"
     );
 }
@@ -296,7 +304,7 @@ async fn a_missing_or_unexecutable_plugin_is_named() {
     let fixture = Fixture::new();
     let mut provider = fixture.provider(&[], "");
     provider.name = "missing-provider".to_owned();
-    let message = error(&fixture, &provider, &short()).await;
+    let message = error(&fixture, &provider, &Limits::default()).await;
     assert_eq!(
         message,
         format!(
@@ -305,7 +313,7 @@ async fn a_missing_or_unexecutable_plugin_is_named() {
         )
     );
     provider.name = "credential".to_owned(); // A file without execute permission.
-    let message = error(&fixture, &provider, &short()).await;
+    let message = error(&fixture, &provider, &Limits::default()).await;
     assert_eq!(
         message,
         format!(

@@ -38,7 +38,7 @@ pub enum ConfigError {
         "the credential provider config is {found}, not a CredentialProviderConfig: give the file the kubelet reads with --image-credential-provider-config"
     )]
     Kind {
-        /// What it is instead (`a ConfigMap`, `a list`, `a document without a kind`).
+        /// What it is instead (`a document of kind "ConfigMap"`, `a list`, …).
         found: String,
     },
     /// A kind right but an apiVersion the kubelet does not read.
@@ -70,7 +70,7 @@ pub enum ConfigError {
     },
     /// `name: /usr/bin/x`, `name: ../x`, `name: .`.
     #[error(
-        "provider name {name:?} has a path in it: give only the binary's file name; the binary itself goes in the directory given with --credential-provider-bin-dir (the kubelet's --image-credential-provider-bin-dir)"
+        "provider name {name:?} has a path in it: give only the binary's file name; the binary itself goes in the plugin directory (--credential-provider-bin-dir, as the kubelet's --image-credential-provider-bin-dir)"
     )]
     NameHasPath {
         /// The name (shortened).
@@ -388,7 +388,7 @@ fn check_kind(value: &serde_json::Value) -> Result<(), ConfigError> {
         Some(CONFIG_KIND) => {}
         Some(kind) => {
             return Err(ConfigError::Kind {
-                found: format!("a {}", shown(kind)),
+                found: format!("a document of kind {:?}", shown(kind)),
             });
         }
         None => {

@@ -106,7 +106,7 @@ fn parse_errors_never_quote_the_text() {
 fn another_kind_or_api_version_is_named() {
     assert_eq!(
         error("apiVersion: v1\nkind: ConfigMap\n"),
-        "the credential provider config is a ConfigMap, not a CredentialProviderConfig: give the file the kubelet reads with --image-credential-provider-config"
+        "the credential provider config is a document of kind \"ConfigMap\", not a CredentialProviderConfig: give the file the kubelet reads with --image-credential-provider-config"
     );
     assert_eq!(
         error("providers: []\n"),
@@ -144,7 +144,7 @@ fn provider_names_are_file_names() {
         assert_eq!(
             error(&with_provider(&format!("{{name: \"{name}\", {OK}}}"))),
             format!(
-                "provider name {shown:?} has a path in it: give only the binary's file name; the binary itself goes in the directory given with --credential-provider-bin-dir (the kubelet's --image-credential-provider-bin-dir)"
+                "provider name {shown:?} has a path in it: give only the binary's file name; the binary itself goes in the plugin directory (--credential-provider-bin-dir, as the kubelet's --image-credential-provider-bin-dir)"
             )
         );
     }
