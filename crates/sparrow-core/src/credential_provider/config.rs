@@ -204,7 +204,7 @@ pub struct CredentialProviderConfig {
 pub struct Provider {
     /// The binary's file name in the bin dir (no path).
     pub name: String,
-    /// Globs of the images it serves (see [`super::glob`]).
+    /// Globs of the images it serves (see [`super::urls_match`]).
     pub match_images: Vec<String>,
     /// How long a credential lasts when the plugin's answer does not say.
     #[serde(serialize_with = "serialize_go_duration")]
