@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod client_ca;
 pub mod config;
+pub mod credential_provider;
 pub mod dockerconfig;
 pub mod expiry;
 pub mod image_ref;
