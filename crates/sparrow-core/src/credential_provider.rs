@@ -24,7 +24,7 @@ pub use exchange::{
     RESPONSE_KIND, ResponseError,
 };
 pub use glob::urls_match;
-pub use pull_secret::{PullSecretError, matching_auth, pull_secret};
+pub use pull_secret::{PullSecretError, best_key, matching_auth, pull_secret};
 pub use schedule::{
     EXPIRY_MARGIN, JITTER_FRACTION, MAX_RETRY_DELAY, MIN_REFRESH_INTERVAL, RETRY_EXPIRY_MARGIN,
     expires_at, next_refresh, retry_after_failure,

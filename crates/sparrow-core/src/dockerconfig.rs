@@ -145,74 +145,9 @@ pub struct RegistryLogin {
     pub password: String,
 }
 
-/// `HOST[:PORT]` and the path below it of an `auths` key, as the kubelet normalizes it:
-/// without a scheme, a trailing `/`, or Docker Hub's `/v1` and `/v2` API suffixes.
-fn key_parts(key: &str) -> (&str, &str) {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let key = key.trim_end_matches('/');
-    let (authority, path) = key.split_once('/').unwrap_or((key, ""));
-    let path = match path {
-        "v1" | "v2" => "",
-        path => path,
-    };
-    (authority, path)
-}
-
-/// `pattern` matches `text` where `*` stands for any run of characters (a glob on one DNS
-/// label, as the kubelet's `filepath.Match` is applied label by label).
-fn label_matches(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern.eq_ignore_ascii_case(text),
-        Some((head, rest)) => {
-            text.len() >= head.len()
-                && text[..head.len()].eq_ignore_ascii_case(head)
-                && (0..=text.len() - head.len())
-                    .any(|skip| label_matches(rest, &text[head.len() + skip..]))
-        }
-    }
-}
-
-/// Whether the `auths` key `key` covers `server`, by the kubelet's rules: the same host
-/// (labels may be globs, their number must agree) and port, and the key's path, if any, a
-/// prefix of the server's path.
-pub fn key_covers(key: &str, server: &crate::RegistryServer) -> bool {
-    let (authority, path) = key_parts(key);
-    // An IPv6 host keeps its brackets, as `RegistryServer::host` does.
-    let split_at = match authority.find(']') {
-        Some(end) => authority[end..].find(':').map(|i| end + i),
-        None => authority.rfind(':'),
-    };
-    let (host, port) = match split_at {
-        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
-        None => (authority, None),
-    };
-    let server_port = server.port().map(|p| p.to_string());
-    if port != server_port.as_deref() {
-        return false;
-    }
-    let same_host = if server.is_docker_hub() {
-        crate::RegistryServer::parse(host).is_ok_and(|h| h.is_docker_hub())
-    } else {
-        let (labels, server_labels): (Vec<_>, Vec<_>) = (
-            host.split('.').collect(),
-            server.host().split('.').collect(),
-        );
-        labels.len() == server_labels.len()
-            && labels
-                .iter()
-                .zip(&server_labels)
-                .all(|(l, s)| label_matches(l, s))
-    };
-    let server_path = server.path();
-    same_host
-        && (path.is_empty() || server_path == path || server_path.starts_with(&format!("{path}/")))
-}
-
-/// The login `bytes` (a `.dockerconfigjson`) holds for `server`: the most specific covering
-/// key first (the longest; a key without `*` before one with), as the kubelet tries them.
+/// The login `bytes` (a `.dockerconfigjson`) holds for `server`, found as the kubelet finds
+/// it: keys with or without a scheme or `/v1/`, path prefixes and `*` label globs, the most
+/// specific key first ([`crate::credential_provider::best_key`]).
 pub fn login_for(
     bytes: &[u8],
     server: &crate::RegistryServer,
@@ -221,20 +156,24 @@ pub fn login_for(
     if config.auths.is_empty() {
         return Err(DockerConfigError::NoAuths.into());
     }
-    let mut covering: Vec<(&String, &LoginEntry)> = config
-        .auths
-        .iter()
-        .filter(|(key, _)| key_covers(key, server))
-        .collect();
-    covering.sort_by_key(|(key, _)| (key.contains('*'), std::cmp::Reverse(key.len())));
-    let Some((key, entry)) = covering.first() else {
+    // The kubelet's keyring knows Docker Hub as index.docker.io.
+    let target = if server.is_docker_hub() {
+        match server.path().as_str() {
+            "" => "index.docker.io".to_owned(),
+            path => format!("index.docker.io/{path}"),
+        }
+    } else {
+        server.to_string()
+    };
+    let entries = config.auths.iter().map(|(k, e)| (k.as_str(), e));
+    let Some((key, entry)) = crate::credential_provider::best_key(entries, &[target]) else {
         let keys: Vec<String> = config.auths.keys().map(|k| format!("\"{k}\"")).collect();
         return Err(LoginError::NotCovered {
             registry: server.to_string(),
             keys: keys.join(", "),
         });
     };
-    let key = (*key).clone();
+    let key = key.to_owned();
     let (username, password) = match &entry.auth {
         Some(auth) if !auth.is_empty() => {
             use base64::Engine as _;

@@ -63,16 +63,25 @@ pub fn matching_auth<'a>(
     response: &'a CredentialProviderResponse,
     images: &[String],
 ) -> Option<(&'a str, &'a AuthConfig)> {
-    let mut entries: Vec<(String, &str, &AuthConfig)> = response
-        .auth
-        .iter()
-        .map(|(key, auth)| (normalized_key(key), key.as_str(), auth))
+    best_key(response.auth.iter().map(|(k, a)| (k.as_str(), a)), images)
+}
+
+/// Of credentials keyed like a plugin's `auth` map or a `.dockerconfigjson`'s `auths`, the
+/// one the kubelet would use for every one of `targets` (images, or `HOST[:PORT][/PATH]`):
+/// see [`matching_auth`].
+pub fn best_key<'a, T>(
+    entries: impl IntoIterator<Item = (&'a str, T)>,
+    targets: &[String],
+) -> Option<(&'a str, T)> {
+    let mut entries: Vec<(String, &str, T)> = entries
+        .into_iter()
+        .map(|(key, value)| (normalized_key(key), key, value))
         .collect();
     entries.sort_by(|a, b| b.0.cmp(&a.0));
     entries
         .into_iter()
-        .find(|(normalized, _, _)| images.iter().all(|image| urls_match(normalized, image)))
-        .map(|(_, key, auth)| (key, auth))
+        .find(|(normalized, _, _)| targets.iter().all(|t| urls_match(normalized, t)))
+        .map(|(_, key, value)| (key, value))
 }
 
 /// The `.dockerconfigjson` for `server` from the entry of `response` that serves `images`
