@@ -128,6 +128,10 @@ pub struct MeshConfig {
     /// namespace that another tool keeps. The control plane pulls with it and the controller
     /// copies it as it is; Sparrow never writes or deletes it. Excludes `auth`.
     pub registry_secret: Option<String>,
+    /// `--registry-credential-provider`: the controller keeps the pull secret fresh by
+    /// running a kubelet credential-provider plugin. `auth` then holds the credential
+    /// `deploy` obtained by running it once (`--credential-provider-bin-dir`), if it did.
+    pub credential_plugin: Option<CredentialPlugin>,
     /// The mesh's images.
     pub images: Images,
     /// `imagePullPolicy` of the mesh's containers.
@@ -142,6 +146,28 @@ pub struct MeshConfig {
     pub webhook_client_ca: Option<WebhookClientCa>,
 }
 
+/// A kubelet credential-provider plugin the controller runs to keep the pull secret fresh.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialPlugin {
+    /// The `CredentialProviderConfig` file as given (YAML or JSON), already validated; stored
+    /// in Secret `sparrow-credential-provider`.
+    pub config: String,
+    /// The provider of that config whose `matchImages` cover the mesh's images.
+    pub provider: String,
+    /// The image holding the plugin binaries under `/credential-providers` and a `cp`.
+    pub image: String,
+}
+
+/// The config's text may carry keys in a provider's `env`: never printed.
+impl std::fmt::Debug for CredentialPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialPlugin")
+            .field("provider", &self.provider)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for MeshConfig {
     fn default() -> Self {
         let registry = RegistryServer::default();
@@ -153,6 +179,7 @@ impl Default for MeshConfig {
             credential_expiry: None,
             stored_pull_secret: false,
             registry_secret: None,
+            credential_plugin: None,
             images,
             pull_policy: PullPolicy::default(),
             injection: InjectionScope::default(),

@@ -42,6 +42,9 @@ pub enum ExpirySource {
     Flag,
     /// The `exp` claim of the password, a JWT.
     Jwt,
+    /// The `cacheDuration` a credential-provider plugin answered with (or its config's
+    /// `defaultCacheDuration`).
+    Plugin,
 }
 
 impl ExpirySource {
@@ -50,6 +53,7 @@ impl ExpirySource {
         match self {
             Self::Flag => "flag",
             Self::Jwt => "jwt",
+            Self::Plugin => "plugin",
         }
     }
 }
@@ -98,6 +102,7 @@ impl CredentialExpiry {
             .map(String::as_str)
         {
             Some("jwt") => ExpirySource::Jwt,
+            Some("plugin") => ExpirySource::Plugin,
             _ => ExpirySource::Flag,
         };
         Some(Self { at, source })

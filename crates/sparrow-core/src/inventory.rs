@@ -6,8 +6,8 @@
 use std::fmt;
 
 use crate::names::{
-    CA_SECRET_NAME, CONTROLLER_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
-    WEBHOOK_CONFIG_NAME,
+    CA_SECRET_NAME, CONTROLLER_NAME, CREDENTIAL_PROVIDER_SECRET_NAME, PULL_SECRET_NAME,
+    TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME, WEBHOOK_CONFIG_NAME,
 };
 
 /// A kind of object the control plane is made of, as the API addresses it.
@@ -131,6 +131,8 @@ pub enum Presence {
     MadeByController,
     /// Only when the webhook requires client certificates (`--webhook-client-ca`).
     WithWebhookClientCa,
+    /// Only when the controller runs a credential-provider plugin (its config).
+    WithCredentialPlugin,
 }
 
 /// One object of the control plane, before it is rendered.
@@ -163,6 +165,11 @@ pub const PARTS: &[Part] = &[
         kind: Kind::Secret,
         fixed_name: Some(PULL_SECRET_NAME),
         presence: Presence::WithCredentials,
+    },
+    Part {
+        kind: Kind::Secret,
+        fixed_name: Some(CREDENTIAL_PROVIDER_SECRET_NAME),
+        presence: Presence::WithCredentialPlugin,
     },
     // The controller's certificates: made by the controller with the mesh's marker.
     Part {
@@ -282,7 +289,7 @@ mod tests {
         assert_eq!(PARTS[0].namespace("team"), None);
         assert_eq!(PARTS[0].describe("team"), "Namespace team");
         assert_eq!(
-            PARTS[2].describe("team"),
+            PARTS[3].describe("team"),
             "Secret team/sparrow-controller-tls"
         );
     }

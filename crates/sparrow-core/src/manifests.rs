@@ -11,14 +11,16 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, LocalObjectReference, Namespace, ObjectFieldSelector, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecurityContext,
-    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, Namespace, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
 };
@@ -271,6 +273,7 @@ fn is_rendered(part: &Part, config: &MeshConfig) -> bool {
         Presence::WithCredentials => config.auth.is_some(),
         Presence::WithWebhookClientCa => config.webhook_client_ca.is_some(),
         Presence::MadeByController => false,
+        Presence::WithCredentialPlugin => config.credential_plugin.is_some(),
     }
 }
 
@@ -287,11 +290,36 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             metadata: owned(name, None, PART_OF_VALUE),
             ..Namespace::default()
         }),
-        Kind::Secret if name == PULL_SECRET_NAME => Object::Secret(expiring_source_pull_secret(
-            ns,
-            dockerconfigjson(&config.registry, config.auth.as_ref()?),
-            config.credential_expiry.as_ref(),
-        )),
+        Kind::Secret if name == PULL_SECRET_NAME => {
+            let mut secret = expiring_source_pull_secret(
+                ns,
+                dockerconfigjson(&config.registry, config.auth.as_ref()?),
+                config.credential_expiry.as_ref(),
+            );
+            let kind = if config.credential_plugin.is_some() {
+                "plugin"
+            } else {
+                "static"
+            };
+            secret
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(CREDENTIAL_KIND_ANNOTATION.to_owned(), kind.to_owned());
+            Object::Secret(secret)
+        }
+        Kind::Secret if name == CREDENTIAL_PROVIDER_SECRET_NAME => {
+            let plugin = config.credential_plugin.as_ref()?;
+            Object::Secret(Secret {
+                metadata: owned(name, namespace, CONTROLLER_NAME),
+                type_: Some("Opaque".to_owned()),
+                data: Some(BTreeMap::from([(
+                    CREDENTIAL_PROVIDER_CONFIG_KEY.to_owned(),
+                    ByteString(plugin.config.clone().into_bytes()),
+                )])),
+                ..Secret::default()
+            })
+        }
         // The controller's certificates: made by the controller, never rendered.
         Kind::Secret => return None,
         Kind::ConfigMap => {
@@ -307,45 +335,55 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             role_ref: role_ref("ClusterRole"),
             subjects: Some(vec![controller_subject(ns)]),
         }),
-        Kind::Role => Object::Role(Role {
-            metadata: owned(name, namespace, CONTROLLER_NAME),
-            rules: Some(
-                vec![
-                    rule(
-                        "coordination.k8s.io",
-                        "leases",
-                        &["get", "create", "update"],
-                        &[],
-                    ),
-                    // The key copies are proven with (created through the ClusterRole's create).
-                    rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
-                    // The webhook's CA and serving certificate, which the controller keeps; every
-                    // replica watches the serving certificate (by name) to serve it.
-                    rule(
-                        "",
-                        "secrets",
-                        &["get", "update"],
-                        &[CA_SECRET_NAME, TLS_SECRET_NAME],
-                    ),
-                    rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
-                ]
-                .into_iter()
-                // The Secret another tool keeps: read, never written (this one name only).
-                .chain(
-                    config
-                        .registry_secret
-                        .as_deref()
-                        .map(|name| rule("", "secrets", &["get", "list", "watch"], &[name])),
-                )
-                .collect(),
-            ),
-        }),
+        Kind::Role => {
+            Object::Role(Role {
+                metadata: owned(name, namespace, CONTROLLER_NAME),
+                rules: Some(
+                    vec![
+                        rule(
+                            "coordination.k8s.io",
+                            "leases",
+                            &["get", "create", "update"],
+                            &[],
+                        ),
+                        // The key copies are proven with (created through the ClusterRole's create).
+                        rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
+                        // The webhook's CA and serving certificate, which the controller keeps; every
+                        // replica watches the serving certificate (by name) to serve it.
+                        rule(
+                            "",
+                            "secrets",
+                            &["get", "update"],
+                            &[CA_SECRET_NAME, TLS_SECRET_NAME],
+                        ),
+                        rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
+                    ]
+                    .into_iter()
+                    // A token for its own ServiceAccount, which a plugin in KEP-4412's token mode
+                    // is given as the kubelet gives it a pod's.
+                    .chain(config.credential_plugin.as_ref().map(|_| {
+                        rule("", "serviceaccounts/token", &["create"], &[CONTROLLER_NAME])
+                    }))
+                    // The Secret another tool keeps: read, never written (this one name only).
+                    .chain(
+                        config
+                            .registry_secret
+                            .as_deref()
+                            .map(|name| rule("", "secrets", &["get", "list", "watch"], &[name])),
+                    )
+                    .collect(),
+                ),
+            })
+        }
         Kind::RoleBinding => Object::RoleBinding(RoleBinding {
             metadata: owned(name, namespace, CONTROLLER_NAME),
             role_ref: role_ref("Role"),
             subjects: Some(vec![controller_subject(ns)]),
         }),
-        Kind::Deployment => Object::Deployment(with_webhook_client_ca(deployment(config), config)),
+        Kind::Deployment => Object::Deployment(with_credential_plugin(
+            with_webhook_client_ca(deployment(config), config),
+            config,
+        )),
         Kind::Service => Object::Service(service(ns)),
         Kind::MutatingWebhookConfiguration => Object::MutatingWebhookConfiguration(webhook(config)),
     })
@@ -431,7 +469,10 @@ fn selector_labels() -> BTreeMap<String, String> {
 pub fn control_plane_pull_secret(config: &MeshConfig) -> Option<&str> {
     match &config.registry_secret {
         Some(name) => Some(name),
-        None => (config.auth.is_some() || config.stored_pull_secret).then_some(PULL_SECRET_NAME),
+        None => (config.auth.is_some()
+            || config.stored_pull_secret
+            || config.credential_plugin.is_some())
+        .then_some(PULL_SECRET_NAME),
     }
 }
 
@@ -476,6 +517,16 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     }
     if let Some(name) = &config.registry_secret {
         args.push(format!("{REGISTRY_SECRET_ARG}={name}"));
+    }
+    if let Some(plugin) = &config.credential_plugin {
+        args.push(format!(
+            "--credential-provider-config={CREDENTIAL_PROVIDER_CONFIG_DIR}/{CREDENTIAL_PROVIDER_CONFIG_KEY}"
+        ));
+        args.push(format!(
+            "--credential-provider-bin-dir={CREDENTIAL_PROVIDER_BIN_DIR}"
+        ));
+        args.push(format!("--credential-provider={}", plugin.provider));
+        args.push(format!("--registry-server={}", config.registry));
     }
     if config.injection.disable_auto_inject {
         args.push("--disable-auto-inject".to_owned());
@@ -864,6 +915,76 @@ fn with_webhook_client_ca(mut deployment: Deployment, config: &MeshConfig) -> De
                 read_only: Some(true),
                 ..VolumeMount::default()
             });
+    }
+    deployment
+}
+
+/// The plugin binaries and their config in the controller pod: an init container copies the
+/// binaries out of `--credential-provider-image` into an emptyDir (the image volume source
+/// needs containerd 2.1 or newer, which many nodes lack), and the config Secret is mounted
+/// read-only.
+fn with_credential_plugin(mut deployment: Deployment, config: &MeshConfig) -> Deployment {
+    const BINS: &str = "credential-providers";
+    const CONFIG: &str = "credential-provider-config";
+    let pod = deployment
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.template.spec.as_mut());
+    let (Some(pod), Some(plugin)) = (pod, config.credential_plugin.as_ref()) else {
+        return deployment;
+    };
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    volumes.push(Volume {
+        name: BINS.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity("256Mi".to_owned())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    volumes.push(Volume {
+        name: CONFIG.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(CREDENTIAL_PROVIDER_SECRET_NAME.to_owned()),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    let security = pod
+        .containers
+        .first()
+        .and_then(|c| c.security_context.clone());
+    pod.init_containers
+        .get_or_insert_with(Vec::new)
+        .push(Container {
+            name: BINS.to_owned(),
+            image: Some(plugin.image.clone()),
+            image_pull_policy: Some(config.pull_policy.as_str().to_owned()),
+            command: Some(vec![
+                "cp".to_owned(),
+                "-R".to_owned(),
+                format!("{CREDENTIAL_PROVIDER_IMAGE_DIR}/."),
+                format!("{CREDENTIAL_PROVIDER_BIN_DIR}/"),
+            ]),
+            volume_mounts: Some(vec![mount(BINS, CREDENTIAL_PROVIDER_BIN_DIR, false)]),
+            resources: Some(ResourceRequirements {
+                requests: Some(quantities(&[("cpu", "10m"), ("memory", "16Mi")])),
+                limits: Some(quantities(&[("cpu", "200m"), ("memory", "64Mi")])),
+                ..ResourceRequirements::default()
+            }),
+            security_context: security,
+            ..Container::default()
+        });
+    for container in &mut pod.containers {
+        let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
+        mounts.push(mount(BINS, CREDENTIAL_PROVIDER_BIN_DIR, true));
+        mounts.push(mount(CONFIG, CREDENTIAL_PROVIDER_CONFIG_DIR, true));
     }
     deployment
 }

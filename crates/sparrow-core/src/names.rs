@@ -34,6 +34,28 @@ pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
 /// The controller's flag naming the Secret another tool keeps (`deploy --registry-secret`);
 /// `status` reads it back from the Deployment.
 pub const REGISTRY_SECRET_ARG: &str = "--registry-secret";
+/// The Secret in the mesh namespace holding the kubelet `CredentialProviderConfig` the
+/// controller runs its plugin with (`deploy --registry-credential-provider`): a Secret, since
+/// a provider's `env` may carry keys.
+pub const CREDENTIAL_PROVIDER_SECRET_NAME: &str = "sparrow-credential-provider";
+/// Its key holding the config.
+pub const CREDENTIAL_PROVIDER_CONFIG_KEY: &str = "config.yaml";
+/// Where the controller reads that config.
+pub const CREDENTIAL_PROVIDER_CONFIG_DIR: &str = "/etc/sparrow/credential-provider";
+/// Where the plugin binaries lie in the controller pod (copied there from the image of
+/// `--credential-provider-image` by an init container).
+pub const CREDENTIAL_PROVIDER_BIN_DIR: &str = "/var/lib/sparrow/credential-providers";
+/// Where the image of `--credential-provider-image` holds the plugin binaries.
+pub const CREDENTIAL_PROVIDER_IMAGE_DIR: &str = "/credential-providers";
+/// Annotation on the source pull secret: `static`, `plugin` or `external`.
+pub const CREDENTIAL_KIND_ANNOTATION: &str = "sparrow-mesh.io/credential-kind";
+/// Annotation on the source pull secret: when a plugin last refreshed it (RFC 3339 UTC).
+pub const REFRESHED_AT_ANNOTATION: &str = "sparrow-mesh.io/refreshed-at";
+/// Annotation on the source pull secret: when the controller runs the plugin next.
+pub const NEXT_REFRESH_ANNOTATION: &str = "sparrow-mesh.io/next-refresh";
+/// Annotation on the source pull secret: the last failed plugin run (`<RFC 3339> <why>`),
+/// removed by the next good one. Never holds a credential.
+pub const REFRESH_FAILED_ANNOTATION: &str = "sparrow-mesh.io/refresh-failed";
 /// Annotation on a copy: hex sha256 of the source data it holds.
 pub const SOURCE_HASH_ANNOTATION: &str = "sparrow-mesh.io/source-hash";
 /// Annotation on the source pull secret: when its credential expires (RFC 3339 UTC), when

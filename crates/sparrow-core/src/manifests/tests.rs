@@ -13,6 +13,7 @@ fn config(auth: Option<RegistryAuth>) -> MeshConfig {
         credential_expiry: None,
         stored_pull_secret: false,
         registry_secret: None,
+        credential_plugin: None,
         images,
         pull_policy: PullPolicy::IfNotPresent,
         injection: InjectionScope::default(),
@@ -97,9 +98,100 @@ fn the_source_pull_secret_records_a_known_expiry_and_nothing_otherwise() {
                 CREDENTIAL_EXPIRES_SOURCE_ANNOTATION.to_owned(),
                 "flag".to_owned()
             ),
+            (CREDENTIAL_KIND_ANNOTATION.to_owned(), "static".to_owned()),
         ]))
     );
-    assert_eq!(annotations_of(&config(robot())), None);
+    assert_eq!(
+        annotations_of(&config(robot())),
+        Some(BTreeMap::from([(
+            CREDENTIAL_KIND_ANNOTATION.to_owned(),
+            "static".to_owned()
+        )]))
+    );
+}
+
+fn plugin() -> crate::config::CredentialPlugin {
+    crate::config::CredentialPlugin {
+        config:
+            "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n"
+                .to_owned(),
+        provider: "ecr-credential-provider".to_owned(),
+        image: "registry.example.com:5000/mesh/credential-providers:1".to_owned(),
+    }
+}
+
+#[test]
+fn a_credential_plugin_runs_in_the_controller_from_its_image_with_its_config() {
+    let mut with = config(robot());
+    with.credential_plugin = Some(plugin());
+    let plane = ControlPlane::render(&with);
+    let secret = plane
+        .objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Secret(s)
+                if s.metadata.name.as_deref() == Some(CREDENTIAL_PROVIDER_SECRET_NAME) =>
+            {
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .expect("the config Secret");
+    assert_eq!(
+        secret.data.expect("data")[CREDENTIAL_PROVIDER_CONFIG_KEY].0,
+        plugin().config.into_bytes()
+    );
+    let source_kind = plane.objects.iter().find_map(|o| match o {
+        Object::Secret(s) if s.metadata.name.as_deref() == Some(PULL_SECRET_NAME) => s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREDENTIAL_KIND_ANNOTATION).cloned()),
+        _ => None,
+    });
+    assert_eq!(source_kind.as_deref(), Some("plugin"));
+    let pod = pod_spec(&plane).expect("pod");
+    let init = &pod.init_containers.as_ref().expect("init containers")[0];
+    assert_eq!(init.image.as_deref(), Some(plugin().image.as_str()));
+    assert_eq!(
+        init.command.as_deref().expect("command"),
+        [
+            "cp",
+            "-R",
+            "/credential-providers/.",
+            "/var/lib/sparrow/credential-providers/"
+        ]
+    );
+    assert_eq!(
+        pod.image_pull_secrets.expect("pull secrets")[0].name,
+        PULL_SECRET_NAME
+    );
+    let controller = &pod.containers[0];
+    let args = controller.args.clone().expect("args");
+    for arg in [
+        "--credential-provider-config=/etc/sparrow/credential-provider/config.yaml",
+        "--credential-provider-bin-dir=/var/lib/sparrow/credential-providers",
+        "--credential-provider=ecr-credential-provider",
+        "--registry-server=registry.example.com:5000/mesh",
+    ] {
+        assert!(args.contains(&arg.to_owned()), "{arg} in {args:?}");
+    }
+    let mounts: Vec<(String, bool)> = controller
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.mount_path.clone(), m.read_only == Some(true)))
+        .collect();
+    assert!(mounts.contains(&("/var/lib/sparrow/credential-providers".to_owned(), true)));
+    assert!(mounts.contains(&("/etc/sparrow/credential-provider".to_owned(), true)));
+    // Nothing of it without the flag.
+    let without = ControlPlane::render(&config(robot()));
+    assert!(pod_spec(&without).expect("pod").init_containers.is_none());
+    assert!(
+        !kinds(&without)
+            .iter()
+            .any(|k| k.contains(CREDENTIAL_PROVIDER_SECRET_NAME))
+    );
 }
 
 fn kinds(plane: &ControlPlane) -> Vec<String> {
@@ -510,6 +602,7 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
     let mut config = config(robot());
     config.namespace = "team".to_owned();
     config.webhook_client_ca = Some(crate::client_ca::test_ca("API server client CA"));
+    config.credential_plugin = Some(plugin());
     let plane = ControlPlane::render(&config);
     let rendered: Vec<String> = plane.objects.iter().map(Object::describe).collect();
     // All but what the controller makes (its certificates).
@@ -551,8 +644,8 @@ fn render_follows_the_parts_list_and_marks_the_mesh() {
     let without = ControlPlane::render(&self::config(None));
     assert_eq!(
         without.objects.len(),
-        crate::PARTS.len() - 4,
-        "neither the pull secret, the client CA nor the controller's two certificate Secrets"
+        crate::PARTS.len() - 5,
+        "neither the pull secret, the plugin's config, the client CA nor the controller's two certificate Secrets"
     );
 }
 

@@ -172,6 +172,7 @@ impl DeployArgs {
             auth: registry.auth,
             stored_pull_secret: false,
             registry_secret,
+            credential_plugin: None,
             images,
             pull_policy,
             injection: InjectionScope {
@@ -191,6 +192,7 @@ pub(crate) fn expiry_origin(source: sparrow_core::ExpirySource) -> &'static str 
     match source {
         sparrow_core::ExpirySource::Flag => "--registry-credential-expires",
         sparrow_core::ExpirySource::Jwt => "the password's JWT exp claim",
+        sparrow_core::ExpirySource::Plugin => "the credential-provider plugin's cacheDuration",
     }
 }
 
