@@ -60,6 +60,29 @@ pub struct Args {
     /// sparrow-registry-key].
     #[arg(long, value_name = "NAME")]
     pub registry_secret: Option<String>,
+    /// A kubelet CredentialProviderConfig (the Secret deploy's --registry-credential-provider
+    /// stores, mounted): the Lease holder runs its --credential-provider plugin as the kubelet
+    /// does and keeps Secret sparrow-registry-key fresh with the answer.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["credential_provider_bin_dir", "credential_provider", "registry_server"]
+    )]
+    pub credential_provider_config: Option<PathBuf>,
+    /// Where the plugin binaries are (the kubelet's --image-credential-provider-bin-dir).
+    #[arg(long, value_name = "DIR", requires = "credential_provider_config")]
+    pub credential_provider_bin_dir: Option<PathBuf>,
+    /// The provider of --credential-provider-config to run (its `name`).
+    #[arg(long, value_name = "NAME", requires = "credential_provider_config")]
+    pub credential_provider: Option<String>,
+    /// The registry the mesh's images come from (HOST[:PORT][/PATH]): the credential the plugin
+    /// answers with is stored for it.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT][/PATH]",
+        requires = "credential_provider_config"
+    )]
+    pub registry_server: Option<String>,
     /// Image of the injected sidecar proxy [default: the release's image on ghcr.io/sparrow-mesh].
     #[arg(long, value_name = "IMG")]
     pub sidecar_image: Option<String>,

@@ -15,6 +15,7 @@ mod certs;
 mod client_auth;
 mod connections;
 mod copies;
+mod credential_plugin;
 mod events;
 mod held_body;
 mod http;

@@ -120,7 +120,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let report = CertEvents::new(&config.mesh_namespace, events.clone(), cert_metrics);
             tasks.spawn(
                 "webhook-certificates",
-                keep_while_leading(keeper, watch.clone(), leading, report),
+                keep_while_leading(keeper, watch.clone(), leading.clone(), report),
             );
             let check = served.clone();
             readiness = readiness.with("serving certificate verified by caBundle", move || {
@@ -146,6 +146,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let events = events.clone();
         async move { events.run(sink).await }
     });
+    if let (Some(config_path), Some(bin_dir), Some(provider), Some(registry_server_arg)) = (
+        &args.credential_provider_config,
+        &args.credential_provider_bin_dir,
+        &args.credential_provider,
+        &args.registry_server,
+    ) {
+        let registry_server = registry_server_arg;
+        let refresher = crate::credential_plugin::refresher(
+            client.clone(),
+            &config.mesh_namespace,
+            config_path,
+            bin_dir,
+            provider,
+            registry_server,
+            vec![config.proxy_image.clone(), config.init_image.clone()],
+        )?;
+        let metrics = crate::credential_plugin::PluginMetrics::register(&mut registry);
+        tasks.spawn(
+            "credential-plugin",
+            crate::credential_plugin::keep_fresh(
+                refresher,
+                leading.clone(),
+                events.clone(),
+                metrics,
+                config.mesh_namespace.clone(),
+            ),
+        );
+        // Not ready before the first credential is there to pull with.
+        let source = copier.clone();
+        readiness = readiness.with("registry credential obtained", move || source.has_source());
+    }
     let kube_copies = Arc::new(KubeCopies::new(copier, events));
     tasks.spawn("source-presence", {
         let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());

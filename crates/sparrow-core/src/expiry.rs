@@ -74,6 +74,12 @@ pub struct CredentialExpiry {
 }
 
 impl CredentialExpiry {
+    /// The annotations that record an expiry.
+    pub const ANNOTATIONS: [&str; 2] = [
+        CREDENTIAL_EXPIRES_ANNOTATION,
+        CREDENTIAL_EXPIRES_SOURCE_ANNOTATION,
+    ];
+
     /// `at` as RFC 3339 UTC (`2027-03-01T00:00:00Z`).
     pub fn rfc3339(&self) -> String {
         rfc3339(self.at)
@@ -94,9 +100,7 @@ impl CredentialExpiry {
     /// date written by hand without a source counts as the user's.
     pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>) -> Option<Self> {
         let annotations = annotations?;
-        let at = OffsetDateTime::parse(annotations.get(CREDENTIAL_EXPIRES_ANNOTATION)?, &Rfc3339)
-            .ok()?
-            .unix_timestamp();
+        let at = parse_rfc3339(annotations.get(CREDENTIAL_EXPIRES_ANNOTATION)?)?;
         let source = match annotations
             .get(CREDENTIAL_EXPIRES_SOURCE_ANNOTATION)
             .map(String::as_str)
@@ -107,6 +111,13 @@ impl CredentialExpiry {
         };
         Some(Self { at, source })
     }
+}
+
+/// An RFC 3339 time as seconds since the epoch; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
 }
 
 /// `at` (seconds since the epoch) as RFC 3339 UTC; out-of-range values are clamped to the epoch.

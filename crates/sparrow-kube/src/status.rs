@@ -19,8 +19,8 @@ use crate::secrets::read_copy_key;
 use crate::timed;
 
 pub use evaluate::{
-    Admission, ControllerStatus, ExpiryStatus, RegistryStatus, SourceKind, StatusReport,
-    WebhookCallers, WebhookStatus, admission, evaluate,
+    Admission, ControllerStatus, ExpiryStatus, RefreshStatus, RegistryStatus, SourceKind,
+    StatusReport, WebhookCallers, WebhookStatus, admission, evaluate,
 };
 
 /// Everything `status` reads.

@@ -13,6 +13,7 @@ mod credentials;
 mod images_from;
 mod input;
 pub mod output;
+mod plugin;
 mod preflight;
 mod progress;
 mod usage;

@@ -4,6 +4,8 @@
 //!
 //! - [`copies`]: the pull-secret copy index (pure) and the driver that writes what it plans;
 //! - [`copy_key`]: the key the controller proves its copies with, made at first start;
+//! - [`credential_plugin`]: the pull secret kept fresh by a kubelet credential-provider
+//!   plugin, run by the leader;
 //! - [`leader`]: the Lease election whose winner runs the copy sync;
 //! - [`metrics`]: the copy counters on `/metrics`;
 //! - [`webhook_certs`]: the webhook's CA, serving certificate and caBundle, kept by the leader;
@@ -11,6 +13,7 @@
 
 pub mod copies;
 pub mod copy_key;
+pub mod credential_plugin;
 pub mod leader;
 pub mod metrics;
 pub mod webhook_certs;

@@ -9,7 +9,8 @@ use kube::api::ObjectMeta;
 use serde::Serialize;
 use sparrow_core::expiry::CredentialExpiry;
 use sparrow_core::names::{
-    NAMESPACE_NAME_LABEL, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
+    CREDENTIAL_KIND_ANNOTATION, NAMESPACE_NAME_LABEL, NEXT_REFRESH_ANNOTATION, PULL_SECRET_NAME,
+    REFRESH_FAILED_ANNOTATION, REFRESHED_AT_ANNOTATION, TLS_SECRET_NAME, WEBHOOK_CONFIG_NAME,
 };
 use sparrow_core::ownership::{CopyState, copy_state, is_pull_secret};
 use sparrow_core::selector::selector_matches;
@@ -178,6 +179,8 @@ pub struct RegistryStatus {
     pub credential: CredentialKind,
     /// When the credential expires, when the source Secret records it.
     pub expiry: Option<ExpiryStatus>,
+    /// The plugin's runs, when a plugin keeps the credential.
+    pub refresh: Option<RefreshStatus>,
 }
 
 /// Who keeps the Secret the mesh's pull credential is in.
@@ -188,6 +191,20 @@ pub enum SourceKind {
     Static,
     /// Another tool (`--registry-secret`): read, never written.
     External,
+    /// A kubelet credential-provider plugin the controller runs.
+    Plugin,
+}
+
+/// What the source records of the plugin's runs.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshStatus {
+    /// When it last answered with a credential (RFC 3339).
+    pub refreshed_at: Option<String>,
+    /// When the controller runs it next (RFC 3339).
+    pub next_refresh: Option<String>,
+    /// The last failed run, `<RFC 3339> <why>`, until a good one.
+    pub failed: Option<String>,
 }
 
 /// When the registry credential expires, as the source Secret records it.
@@ -293,6 +310,16 @@ pub fn evaluate(observed: &Observed) -> StatusReport {
     if let Some(expiry) = registry.as_ref().and_then(|r| r.expiry.as_ref()) {
         judge_expiry(expiry, ns, &mut problems, &mut warnings);
     }
+    if let Some(failed) = registry
+        .as_ref()
+        .and_then(|r| r.refresh.as_ref())
+        .and_then(|r| r.failed.as_ref())
+    {
+        // The last good credential still serves until it expires (judged above).
+        warnings.push(format!(
+            "the credential-provider plugin failed at {failed}; the controller keeps the last good credential and retries with backoff (its Events and logs say more)"
+        ));
+    }
     if registry.is_none() && controller_pulls_with_the_pull_secret(observed.deployment.as_ref()) {
         problems.push(format!(
             "Secret {ns}/{PULL_SECRET_NAME} is gone, yet the controller pulls its image with it: the next controller restart and every new meshed pod will fail to pull; run sparrowctl deploy with the registry flags again (or sparrowctl registry update)"
@@ -396,7 +423,7 @@ fn registry_status(
         None => (PULL_SECRET_NAME, SourceKind::Static),
     };
     let secret = match (kept_by, observed.source.as_ref()) {
-        (SourceKind::Static, source) => {
+        (SourceKind::Static | SourceKind::Plugin, source) => {
             source.filter(|s| is_pull_secret(s.metadata.labels.as_ref()))
         }
         (SourceKind::External, None) => {
@@ -419,12 +446,28 @@ fn registry_status(
         return (None, None);
     };
     let hash = Some(data_hash(secret));
+    let annotations = secret.metadata.annotations.as_ref();
+    let annotation = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
+    let refresh =
+        (annotation(CREDENTIAL_KIND_ANNOTATION).as_deref() == Some("plugin")).then(|| {
+            RefreshStatus {
+                refreshed_at: annotation(REFRESHED_AT_ANNOTATION),
+                next_refresh: annotation(NEXT_REFRESH_ANNOTATION),
+                failed: annotation(REFRESH_FAILED_ANNOTATION),
+            }
+        });
+    let kept_by = if refresh.is_some() {
+        SourceKind::Plugin
+    } else {
+        kept_by
+    };
     match registry_and_user(secret) {
         Ok((server, user)) => (
             Some(RegistryStatus {
                 server,
                 secret: format!("{ns}/{name}"),
                 kept_by,
+                refresh,
                 credential: CredentialKind::from_username(&user),
                 expiry: expiry_status(secret, observed),
             }),

@@ -44,6 +44,8 @@ pub struct DeployArgs {
     )]
     registry_secret: Option<String>,
     #[command(flatten)]
+    plugin: crate::plugin::PluginArgs,
+    #[command(flatten)]
     expiry: ExpiryArgs,
     #[command(flatten)]
     images: ImageArgs,
@@ -140,6 +142,7 @@ impl DeployArgs {
         let tag = self.images.image_tag.as_deref();
         let tag = tag.unwrap_or(sparrow_core::names::DEFAULT_IMAGE_TAG);
         let images = self.images_from.pin(&registry_server, tag, images)?;
+        let credential_plugin = crate::plugin::read(&self.plugin, &images)?;
         let webhook_client_ca = self
             .webhook_client_ca
             .as_deref()
@@ -172,7 +175,7 @@ impl DeployArgs {
             auth: registry.auth,
             stored_pull_secret: false,
             registry_secret,
-            credential_plugin: None,
+            credential_plugin,
             images,
             pull_policy,
             injection: InjectionScope {
@@ -208,7 +211,7 @@ fn parse_cert_validity(text: &str) -> Result<std::time::Duration, String> {
 
 /// Runs `deploy`.
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
-    let config = args.mesh_config(global)?;
+    let mut config = args.mesh_config(global)?;
     if args.dry_run {
         return print_rendered(&ControlPlane::render(&config), args.output);
     }
@@ -216,8 +219,41 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     let check_options = args.registry_tls.options(global, &args.registry)?;
     block_on(async {
         let cluster = crate::cluster::load(global).await?;
+        let mut check = !args.skip_registry_check;
+        if let Some(plugin) = &config.credential_plugin {
+            match &args.plugin.credential_provider_bin_dir {
+                Some(bin_dir) => {
+                    let seed =
+                        crate::plugin::run_once(plugin, bin_dir, &config.registry, &config.images)
+                            .await
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "--credential-provider-bin-dir: {e}; nothing was deployed"
+                                )
+                            })?;
+                    crate::say!(
+                        "The credential-provider plugin {} answered with a {} for {}{}.",
+                        plugin.provider,
+                        seed.auth.kind(),
+                        config.registry.auth_key(),
+                        seed.expiry
+                            .map(|e| format!(", valid until {}", e.rfc3339()))
+                            .unwrap_or_default()
+                    );
+                    config.auth = Some(seed.auth);
+                    config.credential_expiry = seed.expiry;
+                }
+                None => {
+                    crate::say!(
+                        "The credential-provider plugin {} is not run here (no --credential-provider-bin-dir): the registry is not checked, and the nodes' kubelets must pull the control plane with their own plugin until the controller has stored its first credential.",
+                        plugin.provider
+                    );
+                    check = false;
+                }
+            }
+        }
         // A Secret another tool keeps is checked once it has been read from the cluster.
-        if !args.skip_registry_check && config.registry_secret.is_none() {
+        if check && config.registry_secret.is_none() {
             crate::say!("Checking {} with the given credentials:", config.registry);
             check_and_report(
                 &config.registry,
@@ -233,7 +269,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
         } else {
             Callers::AsGivenOrStored
         };
-        let check = (!args.skip_registry_check).then_some(&check_options);
+        let check = check.then_some(&check_options);
         deploy_to_cluster(global, cluster, &config, callers, args.wait, check).await
     })?
 }

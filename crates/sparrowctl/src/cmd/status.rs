@@ -110,6 +110,11 @@ fn print_text(report: &StatusReport) {
             sparrow_kube::status::SourceKind::Static => {
                 crate::say!("✓ registry: {} ({})", r.server, r.credential)
             }
+            sparrow_kube::status::SourceKind::Plugin => crate::say!(
+                "✓ registry: {} ({}, kept fresh by the controller's credential-provider plugin)",
+                r.server,
+                r.credential
+            ),
             sparrow_kube::status::SourceKind::External => crate::say!(
                 "✓ registry: {} ({}, in Secret {} kept by another tool)",
                 r.server,
@@ -127,6 +132,19 @@ fn print_text(report: &StatusReport) {
     }
     if let Some(r) = &report.registry {
         crate::say!("{}", credential_expiry_line(r.expiry.as_ref()));
+        if let Some(refresh) = &r.refresh {
+            crate::say!(
+                "  refreshed {}, next refresh {}",
+                refresh
+                    .refreshed_at
+                    .as_deref()
+                    .unwrap_or("never (seeded by deploy)"),
+                refresh
+                    .next_refresh
+                    .as_deref()
+                    .unwrap_or("as soon as the controller leads")
+            );
+        }
     }
     crate::say!(
         "{} copies: {} ({} stale)",

@@ -134,6 +134,7 @@ fn a_full_install_is_removed_webhook_first_namespace_last() {
             "ConfigMap team/sparrow-webhook-client-ca",
             "Secret team/sparrow-controller-ca",
             "Secret team/sparrow-controller-tls",
+            "Secret team/sparrow-credential-provider",
             "Secret team/sparrow-registry-key",
         ]
     );
@@ -187,6 +188,7 @@ const LEFT_WITHOUT_THE_FLAG: &[&str] = &[
     "ConfigMap team/sparrow-webhook-client-ca (carries no mesh marker, as from an install before the marker: --adopt-unmarked would remove it)",
     "Secret team/sparrow-controller-ca (carries no mesh marker, as from an install before the marker: --adopt-unmarked would remove it)",
     "Secret team/sparrow-controller-tls (carries no mesh marker, as from an install before the marker: --adopt-unmarked would remove it)",
+    "Secret team/sparrow-credential-provider (carries no mesh marker, as from an install before the marker: --adopt-unmarked would remove it)",
     "Secret team/sparrow-registry-key (carries no mesh marker, and a Secret sparrow-registry-key is deleted only when Sparrow can prove it made it)",
 ];
 
@@ -351,9 +353,10 @@ fn adopting_a_pre_marker_install_deletes_its_parts_flagged_but_not_its_namespace
             "ConfigMap team/sparrow-webhook-client-ca (unmarked, from an install before the marker)",
             "Secret team/sparrow-controller-ca (unmarked, from an install before the marker)",
             "Secret team/sparrow-controller-tls (unmarked, from an install before the marker)",
+            "Secret team/sparrow-credential-provider (unmarked, from an install before the marker)",
         ]
     );
-    assert_eq!(removal.unmarked_parts(), 11);
+    assert_eq!(removal.unmarked_parts(), 12);
     // Each is deleted as it was read.
     assert!(
         removal
@@ -397,7 +400,7 @@ fn adopting_takes_the_unmarked_parts_of_a_marked_install_too() {
             "ClusterRole sparrow-controller"
         ]
     );
-    assert_eq!(removal.parts.len(), 12, "{:?}", removal.parts);
+    assert_eq!(removal.parts.len(), 13, "{:?}", removal.parts);
     assert!(removal.kept.is_empty(), "{:?}", removal.kept);
     assert_eq!(
         removal.listing()[1],
@@ -435,7 +438,7 @@ fn adopted_parts_do_not_keep_a_namespace_sparrow_created() {
     );
     // Without the flag nothing changes: the unmarked parts keep it.
     let mut observed = installed("team", Some("team"));
-    observed.parts[3].1.as_mut().expect("ca").labels.clear();
+    observed.parts[4].1.as_mut().expect("ca").labels.clear();
     observed.foreign_in_namespace = vec!["Secret team/sparrow-controller-ca".to_owned()];
     assert_eq!(
         removal(plan(&observed, Unmarked::Leave)).namespace,

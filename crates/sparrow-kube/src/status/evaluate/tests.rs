@@ -160,6 +160,7 @@ fn a_healthy_mesh_has_no_problems_and_blocks_nothing() {
             kept_by: SourceKind::Static,
             credential: CredentialKind::UsernamePassword,
             expiry: None,
+            refresh: None,
         })
     );
     let json = serde_json::to_string(&report).expect("json");
