@@ -9,30 +9,42 @@
 # With --external the source is a Secret another tool keeps (`deploy --registry-secret`): the
 # rotation is a rewrite of that Secret through the API, as external-secrets would do it
 # (target: 1,000 copies current < 5 s).
-# Usage: scripts/bench-rotation.sh [--external] [COPIES...]   (default: 1000 10000)
+# With --plugin a kubelet credential-provider plugin keeps the source (the project's test
+# plugin, speaking the kubelet's protocol): its credential file is rewritten and the controller's
+# next scheduled run (defaultCacheDuration 1m: about 30 s later) changes the source; timed from
+# that change to every copy current (target < 5 s), with the controller's wall time of one plugin
+# run and its RSS before and after.
+# Usage: scripts/bench-rotation.sh [--external|--plugin] [COPIES...]   (default: 1000 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-external=0
-if [ "${1:-}" = --external ]; then
-  external=1
-  shift
-fi
-export BENCH_EXTERNAL=$external
+mode=static
+case "${1:-}" in
+  --external) mode=external; shift ;;
+  --plugin) mode=plugin; shift ;;
+esac
+export BENCH_MODE=$mode
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
-cargo build --release -q -p sparrowctl -p testkube -p sparrow-controller --bins
+cargo build --release -q -p sparrowctl -p testkube -p sparrow-controller -p sparrow-credential-provider --bins
 for copies in "${sizes[@]}"; do
   python3 - "$copies" <<'PY'
 import base64, hashlib, http.client, json, os, re, socket, ssl, subprocess, sys, tempfile, time
 
 copies = int(sys.argv[1])
-external = os.environ.get("BENCH_EXTERNAL") == "1"
+work = tempfile.mkdtemp()
+mode = os.environ.get("BENCH_MODE", "static")
+external = mode == "external"
+plugin = mode == "plugin"
+TAG = "0.1.0"
+images = [f"127.0.0.1:5000/team/mesh/sparrow-{n}:{TAG}" for n in ("controller", "proxy", "init")]
+cred_file = f"{work}/credential"
+plugin_config = f"{work}/credential-provider.yaml"
+bin_dir = os.path.abspath("target/release")
 def external_secret(user, password):
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     config = json.dumps({"auths": {"127.0.0.1:5000": {"username": user, "password": password, "auth": auth}}})
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-pull", "namespace": "sparrow-mesh"},
             "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()}}
-work = tempfile.mkdtemp()
 env = dict(os.environ, HOME=work, KUBECONFIG=f"{work}/kubeconfig")
 procs = []
 def start(args, log):
@@ -75,6 +87,16 @@ try:
         call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sparrow-mesh"}})
         call("POST", "/api/v1/namespaces/sparrow-mesh/secrets", external_secret("robot", "first"))
         credential = ["--registry-secret", "ext-pull"]
+    if plugin:
+        open(cred_file, "w").write("robot:first")
+        open(plugin_config, "w").write(
+            "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"
+            "- name: sparrow-test-credential-provider\n  matchImages: [\"127.0.0.1:5000\"]\n"
+            "  defaultCacheDuration: 1m\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n"
+            f"  args: [--credential-file, {cred_file}]\n")
+        credential = ["--registry-credential-provider", plugin_config,
+                      "--credential-provider-image", "127.0.0.1:5000/team/mesh/credential-providers:1",
+                      "--credential-provider-bin-dir", bin_dir, "--image-tag", TAG]
     ok = subprocess.run(["target/release/sparrowctl", "deploy", "--wait=false", "--skip-registry-check",
         "--registry-server", "127.0.0.1:5000/team/mesh"] + credential,
         input=b"first\n", env=env, capture_output=True)
@@ -83,7 +105,11 @@ try:
     # The controller makes its own certificates (and the webhook's caBundle), as in a cluster.
     ctl = start(["target/release/sparrow-controller", "--addr", f"127.0.0.1:{cport}",
         "--mesh-namespace", "sparrow-mesh", "--log-format", "json"]
-        + (["--registry-secret", "ext-pull"] if external else []), "controller.log")
+        + (["--registry-secret", "ext-pull"] if external else [])
+        + (["--credential-provider-config", plugin_config, "--credential-provider-bin-dir", bin_dir,
+            "--credential-provider", "sparrow-test-credential-provider",
+            "--registry-server", "127.0.0.1:5000/team/mesh",
+            "--sidecar-image", images[1], "--init-image", images[2]] if plugin else []), "controller.log")
     ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
     def get(path):
         c = http.client.HTTPSConnection("127.0.0.1", cport, context=ctx, timeout=2)
@@ -102,7 +128,17 @@ try:
     wait_for("leader elected and idle", lambda: metric("sparrow_pull_secret_stale_copies") == 0, 30)
     t0 = time.time()
     source = "ext-pull" if external else "sparrow-registry-key"
-    if external:
+    def source_hash():
+        return data_hash(call("GET", f"/api/v1/namespaces/sparrow-mesh/secrets/{source}")["data"])
+    rss_before = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{ctl.pid}/status").read()).group(1)) / 1024
+    if plugin:
+        old_hash = source_hash()
+        open(cred_file, "w").write("robot2:second")
+        wait_for("the plugin's next run to change the source", lambda: source_hash() != old_hash, 120)
+        print(f"[{copies} copies] the controller's scheduled plugin run changed the source {time.time() - t0:.1f}s after the plugin's credential changed (defaultCacheDuration 1m)")
+        t0 = time.time()
+        how = "the plugin's run changed the source"
+    elif external:
         call("PUT", "/api/v1/namespaces/sparrow-mesh/secrets/ext-pull", external_secret("robot2", "second"))
         how = "the Secret another tool keeps was rewritten"
     else:
@@ -117,7 +153,12 @@ try:
     current = sum(1 for s in listed if s["metadata"]["namespace"] != "sparrow-mesh" and data_hash(s["data"]) == new_hash)
     rss = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{ctl.pid}/status").read()).group(1)) / 1024
     hwm = int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{ctl.pid}/status").read()).group(1)) / 1024
-    target = (5 if external else 2) if copies <= 1000 else 20
+    target = (5 if external or plugin else 2) if copies <= 1000 else 20
+    if plugin:
+        runs = [json.loads(l) for l in open(f"{work}/controller.log") if "took_ms" in l]
+        took = [r.get("fields", r).get("took_ms") for r in runs]
+        print(f"[{copies} copies] plugin runs by the controller: {len(took)}, wall time each (ms): {took}")
+        print(f"[{copies} copies] controller RSS before the rotation {rss_before:.1f} MiB")
     print(f"[{copies} copies] rotation fan-out: every copy current {elapsed:.2f}s after {how} (target < {target} s)")
     print(f"[{copies} copies] copies holding the new data: {current} of {copies}")
     print(f"[{copies} copies] controller counters: updated {metric('sparrow_pull_secret_copies_updated'):.0f}, "

@@ -167,6 +167,7 @@ pub async fn keep_fresh(
         }
         let now = unix_now();
         let jitter = jitter();
+        let started = std::time::Instant::now();
         match refresher
             .refresh(now, |lifetime| next_refresh(now, lifetime, jitter, now))
             .await
@@ -176,7 +177,7 @@ pub async fn keep_fresh(
                 last_good_expires = obtained.expires;
                 let at = next_refresh(now, obtained.lifetime, jitter, now);
                 next = Some(at);
-                report.refreshed(obtained.expires, at);
+                report.refreshed(obtained.expires, at, started.elapsed());
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -210,11 +211,12 @@ impl Report {
         }
     }
 
-    fn refreshed(&self, expires: Option<i64>, next: i64) {
+    fn refreshed(&self, expires: Option<i64>, next: i64, took: Duration) {
         self.metrics.count("success");
         let expires = expires.map_or_else(|| "an unknown time".to_owned(), rfc3339);
         let next = rfc3339(next);
-        tracing::info!(plugin = %self.plugin, %expires, %next, "the credential-provider plugin refreshed the registry credential");
+        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(plugin = %self.plugin, %expires, %next, took_ms, "the credential-provider plugin refreshed the registry credential");
         self.events.record(Occurrence {
             regarding: self.source(),
             type_: "Normal",
