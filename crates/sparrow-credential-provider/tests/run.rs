@@ -345,3 +345,52 @@ async fn errors_are_one_line_and_debug_shows_no_credential() {
     };
     assert!(!error.to_string().contains('\n'));
 }
+
+/// Serves `body` (200) to every GET of `/credential`, 404 to anything else, on loopback.
+fn serve_once_per_request(body: &'static str) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]);
+            let answer = if request.starts_with("GET /credential ") {
+                format!("HTTP/1.0 200 OK\r\n\r\n{body}")
+            } else {
+                "HTTP/1.0 404 Not Found\r\n\r\n".to_owned()
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_test_plugin_reads_its_credential_and_fault_over_http() {
+    let fixture = Fixture::new();
+    let base = serve_once_per_request("robot-http:s3cret-over-http\n");
+    let provider = fixture.provider(
+        &[
+            "--credential-file",
+            &format!("{base}/credential"),
+            "--fault-file",
+            &format!("{base}/fault"),
+        ],
+        "",
+    );
+    let response = run(
+        fixture.bin_dir(),
+        &provider,
+        IMAGE,
+        None,
+        &Limits::default(),
+    )
+    .await
+    .expect("answers from the served credential; a 404 fault is no fault");
+    let entry = &response.auth["registry.example.com:5000"];
+    assert_eq!(entry.username, "robot-http");
+    assert_eq!(entry.password, "s3cret-over-http");
+}

@@ -19,6 +19,10 @@
 //!   answers), `flood` (prints 10 MiB), `wrong-api-version` (answers v1beta1) or `garbage`
 //!   (prints no JSON), the plugin misbehaves so; otherwise it answers. Tests switch faults on
 //!   and off by writing the file, without changing the config.
+//!
+//! A PATH may also be `http://HOST:PORT/PATH`: the plugin then GETs it (a 404 counts as a
+//! missing file), so a test can change what the plugin answers inside a pod, where it has no
+//! file of the test's, by rewriting a file a plain HTTP server serves.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -53,7 +57,7 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("cannot write {pid_file}: {e}"))?;
     }
     let fault = match &args.fault_file {
-        Some(path) => std::fs::read_to_string(path)
+        Some(path) => read(path)
             .map(|text| text.trim().to_owned())
             .unwrap_or_default(),
         None => String::new(),
@@ -113,8 +117,8 @@ fn run() -> Result<(), String> {
         .credential_file
         .or_else(|| std::env::var("SPARROW_TEST_CREDENTIAL_FILE").ok())
         .ok_or("no --credential-file and no SPARROW_TEST_CREDENTIAL_FILE")?;
-    let credential = std::fs::read_to_string(&credential_file)
-        .map_err(|e| format!("cannot read {credential_file}: {e}"))?;
+    let credential =
+        read(&credential_file).map_err(|e| format!("cannot read {credential_file}: {e}"))?;
     let (username, password) = credential
         .trim_end_matches(['\n', '\r'])
         .split_once(':')
@@ -172,5 +176,32 @@ fn repository(image: &str) -> String {
     match image[last_slash..].rfind(':') {
         Some(colon) => image[..last_slash + colon].to_owned(),
         None => image.to_owned(),
+    }
+}
+
+/// The text of `path`: a file, or what a GET of an `http://` URL answers with 200.
+fn read(path: &str) -> std::io::Result<String> {
+    let Some(rest) = path.strip_prefix("http://") else {
+        return std::fs::read_to_string(path);
+    };
+    // Plain HTTP/1.0 against a test's own server: no library is worth a dependency here.
+    let (authority, resource) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET /{resource} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    match status {
+        "200" => Ok(body.to_owned()),
+        "404" => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{path} answered 404"),
+        )),
+        other => Err(std::io::Error::other(format!("{path} answered {other}"))),
     }
 }
