@@ -611,6 +611,146 @@ fn flag_cases() -> Vec<Case> {
     cases
 }
 
+/// The project's test plugin (it speaks the kubelet's protocol), built beside sparrowctl by
+/// `cargo test --workspace`.
+fn test_plugin() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/debug/sparrow-test-credential-provider");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p sparrow-credential-provider` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A CredentialProviderConfig for the test plugin in `bin`, matching `images`, answering
+/// from `bin/credential` and misbehaving as `bin/fault` says.
+fn plugin_config(bin: &Path, images: &str, name: &str) -> String {
+    format!(
+        r#"apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+- name: {name}
+  matchImages: ["{images}"]
+  defaultCacheDuration: 10m
+  apiVersion: credentialprovider.kubelet.k8s.io/v1
+  args: [--credential-file, {bin}/credential, --fault-file, {bin}/fault]
+"#,
+        bin = bin.display()
+    )
+}
+
+/// `deploy --registry-credential-provider`: configs that are not what the kubelet takes, and
+/// plugins that fail when deploy runs them (`--credential-provider-bin-dir`), each a plugin
+/// directory of its own with its fault written.
+fn plugin_cases(files: &Files) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let bin = files.path("plugins");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    std::os::unix::fs::symlink(test_plugin(), bin.join("test-provider")).expect("symlink");
+    std::fs::write(bin.join("credential"), format!("robot:{SECRET}")).expect("write");
+    files.write(
+        "provider.yaml",
+        plugin_config(&bin, "r.io", "test-provider").as_bytes(),
+    );
+    files.write(
+        "not-a-config.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    files.write(
+        "path-name.yaml",
+        plugin_config(&bin, "r.io", "../bin/test-provider").as_bytes(),
+    );
+    files.write(
+        "other-images.yaml",
+        plugin_config(&bin, "*.dkr.ecr.*.amazonaws.com", "test-provider").as_bytes(),
+    );
+    let with = |config: &str, extra: &[&str], code: i32, needle: &str| {
+        let mut args = vec![
+            "--registry-server",
+            "r.io/mesh",
+            "--registry-credential-provider",
+        ];
+        let config = files.s(config);
+        args.push(&config);
+        args.extend_from_slice(&["--credential-provider-image", "r.io/mesh/plugins:1"]);
+        args.extend_from_slice(extra);
+        deploy(&args, code, needle)
+    };
+    cases.push(with(
+        "not-a-config.yaml",
+        &[],
+        1,
+        "is a document of kind \"ConfigMap\", not a CredentialProviderConfig",
+    ));
+    cases.push(with("path-name.yaml", &[], 1, "has a path in it"));
+    cases.push(with(
+        "other-images.yaml",
+        &[],
+        1,
+        "no provider in the credential provider config matches all of the mesh's images",
+    ));
+    cases.push(with("missing.yaml", &[], 1, "cannot read the file"));
+    // Usage: the image is required, and plugins exclude the other credential flags.
+    cases.push(deploy(
+        &[
+            "--registry-server",
+            "r.io/mesh",
+            "--registry-credential-provider",
+            &files.s("provider.yaml"),
+        ],
+        2,
+        "--credential-provider-image",
+    ));
+    cases.push(deploy(
+        &[
+            "--registry-server",
+            "r.io/mesh",
+            "--registry-credential-provider",
+            &files.s("provider.yaml"),
+            "--credential-provider-image",
+            "r.io/mesh/plugins:1",
+            "--registry-secret",
+            "x",
+        ],
+        2,
+        "cannot be used with",
+    ));
+    // Faults of the plugin deploy runs: one directory each, so the cases stay independent.
+    for (fault, needle) in [
+        (
+            "fail",
+            "the plugin test-provider failed (exit status 1): sparrow-test-credential-provider: fault injected: fail",
+        ),
+        ("flood", "printed more than 1 MiB"),
+        ("wrong-api-version", "answered apiVersion"),
+        (
+            "garbage",
+            "the plugin test-provider printed no JSON on stdout",
+        ),
+    ] {
+        let dir = files.path(&format!("plugins-{fault}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::os::unix::fs::symlink(test_plugin(), dir.join("test-provider")).expect("symlink");
+        std::fs::write(dir.join("credential"), format!("robot:{SECRET}")).expect("write");
+        std::fs::write(dir.join("fault"), fault).expect("write");
+        let config = format!("provider-{fault}.yaml");
+        files.write(
+            &config,
+            plugin_config(&dir, "r.io", "test-provider").as_bytes(),
+        );
+        let dir = dir.display().to_string();
+        cases.push(with(
+            &config,
+            &["--credential-provider-bin-dir", &dir],
+            1,
+            needle,
+        ));
+    }
+    cases
+}
+
 fn file_cases(files: &Files) -> Vec<Case> {
     let mut cases = Vec::new();
     let key = |name: &str, code: i32, needle: &str| {
@@ -848,6 +988,7 @@ async fn every_bad_input_is_one_clear_line_with_no_write() {
     write_kubeconfigs(&files, &cluster.kubeconfig());
     let mut cases = flag_cases();
     cases.extend(file_cases(&files));
+    cases.extend(plugin_cases(&files));
     cases.extend(kubeconfig_credential_cases(&files));
     cases.extend(images_from_cases(&files));
     cases.extend(stdin_cases());
