@@ -13,6 +13,7 @@
 #   scripts/local-cluster.sh down                 stop everything, unmount, remove the namespace and state
 #   scripts/local-cluster.sh build                only build the binaries into the cache
 #   scripts/local-cluster.sh install-moto         install moto (the local AWS API) into a venv in the cache
+#   scripts/local-cluster.sh ecr-provider-config PORT   print a kubelet config running ecr-credential-provider against moto on PORT
 #
 # Opt-in: SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=FILE (a CredentialProviderConfig) at `up` starts the
 # kubelet with --image-credential-provider-config; SPARROW_NODE_CREDENTIAL_PROVIDER_BIN_DIR (default:
@@ -77,7 +78,7 @@ source "$ROOT/scripts/lib/node-up.sh"
 source "$ROOT/scripts/lib/node-aws.sh"
 
 usage() {
-  sed -n '7,15s/^#   //p' "$0" >&2
+  sed -n '7,16s/^#   //p' "$0" >&2
   exit 2
 }
 
@@ -165,6 +166,7 @@ main() {
     down) [ $# -eq 0 ] || usage; cmd_down ;;
     build) [ $# -eq 0 ] || usage; build_locked ;;
     install-moto) [ $# -eq 0 ] || usage; install_moto ;;
+    ecr-provider-config) [ $# -eq 1 ] || usage; ecr_provider_config "$1" ;;
     -h | --help | help) usage ;;
     *) echo "node: unknown command $verb" >&2; usage ;;
   esac

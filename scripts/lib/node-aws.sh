@@ -66,9 +66,30 @@ credential_provider_flags() {
       die "SPARROW_NODE_CREDENTIAL_PROVIDER_BIN_DIR is set without SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG"
     return 0
   fi
-  [ -f "$config" ] || die "SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=$config is not a file"
+  [ -r "$config" ] || die "SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=$config cannot be read"
   [ -d "$bin_dir" ] || die "the credential-provider bin dir $bin_dir is not a directory"
   cp "$config" "$STATE/kubelet/credential-providers.yaml"
   CREDENTIAL_PROVIDER_FLAGS=(--image-credential-provider-config "$STATE/kubelet/credential-providers.yaml"
     --image-credential-provider-bin-dir "$(cd "$bin_dir" && pwd -P)")
+}
+
+# A CredentialProviderConfig that runs ecr-credential-provider for every ECR name against moto on
+# 127.0.0.1:PORT in the node's namespace (where the kubelet runs its plugins). moto's token carries
+# no usable expiry, so the kubelet caches it for defaultCacheDuration.
+ecr_provider_config() {
+  [[ ${1:-} =~ ^[0-9]+$ ]] || die "ecr-provider-config takes moto's port"
+  cat <<EOF
+apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+- name: ecr-credential-provider
+  matchImages: ["*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.*.amazonaws.com.cn"]
+  defaultCacheDuration: 1m
+  apiVersion: credentialprovider.kubelet.k8s.io/v1
+  env:
+  - { name: AWS_ENDPOINT_URL_ECR, value: "http://127.0.0.1:$1" }
+  - { name: AWS_ACCESS_KEY_ID, value: testing }
+  - { name: AWS_SECRET_ACCESS_KEY, value: testing }
+  - { name: AWS_REGION, value: us-east-1 }
+EOF
 }
