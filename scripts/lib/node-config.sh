@@ -41,12 +41,15 @@ server = "https://127.0.0.1:$REGISTRY_PORT"
 EOF
   # The ECR name resolves to the same registry, which stores repositories by path: an image pushed as
   # 127.0.0.1:PORT/REPO:TAG pulls as $ECR_REGISTRY/REPO:TAG. The registry is the name's only
-  # server (no mirror that falls back to AWS), and containerd's CRI sends it the credentials the
-  # kubelet has for the ECR name (the kubelet sets no server address on them, so they go to any host).
+  # server (no fallback to AWS), and containerd's CRI sends it the credentials the kubelet has for
+  # the ECR name (the kubelet sets no server address on them, so they go to whichever host serves).
+  # The same shape as above: containerd 1.6 rejects a hosts.toml without a [host] table ("invalid
+  # `host` tree") and then falls back to the name itself.
   cat >"$STATE/containerd/certs.d/$ECR_REGISTRY/hosts.toml" <<EOF
 server = "https://127.0.0.1:$REGISTRY_PORT"
-capabilities = ["pull", "resolve"]
-ca = "$PKI/ca.crt"
+[host."https://127.0.0.1:$REGISTRY_PORT"]
+  capabilities = ["pull", "resolve"]
+  ca = "$PKI/ca.crt"
 EOF
   cat >"$STATE/cni/net.d/10-$NETNS.conflist" <<EOF
 {
