@@ -74,8 +74,9 @@ credential_provider_flags() {
 }
 
 # A CredentialProviderConfig that runs ecr-credential-provider for every ECR name against moto on
-# 127.0.0.1:PORT in the node's namespace (where the kubelet runs its plugins). moto's token carries
-# no usable expiry, so the kubelet caches it for defaultCacheDuration.
+# 127.0.0.1:PORT in the node's namespace (where the kubelet runs its plugins). moto's token expired
+# in 2015, so the plugin answers without a cacheDuration and the kubelet applies defaultCacheDuration:
+# 0s caches nothing, so every pull asks moto again (and a test sees its own request).
 ecr_provider_config() {
   [[ ${1:-} =~ ^[0-9]+$ ]] || die "ecr-provider-config takes moto's port"
   cat <<EOF
@@ -84,7 +85,7 @@ kind: CredentialProviderConfig
 providers:
 - name: ecr-credential-provider
   matchImages: ["*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.*.amazonaws.com.cn"]
-  defaultCacheDuration: 1m
+  defaultCacheDuration: 0s
   apiVersion: credentialprovider.kubelet.k8s.io/v1
   env:
   - { name: AWS_ENDPOINT_URL_ECR, value: "http://127.0.0.1:$1" }

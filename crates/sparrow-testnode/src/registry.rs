@@ -118,6 +118,51 @@ impl Node {
         repo: &str,
         creds: &Credentials,
     ) -> Result<String, NodeError> {
+        self.push_layout(&self.images.join(image), repo, creds)
+    }
+
+    /// Packs the project's test program `program` (`httpecho` or `webhook`, from the node's
+    /// cache) with a file `/marker` holding `marker`, as an OCI layout tagged `1` in a temporary
+    /// directory (removed on drop). A distinct marker makes a distinct image digest: containerd
+    /// reports a container's image by the first name of its digest, so a test that checks the
+    /// name it pulled needs an image no other test pulls under another name.
+    pub fn pack_distinct_image(
+        &self,
+        program: &str,
+        marker: &str,
+    ) -> Result<tempfile::TempDir, NodeError> {
+        let io = |what: String| move |source| NodeError::Io { what, source };
+        let dir = tempfile::tempdir().map_err(io("a temporary directory".into()))?;
+        let marker_file = dir.path().join("marker");
+        std::fs::write(&marker_file, marker).map_err(io("writing the image marker".into()))?;
+        let layout = dir.path().join("image");
+        let bin = self.kubectl.with_file_name(program);
+        let ociimage = self.kubectl.with_file_name("ociimage");
+        let out = Command::new(&ociimage)
+            .arg("-out")
+            .arg(&layout)
+            .args(["-tag", "1", "-entrypoint", &format!("/{program}")])
+            .arg(format!("{}=/{program}", bin.display()))
+            .arg(format!("{}=/marker", marker_file.display()))
+            .output()
+            .map_err(io(format!("running {}", ociimage.display())))?;
+        if !out.status.success() {
+            return Err(NodeError::Command {
+                what: format!("ociimage for {program}"),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Pushes the OCI layout `layout` (tag `1`) to `<registry>/<repo>:1` as `creds`, and returns
+    /// that reference. A layout from [`Node::pack_distinct_image`] is its directory's `image`.
+    pub fn push_layout(
+        &self,
+        layout: &Path,
+        repo: &str,
+        creds: &Credentials,
+    ) -> Result<String, NodeError> {
         let reference = format!("{}/{repo}:1", self.registry);
         let auth_dir = tempfile::tempdir().map_err(|source| NodeError::Io {
             what: "a temporary directory".into(),
@@ -130,7 +175,6 @@ impl Node {
             what: "writing the skopeo auth file".into(),
             source,
         })?;
-        let layout = self.images.join(image);
         let out = Command::new("skopeo")
             .args(["copy", "-q", "--retry-times", "3", "--dest-cert-dir"])
             .arg(self.cert_dir())

@@ -105,7 +105,11 @@ fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential() {
     let ns = TestNamespace::create(node, "ecr");
     let creds = node.ecr_registry_user().expect("registry user AWS");
     let repo = format!("{}/httpecho", ns.name);
-    node.push_image("httpecho", &repo, &creds).expect("push");
+    let packed = node
+        .pack_distinct_image("httpecho", &repo)
+        .unwrap_or_else(|e| panic!("{e}"));
+    node.push_layout(&packed.path().join("image"), &repo, &creds)
+        .expect("push");
     let image = node.ecr_image(&repo);
     assert!(
         image.starts_with(&format!("{MOTO_ECR_REGISTRY}/")),
