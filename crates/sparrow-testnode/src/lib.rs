@@ -89,10 +89,11 @@ impl Node {
     fn from_vars(vars: &env::Vars) -> Result<Node, NodeError> {
         let path = |key: &str| vars.get(key).map(PathBuf::from);
         let registry_ca = path("SPARROW_REGISTRY_CA")?;
-        let cert_dir = registry::cert_dir(&registry_ca)?;
+        let netns = vars.get("SPARROW_CLUSTER_NETNS")?;
+        let cert_dir = registry::cert_dir(&registry_ca, netns)?;
         Ok(Node {
             kubeconfig: path("KUBECONFIG")?,
-            netns: vars.get("SPARROW_CLUSTER_NETNS")?.to_owned(),
+            netns: netns.to_owned(),
             registry: vars.get("SPARROW_REGISTRY")?.to_owned(),
             registry_ca,
             images: path("SPARROW_NODE_IMAGES")?,

@@ -1,7 +1,7 @@
 //! The real `ecr-credential-provider` (k8s.io/cloud-provider-aws, pinned in
 //! cluster/ecr-credential-provider) against moto's ECR API: on the host, inside the node's
-//! namespace through the node's address (where a pod reaches moto), and run by the node's own
-//! kubelet for a pod whose image is named in ECR and pulled from the node's registry.
+//! namespace through the node's address, and run by the node's own kubelet for a pod whose image
+//! (the plugin itself) is named in ECR and pulled from the node's registry, then in that pod.
 
 use std::time::Duration;
 
@@ -86,8 +86,12 @@ fn moto_port_of(config: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// The whole chain on the real node, as the controller will use it: the kubelet pulls an image
+/// named in ECR (the plugin itself, packed as an image) with the credential its
+/// `ecr-credential-provider` got from moto, and that image, run in a pod, gets moto's token
+/// through the node's address.
 #[test]
-fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential() {
+fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential_and_the_plugin_runs_in_a_pod() {
     let node = Node::require();
     let config_path = node.credential_providers.as_ref().unwrap_or_else(|| {
         panic!(
@@ -101,12 +105,15 @@ fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential() {
     let port = moto_port_of(&config)
         .unwrap_or_else(|| panic!("no moto endpoint in {}", config_path.display()));
     let moto = Moto::start_on_port(node, Some(port)).unwrap_or_else(|e| panic!("{e}"));
+    let pod_endpoint = moto
+        .pod_endpoint()
+        .expect("a moto on the node has a pod endpoint");
 
     let ns = TestNamespace::create(node, "ecr");
     let creds = node.ecr_registry_user().expect("registry user AWS");
-    let repo = format!("{}/httpecho", ns.name);
+    let repo = format!("{}/ecr-credential-provider", ns.name);
     let packed = node
-        .pack_distinct_image("httpecho", &repo)
+        .pack_program(&plugin())
         .unwrap_or_else(|e| panic!("{e}"));
     node.push_layout(&packed.path().join("image"), &repo, &creds)
         .expect("push");
@@ -117,27 +124,66 @@ fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential() {
     );
 
     // No imagePullSecrets: the only credential for the ECR name is the one the kubelet gets from
-    // the plugin, and the registry refuses anonymous pulls.
-    node.apply(&json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": { "name": "ecr", "namespace": ns.name },
-        "spec": { "containers": [{ "name": "app", "image": image, "imagePullPolicy": "Always" }] }
-    }));
-    let status = wait_until(
-        &format!("pod ecr running {image}"),
-        Duration::from_secs(300),
+    // the plugin, and the registry refuses anonymous pulls. The pod reads the request on stdin.
+    let request = json!({
+        "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+        "kind": "CredentialProviderRequest",
+        "image": IMAGE,
+    });
+    let mut args = vec![
+        "-n".to_owned(),
+        ns.name.clone(),
+        "run".into(),
+        "plugin".into(),
+        "-i".into(),
+        "--quiet".into(),
+        "--restart=Never".into(),
+        "--image-pull-policy=Always".into(),
+        "--pod-running-timeout=5m".into(),
+        format!("--image={image}"),
+    ];
+    args.extend(
+        Moto::aws_env(&pod_endpoint)
+            .iter()
+            .map(|(k, v)| format!("--env={k}={v}")),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stdout = node.kubectl_stdin(&args, Some(&request.to_string()));
+    let response: Value = stdout
+        .lines()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("the plugin's pod printed no response: {stdout}"));
+    assert_motos_credential(&response);
+
+    let pod = ns.get_json(&["pod", "plugin"]);
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["state"]["terminated"]["exitCode"], 0, "{status}");
+    // The kubelet's own word that it pulled this reference (the container status names the
+    // image by the first name of its digest, which an earlier run on this node may have pushed).
+    let pulled = format!("Successfully pulled image \"{image}\"");
+    wait_until(
+        &format!("the kubelet's Pulled Event for {image}"),
+        Duration::from_secs(60),
         || {
-            let pod = ns.get_json(&["pod", "ecr"]);
-            let status = pod["status"]["containerStatuses"][0].clone();
-            status["state"]["running"].is_object().then_some(status)
+            let events = ns.get_json(&[
+                "events",
+                "--field-selector",
+                "involvedObject.kind=Pod,involvedObject.name=plugin,reason=Pulled",
+            ]);
+            let items = events["items"].as_array()?;
+            items
+                .iter()
+                .any(|e| e["message"].as_str().is_some_and(|m| m.contains(&pulled)))
+                .then_some(())
         },
     );
-    assert_eq!(status["image"], image.as_str(), "{status}");
+    // Two kinds of caller in moto's log: the kubelet's plugin from the namespace's loopback, the
+    // pod's plugin from the pod's own address.
+    let pod_ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    let log = moto.log();
     assert!(
-        moto.log().contains("POST / HTTP/1.1\" 200"),
-        "the kubelet's plugin asked moto for the token: {}",
-        moto.log()
+        log.contains("127.0.0.1 - - [") && log.contains(&format!("{pod_ip} - - [")),
+        "moto answered the kubelet and the pod {pod_ip}: {log}"
     );
 }
 
