@@ -111,6 +111,9 @@ fn the_kubelet_pulls_an_ecr_image_with_the_plugins_credential_and_the_plugin_run
 
     let ns = TestNamespace::create(node, "ecr");
     let creds = node.ecr_registry_user().expect("registry user AWS");
+    // An image no other test pulls: the kubelet records pulls by image ID (KEP-2535), so pulling
+    // a preloaded image's content (the pause image) under this name would make Never-policy pods
+    // of its own name fail with ErrImageNeverPull for the rest of the node's life.
     let repo = format!("{}/ecr-credential-provider", ns.name);
     let packed = node
         .pack_program(&plugin())
