@@ -12,6 +12,12 @@
 #   scripts/local-cluster.sh restart COMPONENT    stop and start etcd, kube-apiserver, kube-controller-manager or kube-scheduler
 #   scripts/local-cluster.sh down                 stop everything, unmount, remove the namespace and state
 #   scripts/local-cluster.sh build                only build the binaries into the cache
+#   scripts/local-cluster.sh install-moto         install moto (the local AWS API) into a venv in the cache
+#   scripts/local-cluster.sh ecr-provider-config PORT   print a kubelet config running ecr-credential-provider against moto on PORT
+#
+# Opt-in: SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=FILE (a CredentialProviderConfig) at `up` starts the
+# kubelet with --image-credential-provider-config; SPARROW_NODE_CREDENTIAL_PROVIDER_BIN_DIR (default:
+# the cache's plugins/, with ecr-credential-provider) is its --image-credential-provider-bin-dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # The machine's Go toolchain, where the official tarball puts it.
@@ -24,6 +30,11 @@ ETCD_VERSION=$(pinned go.etcd.io/etcd/server/v3 "$ROOT/cluster/etcd/go.mod")
 [ -n "$K8S_VERSION" ] && [ -n "$ETCD_VERSION" ] || { echo "node: no pinned version in cluster/go.mod" >&2; exit 1; }
 CACHE=${SPARROW_NODE_CACHE:-/var/cache/sparrow-mesh/node}/$K8S_VERSION
 CACHE_BIN=$CACHE/bin
+# Kubelet credential-provider plugins (ecr-credential-provider), pinned in cluster/ecr-credential-provider.
+CACHE_PLUGINS=$CACHE/plugins
+MOTO_VERSION=$(sed -n 's/^moto\[server\]==\([^[:space:]]*\).*/\1/p' "$ROOT/cluster/moto/requirements.txt")
+[ -n "$MOTO_VERSION" ] || { echo "node: no moto[server]==VERSION in cluster/moto/requirements.txt" >&2; exit 1; }
+MOTO_VENV=${SPARROW_MOTO_CACHE:-/var/cache/sparrow-mesh/moto}/$MOTO_VERSION
 # One instance per namespace name: its state directory and ports follow it, so `env`, `exec` and
 # `down` with an exported environment always act on the node that environment describes.
 NETNS=${SPARROW_CLUSTER_NETNS:-sparrow-node}
@@ -44,6 +55,9 @@ POD_CIDR=10.244.0.0/24
 # Per instance (one namespace name, one state directory): the pods' cgroup subtree and CNI network.
 CGROUP_ROOT=$NETNS
 PAUSE_IMAGE=sparrow-mesh.local/pause:1
+# An ECR registry name (moto's default account and region) that containerd pulls from the node's own
+# registry (certs.d hosts.toml): pulls of it never leave the machine.
+ECR_REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com
 PKI=$STATE/pki
 KUBE=$STATE/kube
 RUN=$STATE/run
@@ -60,9 +74,11 @@ source "$ROOT/scripts/lib/node-config.sh"
 source "$ROOT/scripts/lib/node-run.sh"
 # shellcheck source=lib/node-up.sh
 source "$ROOT/scripts/lib/node-up.sh"
+# shellcheck source=lib/node-aws.sh
+source "$ROOT/scripts/lib/node-aws.sh"
 
 usage() {
-  sed -n '7,14s/^#   //p' "$0" >&2
+  sed -n '7,16s/^#   //p' "$0" >&2
   exit 2
 }
 
@@ -149,6 +165,8 @@ main() {
     restart) cmd_restart "$@" ;;
     down) [ $# -eq 0 ] || usage; cmd_down ;;
     build) [ $# -eq 0 ] || usage; build_locked ;;
+    install-moto) [ $# -eq 0 ] || usage; install_moto ;;
+    ecr-provider-config) [ $# -eq 1 ] || usage; ecr_provider_config "$1" ;;
     -h | --help | help) usage ;;
     *) echo "node: unknown command $verb" >&2; usage ;;
   esac

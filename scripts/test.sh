@@ -4,8 +4,8 @@
 # kubectl first on PATH) and brings the node down at the end, also when the run fails.
 # Installs what the tests need when it is missing: the real docker-registry, skopeo, htpasswd
 # (apache2-utils), curl, umoci and runc, which unpack and run the built images, for the data-plane
-# tests in network namespaces iptables (both backends) and iproute2, and for the node containerd,
-# the CNI plugins and conntrack.
+# tests in network namespaces iptables (both backends) and iproute2, for the node containerd,
+# the CNI plugins and conntrack, and for moto (the local AWS API, in a venv) python3-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v containerd >/dev/null || need+=(containerd)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v conntrack >/dev/null || need+=(conntrack)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -40,6 +41,15 @@ export SPARROW_CLUSTER_NETNS=sparrow-t$id
 SPARROW_NODE_API_PORT=$(free_port $((20000 + 0x${id:0:4} % 20000)))
 SPARROW_NODE_REGISTRY_PORT=$(free_port $((SPARROW_NODE_API_PORT + 1)))
 export SPARROW_NODE_API_PORT SPARROW_NODE_REGISTRY_PORT
+
+# The kubelet runs the real ecr-credential-provider (built with the node) for ECR names, against
+# moto on this port: crates/sparrow-testnode/tests/ecr_credential_provider.rs starts moto there and
+# proves a pull. No other test names an ECR image, so the rest of the suite never runs the plugin.
+scripts/local-cluster.sh install-moto
+moto_port=$(free_port $((SPARROW_NODE_REGISTRY_PORT + 1)))
+mkdir -p target
+scripts/local-cluster.sh ecr-provider-config "$moto_port" >target/credential-providers.yaml
+export SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=$PWD/target/credential-providers.yaml
 
 # Compiled crates are kept between runs in the machine's cache beside the node's binaries (cargo's
 # build directory; the binaries the tests run still land in target/): a new clone of the project

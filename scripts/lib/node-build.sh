@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Builds the node's binaries from cluster/ into the version-keyed cache. Sourced by local-cluster.sh.
-# Needs: ROOT, CACHE_BIN, K8S_VERSION, ETCD_VERSION (set by the caller).
+# Needs: ROOT, CACHE_BIN, K8S_VERSION, ETCD_VERSION (set by the caller); the ECR plugin's build
+# is in node-aws.sh.
 
 # Every package of the node; kubectl is the client the tests use.
 NODE_K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
@@ -74,6 +75,6 @@ build_locked() {
   mkdir -p "$CACHE"
   exec 8>"$CACHE/.lock"
   flock 8
-  build_node && build_local_tools
+  build_node && build_local_tools && build_ecr_credential_provider
   flock -u 8
 }

@@ -3,7 +3,8 @@
 # Sourced by local-cluster.sh. Needs the layout variables it sets.
 
 config_containerd() {
-  mkdir -p "$STATE/containerd/certs.d/127.0.0.1:$REGISTRY_PORT" "$STATE/cni/net.d"
+  mkdir -p "$STATE/containerd/certs.d/127.0.0.1:$REGISTRY_PORT" "$STATE/containerd/certs.d/$ECR_REGISTRY" \
+    "$STATE/cni/net.d"
   cat >"$STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$STATE/containerd/root"
@@ -33,6 +34,18 @@ state = "$STATE/containerd/state"
 EOF
   # The private registry is trusted the way a node administrator configures one: hosts.toml with its CA.
   cat >"$STATE/containerd/certs.d/127.0.0.1:$REGISTRY_PORT/hosts.toml" <<EOF
+server = "https://127.0.0.1:$REGISTRY_PORT"
+[host."https://127.0.0.1:$REGISTRY_PORT"]
+  capabilities = ["pull", "resolve"]
+  ca = "$PKI/ca.crt"
+EOF
+  # The ECR name resolves to the same registry, which stores repositories by path: an image pushed as
+  # 127.0.0.1:PORT/REPO:TAG pulls as $ECR_REGISTRY/REPO:TAG. The registry is the name's only
+  # server (no fallback to AWS), and containerd's CRI sends it the credentials the kubelet has for
+  # the ECR name (the kubelet sets no server address on them, so they go to whichever host serves).
+  # The same shape as above: containerd 1.6 rejects a hosts.toml without a [host] table ("invalid
+  # `host` tree") and then falls back to the name itself.
+  cat >"$STATE/containerd/certs.d/$ECR_REGISTRY/hosts.toml" <<EOF
 server = "https://127.0.0.1:$REGISTRY_PORT"
 [host."https://127.0.0.1:$REGISTRY_PORT"]
   capabilities = ["pull", "resolve"]

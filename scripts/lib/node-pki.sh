@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The node's certificates and kubeconfigs: one CA the script makes, a serving certificate for the API
 # server and one for the registry, a client certificate per component. Sourced by local-cluster.sh.
-# Needs: PKI, KUBE, NODE_NAME, NODE_IP, API_PORT, SERVICE_IP.
+# Needs: PKI, KUBE, NODE_NAME, NODE_IP, API_PORT, SERVICE_IP, ECR_REGISTRY.
 
 pki_key() {
   openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$1.key" 2>/dev/null
@@ -28,7 +28,7 @@ extendedKeyUsage=clientAuth"
   pki_cert apiserver "/CN=kube-apiserver" "$server
 subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   pki_cert registry "/CN=sparrow-node-registry" "$server
-subjectAltName=IP:127.0.0.1,DNS:localhost"
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:$ECR_REGISTRY"
   pki_cert admin "/O=system:masters/CN=sparrow-node-admin" "$client"
   pki_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
   pki_cert kube-controller-manager "/CN=system:kube-controller-manager" "$client"

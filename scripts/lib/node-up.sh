@@ -183,9 +183,10 @@ start_node_side() {
   import_pause_image
   pack_test_images
   config_kubelet
+  credential_provider_flags
   start kubelet "$CACHE_BIN/kubelet" --config "$STATE/kubelet/config.yaml" \
     --kubeconfig "$KUBE/kubelet.kubeconfig" --root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki" \
-    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" "${CREDENTIAL_PROVIDER_FLAGS[@]}"
   config_kube_proxy
   start kube-proxy "$CACHE_BIN/kube-proxy" --config "$STATE/kube-proxy/config.yaml"
 }
@@ -227,8 +228,14 @@ export SPARROW_REGISTRY_CA=$PKI/ca.crt
 export SPARROW_WEBHOOK_CLIENT_CA=$PKI/webhook-client-ca.crt
 export SPARROW_NODE_IMAGES=$STATE/images
 export SPARROW_NODE_KUBECTL=$CACHE_BIN/kubectl
+export SPARROW_NODE_IP=$NODE_IP
+export SPARROW_NODE_ECR_REGISTRY=$ECR_REGISTRY
 export PATH=$STATE/bin:\${PATH#$STATE/bin:}
 EOF
+  # Only a node started with credential providers names their config (the copy the kubelet read).
+  if [ ${#CREDENTIAL_PROVIDER_FLAGS[@]} -gt 0 ]; then
+    echo "export SPARROW_NODE_CREDENTIAL_PROVIDERS=$STATE/kubelet/credential-providers.yaml" >>"$STATE/env.tmp"
+  fi
   mv "$STATE/env.tmp" "$STATE/env"
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::NodeError;
 
 /// The variables a test needs; `SPARROW_CLUSTER_NETNS` is the sign that a node was exported.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 10] = [
     "KUBECONFIG",
     "SPARROW_WEBHOOK_CLIENT_CA",
     "SPARROW_CLUSTER_NETNS",
@@ -15,6 +15,9 @@ const KEYS: [&str; 7] = [
     "SPARROW_REGISTRY_CA",
     "SPARROW_NODE_IMAGES",
     "SPARROW_NODE_KUBECTL",
+    "SPARROW_NODE_IP",
+    "SPARROW_NODE_ECR_REGISTRY",
+    "SPARROW_NODE_CREDENTIAL_PROVIDERS",
 ];
 
 /// The node's variables by name.

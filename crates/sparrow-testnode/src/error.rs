@@ -37,6 +37,24 @@ pub enum NodeError {
         /// Its standard error.
         stderr: String,
     },
+    /// A program the tests run is not installed where the project's scripts put it.
+    #[error("{what} is not installed at {path}: run `{fix}` (scripts/test.sh does)")]
+    NotInstalled {
+        /// The program.
+        what: String,
+        /// Where it was looked for.
+        path: String,
+        /// The command that installs it.
+        fix: String,
+    },
+    /// A program the fixture started did not come up.
+    #[error("{what} did not start: {detail}")]
+    NotStarted {
+        /// The program.
+        what: String,
+        /// Why, with the end of its log.
+        detail: String,
+    },
     /// The kube-rs client could not be built from the kubeconfig.
     #[error("kube client for the node: {0}")]
     Client(String),

@@ -4,15 +4,22 @@
 //! A test never passes without a node: [`Node::require`] fails the test with the command that
 //! starts one. `scripts/test.sh` brings the node up and exports its variables for the whole run.
 
+mod ecr;
 mod env;
 mod error;
 mod kubectl;
+mod moto;
 mod namespace;
 mod registry;
 mod wait;
 
+pub use ecr::{
+    MOTO_ACCOUNT, MOTO_ECR_REGISTRY, ecr_credential_provider, moto_ecr_credentials,
+    moto_ecr_password, plugin_dir, run_credential_provider, run_credential_provider_on,
+};
 pub use env::parse_exports;
 pub use error::NodeError;
+pub use moto::{Moto, moto_server};
 pub use namespace::TestNamespace;
 pub use registry::{Credentials, pull_secret};
 pub use wait::wait_until;
@@ -38,6 +45,13 @@ pub struct Node {
     /// The CA of the client certificate the API server presents to admission webhooks (its
     /// certificate and key lie beside it, `webhook-client.crt` and `.key`).
     pub webhook_client_ca: PathBuf,
+    /// The node's address, where pods reach what listens on every address of its namespace.
+    pub node_ip: String,
+    /// The ECR registry name containerd pulls from the private registry (same repository paths).
+    pub ecr_registry: String,
+    /// The CredentialProviderConfig the kubelet was started with, if the node was brought up with
+    /// `SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG`.
+    pub credential_providers: Option<PathBuf>,
     /// A directory holding only the registry CA, the shape skopeo's `--cert-dir` wants.
     cert_dir: PathBuf,
 }
@@ -75,15 +89,22 @@ impl Node {
     fn from_vars(vars: &env::Vars) -> Result<Node, NodeError> {
         let path = |key: &str| vars.get(key).map(PathBuf::from);
         let registry_ca = path("SPARROW_REGISTRY_CA")?;
-        let cert_dir = registry::cert_dir(&registry_ca)?;
+        let netns = vars.get("SPARROW_CLUSTER_NETNS")?;
+        let cert_dir = registry::cert_dir(&registry_ca, netns)?;
         Ok(Node {
             kubeconfig: path("KUBECONFIG")?,
-            netns: vars.get("SPARROW_CLUSTER_NETNS")?.to_owned(),
+            netns: netns.to_owned(),
             registry: vars.get("SPARROW_REGISTRY")?.to_owned(),
             registry_ca,
             images: path("SPARROW_NODE_IMAGES")?,
             kubectl: path("SPARROW_NODE_KUBECTL")?,
             webhook_client_ca: path("SPARROW_WEBHOOK_CLIENT_CA")?,
+            node_ip: vars.get("SPARROW_NODE_IP")?.to_owned(),
+            ecr_registry: vars.get("SPARROW_NODE_ECR_REGISTRY")?.to_owned(),
+            credential_providers: vars
+                .get("SPARROW_NODE_CREDENTIAL_PROVIDERS")
+                .ok()
+                .map(PathBuf::from),
             cert_dir,
         })
     }

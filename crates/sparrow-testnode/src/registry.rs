@@ -55,9 +55,10 @@ pub fn pull_secret(name: &str, registry: &str, creds: &Credentials) -> serde_jso
 }
 
 /// A directory holding only the registry CA as `ca.crt`, for skopeo's `--cert-dir`. Written to a
-/// fresh name and renamed, so concurrent test binaries never read half a file.
-pub(crate) fn cert_dir(ca: &Path) -> Result<PathBuf, NodeError> {
-    let dir = std::env::temp_dir().join("sparrow-testnode-registry-ca");
+/// fresh name and renamed, so concurrent test binaries never read half a file; one per node
+/// (namespace name), so test runs of two checkouts on one machine never trust each other's CA.
+pub(crate) fn cert_dir(ca: &Path, netns: &str) -> Result<PathBuf, NodeError> {
+    let dir = std::env::temp_dir().join(format!("sparrow-testnode-registry-ca-{netns}"));
     let io = |what: String| move |source| NodeError::Io { what, source };
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     let tmp = dir.join(format!("ca.crt.{}", std::process::id()));
@@ -118,6 +119,44 @@ impl Node {
         repo: &str,
         creds: &Credentials,
     ) -> Result<String, NodeError> {
+        self.push_layout(&self.images.join(image), repo, creds)
+    }
+
+    /// Packs the static program `program` as a one-layer OCI layout that runs it as
+    /// `/<its file name>` (the node's `ociimage`, reproducible), in a temporary directory removed
+    /// on drop; push it with [`Node::push_layout`] from the directory's `image`.
+    pub fn pack_program(&self, program: &Path) -> Result<tempfile::TempDir, NodeError> {
+        let io = |what: String| move |source| NodeError::Io { what, source };
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = tempfile::tempdir().map_err(io("a temporary directory".into()))?;
+        let ociimage = self.kubectl.with_file_name("ociimage");
+        let out = Command::new(&ociimage)
+            .arg("-out")
+            .arg(dir.path().join("image"))
+            .args(["-tag", "1", "-entrypoint", &format!("/{name}")])
+            .arg(format!("{}=/{name}", program.display()))
+            .output()
+            .map_err(io(format!("running {}", ociimage.display())))?;
+        if !out.status.success() {
+            return Err(NodeError::Command {
+                what: format!("ociimage for {}", program.display()),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Pushes the OCI layout `layout` (tag `1`) to `<registry>/<repo>:1` as `creds`, and returns
+    /// that reference. A layout from [`Node::pack_program`] is its directory's `image`.
+    pub fn push_layout(
+        &self,
+        layout: &Path,
+        repo: &str,
+        creds: &Credentials,
+    ) -> Result<String, NodeError> {
         let reference = format!("{}/{repo}:1", self.registry);
         let auth_dir = tempfile::tempdir().map_err(|source| NodeError::Io {
             what: "a temporary directory".into(),
@@ -130,7 +169,6 @@ impl Node {
             what: "writing the skopeo auth file".into(),
             source,
         })?;
-        let layout = self.images.join(image);
         let out = Command::new("skopeo")
             .args(["copy", "-q", "--retry-times", "3", "--dest-cert-dir"])
             .arg(self.cert_dir())
