@@ -51,6 +51,7 @@ mkdir -p target
 scripts/local-cluster.sh ecr-provider-config "$moto_port" >target/credential-providers.yaml
 export SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=$PWD/target/credential-providers.yaml
 
+
 # Compiled crates are kept between runs in the machine's cache beside the node's binaries (cargo's
 # build directory; the binaries the tests run still land in target/): a new clone of the project
 # compiles its own crates only. Without incremental state, which a one-time build never reads back.
@@ -67,6 +68,28 @@ fi
 # release pipeline, from debug static binaries (quicker to build than fat LTO).
 scripts/build-images.sh --profile dev --out target/images-test
 export SPARROW_IMAGES=$PWD/target/images-test
+
+# And the project's test plugin (crates/sparrow-credential-provider, the kubelet's protocol) for the
+# images of <registry>/t-kubelet-plugin/, answering the credential a test serves over HTTP on this
+# port (crates/sparrowctl/tests/real_node_credential_plugin.rs). Static, because the same binary
+# also runs in the controller's pod, copied from an image with busybox's cp (busybox-static).
+# shellcheck source=scripts/lib/static-build.sh
+. scripts/lib/static-build.sh
+command -v busybox >/dev/null || {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
+}
+static_build dev -p sparrow-credential-provider --bins
+test_plugin=$PWD/$(static_bin_dir dev)/sparrow-test-credential-provider
+plugin_port=$(free_port $((moto_port + 1)))
+cat >>target/credential-providers.yaml <<EOF
+- name: sparrow-test-credential-provider
+  matchImages: ["127.0.0.1:$SPARROW_NODE_REGISTRY_PORT/t-kubelet-plugin"]
+  defaultCacheDuration: 1m
+  apiVersion: credentialprovider.kubelet.k8s.io/v1
+  args: [--credential-file, "http://127.0.0.1:$plugin_port/credential"]
+EOF
+export SPARROW_NODE_CREDENTIAL_PROVIDER_PLUGINS=$test_plugin SPARROW_TEST_PLUGIN=$test_plugin
 
 log=$(mktemp)
 # shellcheck disable=SC2329 # the EXIT trap runs it

@@ -68,6 +68,18 @@ credential_provider_flags() {
   fi
   [ -r "$config" ] || die "SPARROW_NODE_CREDENTIAL_PROVIDER_CONFIG=$config cannot be read"
   [ -d "$bin_dir" ] || die "the credential-provider bin dir $bin_dir is not a directory"
+  # SPARROW_NODE_CREDENTIAL_PROVIDER_PLUGINS: more plugin binaries (space-separated paths), such as
+  # the project's test plugin, linked beside the bin dir's own in a directory of this node's state.
+  if [ -n "${SPARROW_NODE_CREDENTIAL_PROVIDER_PLUGINS:-}" ]; then
+    local merged=$STATE/kubelet/credential-providers plugin
+    rm -rf "$merged"
+    mkdir -p "$merged"
+    for plugin in "$bin_dir"/* $SPARROW_NODE_CREDENTIAL_PROVIDER_PLUGINS; do
+      [ -x "$plugin" ] || die "the credential-provider plugin $plugin is not an executable file"
+      ln -s "$(readlink -f "$plugin")" "$merged/$(basename "$plugin")"
+    done
+    bin_dir=$merged
+  fi
   cp "$config" "$STATE/kubelet/credential-providers.yaml"
   CREDENTIAL_PROVIDER_FLAGS=(--image-credential-provider-config "$STATE/kubelet/credential-providers.yaml"
     --image-credential-provider-bin-dir "$(cd "$bin_dir" && pwd -P)")

@@ -182,13 +182,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
         async move { copies.report_source_presence(&mesh).await }
     });
+    // A plugin renews its short-lived credential well before it lapses: only an expiry is
+    // news then, not the warning window.
+    let window = if args.credential_provider_config.is_some() {
+        Duration::ZERO
+    } else {
+        sparrow_core::expiry::DEFAULT_EXPIRY_WARNING
+    };
     tasks.spawn("credential-expiry", {
         let (copies, mesh) = (kube_copies.clone(), config.mesh_namespace.clone());
-        async move {
-            copies
-                .report_credential_expiry(&mesh, sparrow_core::expiry::DEFAULT_EXPIRY_WARNING)
-                .await
-        }
+        async move { copies.report_credential_expiry(&mesh, window).await }
     });
     let copies: Arc<dyn PullSecretCopies> = kube_copies;
     let webhook = Webhook::new(injector, namespaces, Some(copies), metrics);

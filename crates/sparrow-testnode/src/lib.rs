@@ -19,7 +19,7 @@ pub use ecr::{
 };
 pub use env::parse_exports;
 pub use error::NodeError;
-pub use moto::{Moto, moto_server};
+pub use moto::{Moto, Served, moto_server};
 pub use namespace::TestNamespace;
 pub use registry::{Credentials, pull_secret};
 pub use wait::wait_until;

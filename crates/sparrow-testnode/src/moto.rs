@@ -14,7 +14,12 @@ use crate::{Node, NodeError, repo_root};
 const START_LIMIT: Duration = Duration::from_secs(90);
 
 /// A running `moto_server`, killed (with its forwarder, if any) when dropped.
-pub struct Moto {
+pub type Moto = Served;
+
+/// A test's HTTP server (moto, a file server), killed with its forwarder, if any, when
+/// dropped; inside the node's namespace on every address when started for the node.
+pub struct Served {
+    what: String,
     server: Child,
     forwarder: Option<Child>,
     port: u16,
@@ -22,7 +27,7 @@ pub struct Moto {
     log: tempfile::NamedTempFile,
 }
 
-impl Moto {
+impl Served {
     /// moto on the host's loopback only: for a plugin the test runs on the host.
     pub fn start() -> Result<Moto, NodeError> {
         retry_ports(|port| {
@@ -34,7 +39,8 @@ impl Moto {
                     .stdout(log_stdio(&log)?)
                     .stderr(log_stdio(&log)?),
             )?;
-            Moto::ready(Moto {
+            Served::ready(Served {
+                what: "moto_server".into(),
                 server,
                 forwarder: None,
                 port,
@@ -54,37 +60,75 @@ impl Moto {
 
     /// [`Moto::start_on`] on a given port: the one a kubelet credential-provider config names.
     pub fn start_on_port(node: &Node, port: Option<u16>) -> Result<Moto, NodeError> {
+        let program = moto_server()?;
+        Self::start_in_node(node, port, "moto_server", |port| {
+            let mut command = Command::new(&program);
+            command.args(["-H", "0.0.0.0", "-p", &port.to_string()]);
+            command
+        })
+    }
+
+    /// A plain HTTP server of `dir` (Python's `http.server`) in the node's namespace, as
+    /// [`Moto::start_on`] runs moto: the project's test plugin reads its credential from it,
+    /// on the host (`deploy`), for the kubelet and in a pod alike.
+    pub fn serve_directory(
+        node: &Node,
+        port: Option<u16>,
+        dir: &std::path::Path,
+    ) -> Result<Served, NodeError> {
+        Self::start_in_node(node, port, "http.server", |port| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "http.server", "--bind", "0.0.0.0"])
+                .arg("--directory")
+                .arg(dir)
+                .arg(port.to_string());
+            command
+        })
+    }
+
+    /// `program` (its command for a port) inside the node's network namespace, on every
+    /// address there, and the same port on the host's loopback through a forwarder of its own
+    /// (the node's `netns-forward`).
+    fn start_in_node(
+        node: &Node,
+        port: Option<u16>,
+        what: &str,
+        program: impl Fn(u16) -> Command,
+    ) -> Result<Served, NodeError> {
         let netns = format!("/var/run/netns/{}", node.netns);
         let forward = node.kubectl.with_file_name("netns-forward");
         let start = |port: u16| {
             let log = log_file()?;
-            // nsenter enters only the network namespace and then execs: its PID is moto's.
+            let inner = program(port);
+            // nsenter enters only the network namespace and then execs: its PID is the server's.
             let server = spawn(
-                "moto_server",
+                what,
                 Command::new("nsenter")
                     .arg(format!("--net={netns}"))
                     .arg("--")
-                    .arg(moto_server()?)
-                    .args(["-H", "0.0.0.0", "-p", &port.to_string()])
+                    .arg(inner.get_program())
+                    .args(inner.get_args())
                     .stdout(log_stdio(&log)?)
                     .stderr(log_stdio(&log)?),
             )?;
             let pair = format!("127.0.0.1:{port}=127.0.0.1:{port}");
-            let mut moto = Moto {
+            let mut served = Served {
+                what: what.to_owned(),
                 server,
                 forwarder: None,
                 port,
                 node_ip: Some(node.node_ip.clone()),
                 log,
             };
-            moto.forwarder = Some(spawn(
+            served.forwarder = Some(spawn(
                 "netns-forward",
                 Command::new(&forward)
                     .args(["-netns", &netns, &pair])
-                    .stdout(log_stdio(&moto.log)?)
-                    .stderr(log_stdio(&moto.log)?),
+                    .stdout(log_stdio(&served.log)?)
+                    .stderr(log_stdio(&served.log)?),
             )?);
-            Moto::ready(moto)
+            Served::ready(served)
         };
         match port {
             Some(port) => start(port),
@@ -131,7 +175,7 @@ impl Moto {
 
     /// Waits until moto answers HTTP on the host side of its port; a process that exits first
     /// is an error carrying its log.
-    fn ready(mut self) -> Result<Moto, NodeError> {
+    fn ready(mut self) -> Result<Served, NodeError> {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if answers_http(self.port) {
@@ -146,7 +190,7 @@ impl Moto {
                 let log = self.log();
                 let tail: Vec<&str> = log.lines().rev().take(8).collect();
                 return Err(NodeError::NotStarted {
-                    what: format!("moto_server on port {}", self.port),
+                    what: format!("{} on port {}", self.what, self.port),
                     detail: format!(
                         "{why}; its log ends: {}",
                         tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
@@ -158,7 +202,7 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
+impl Drop for Served {
     fn drop(&mut self) {
         for child in [Some(&mut self.server), self.forwarder.as_mut()]
             .into_iter()
@@ -201,7 +245,9 @@ pub fn moto_server() -> Result<PathBuf, NodeError> {
 
 /// Tries `start` on up to three free ports: another process may take a port between the
 /// probe and moto's bind.
-fn retry_ports(mut start: impl FnMut(u16) -> Result<Moto, NodeError>) -> Result<Moto, NodeError> {
+fn retry_ports(
+    mut start: impl FnMut(u16) -> Result<Served, NodeError>,
+) -> Result<Served, NodeError> {
     let mut last = None;
     for _ in 0..3 {
         match start(free_port()?) {

@@ -126,23 +126,38 @@ impl Node {
     /// `/<its file name>` (the node's `ociimage`, reproducible), in a temporary directory removed
     /// on drop; push it with [`Node::push_layout`] from the directory's `image`.
     pub fn pack_program(&self, program: &Path) -> Result<tempfile::TempDir, NodeError> {
-        let io = |what: String| move |source| NodeError::Io { what, source };
         let name = program
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let dest = format!("/{name}");
+        self.pack_files(&dest, &[(program, &dest)])
+    }
+
+    /// [`Node::pack_program`] for several static files (`(source, path in the image)`), the
+    /// image running `entrypoint`.
+    pub fn pack_files(
+        &self,
+        entrypoint: &str,
+        files: &[(&Path, &str)],
+    ) -> Result<tempfile::TempDir, NodeError> {
+        let io = |what: String| move |source| NodeError::Io { what, source };
         let dir = tempfile::tempdir().map_err(io("a temporary directory".into()))?;
         let ociimage = self.kubectl.with_file_name("ociimage");
         let out = Command::new(&ociimage)
             .arg("-out")
             .arg(dir.path().join("image"))
-            .args(["-tag", "1", "-entrypoint", &format!("/{name}")])
-            .arg(format!("{}=/{name}", program.display()))
+            .args(["-tag", "1", "-entrypoint", entrypoint])
+            .args(
+                files
+                    .iter()
+                    .map(|(source, dest)| format!("{}={dest}", source.display())),
+            )
             .output()
             .map_err(io(format!("running {}", ociimage.display())))?;
         if !out.status.success() {
             return Err(NodeError::Command {
-                what: format!("ociimage for {}", program.display()),
+                what: format!("ociimage for {entrypoint}"),
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             });
         }

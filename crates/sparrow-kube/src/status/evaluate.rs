@@ -486,11 +486,18 @@ fn registry_status(
 fn expiry_status(source: &Secret, observed: &Observed) -> Option<ExpiryStatus> {
     let expiry = CredentialExpiry::from_annotations(source.metadata.annotations.as_ref())?;
     let now = observed.observed_at;
+    // A plugin's credential is short-lived by design and renewed before it lapses: only its
+    // expiry (the plugin failing for its whole life) is news.
+    let window = if expiry.source == ExpirySource::Plugin {
+        0
+    } else {
+        observed.expiry_warning_seconds
+    };
     Some(ExpiryStatus {
         expires: expiry.rfc3339(),
         expires_in_seconds: expiry.at - now,
         source: expiry.source,
-        state: ExpiryState::at(Some(expiry.at), now, observed.expiry_warning_seconds),
+        state: ExpiryState::at(Some(expiry.at), now, window),
     })
 }
 

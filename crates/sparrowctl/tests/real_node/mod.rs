@@ -120,13 +120,52 @@ impl Mesh {
         Self::install_as(node, purpose, extra, dry_run, None)
     }
 
-    fn install_as(
+    /// Pushes the mesh's images as a fresh user, then deploys with the flags `plugin` returns
+    /// for the mesh (a credential-provider plugin's) and no credential flag, from inside the
+    /// node's network namespace: what `deploy --credential-provider-bin-dir` runs reaches the
+    /// servers the controller's pod reaches, at the node's address.
+    pub fn deploy_with_plugin(
         node: &'static Node,
         purpose: &str,
-        extra: &[&str],
-        dry_run: bool,
-        external: Option<&str>,
+        plugin: impl FnOnce(&Mesh) -> Vec<String>,
     ) -> Mesh {
+        let mesh = Self::begin(node, purpose);
+        let images = mesh_images();
+        let ca = node.registry_ca.to_string_lossy().into_owned();
+        let mut deploy: Vec<String> = [
+            "deploy",
+            "--images-from",
+            &images.to_string_lossy(),
+            "--registry-server",
+            &mesh.registry,
+            "--registry-ca",
+            &ca,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        deploy.extend(plugin(&mesh));
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", node.netns))
+            .arg("--")
+            .arg(sparrowctl_bin())
+            .env("KUBECONFIG", &node.kubeconfig)
+            .args(&deploy)
+            .stdin(Stdio::null())
+            .output()
+            .expect("sparrowctl runs");
+        assert!(
+            out.status.success(),
+            "sparrowctl {} failed:\n{}\n{}",
+            deploy.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        mesh
+    }
+
+    /// Takes the node's turn, makes a fresh registry user and pushes the mesh's images under a
+    /// path of this purpose's own.
+    fn begin(node: &'static Node, purpose: &str) -> Mesh {
         let turn = ONE_MESH
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -135,8 +174,46 @@ impl Mesh {
         node.registry_user(&creds).expect("registry user");
         let registry = format!("{}/t-{purpose}/mesh", node.registry);
         let images = mesh_images();
+        let ca = node.registry_ca.to_string_lossy();
+        sparrowctl_ok(
+            node,
+            &[
+                "images",
+                "push",
+                "--from",
+                &images.to_string_lossy(),
+                "--registry-server",
+                &registry,
+                "--registry-username",
+                &creds.user,
+                "--registry-password-stdin",
+                "--registry-ca",
+                &ca,
+            ],
+            Some(&creds.password),
+        );
+        Mesh {
+            node,
+            registry,
+            creds,
+            made_namespace: false,
+            _turn: turn,
+        }
+    }
+
+    fn install_as(
+        node: &'static Node,
+        purpose: &str,
+        extra: &[&str],
+        dry_run: bool,
+        external: Option<&str>,
+    ) -> Mesh {
+        let mut mesh = Self::begin(node, purpose);
+        mesh.made_namespace = external.is_some();
+        let images = mesh_images();
         let images = images.to_string_lossy();
         let ca = node.registry_ca.to_string_lossy();
+        let (registry, creds) = (mesh.registry.clone(), mesh.creds.clone());
         let credential_flags = [
             "--registry-server",
             registry.as_str(),
@@ -146,9 +223,6 @@ impl Mesh {
             "--registry-ca",
             ca.as_ref(),
         ];
-        let mut push = vec!["images", "push", "--from", images.as_ref()];
-        push.extend_from_slice(&credential_flags);
-        sparrowctl_ok(node, &push, Some(&creds.password));
         let mut deploy = vec!["deploy", "--images-from", images.as_ref()];
         match external {
             Some(secret) => {
@@ -166,13 +240,6 @@ impl Mesh {
             deploy.push("--dry-run");
         }
         let deploy: Vec<String> = deploy.into_iter().map(str::to_owned).collect();
-        let mesh = Mesh {
-            node,
-            registry,
-            creds,
-            made_namespace: external.is_some(),
-            _turn: turn,
-        };
         let deploy: Vec<&str> = deploy.iter().map(String::as_str).collect();
         let output = sparrowctl_ok(node, &deploy, Some(&mesh.creds.password));
         if dry_run {
