@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use real_node::{LIMIT, Mesh, secret_user, sparrowctl};
 use serde_json::{Value, json};
-use sparrow_core::credential_provider::CredentialProviderConfig;
 use sparrow_testnode::{Credentials, Node, Served, TestNamespace, wait_until};
 
 const PLUGIN: &str = "sparrow-test-credential-provider";
@@ -29,26 +28,24 @@ fn test_plugin() -> PathBuf {
     path
 }
 
-/// The port of the credential server the node's kubelet asks for the test plugin's answer.
+/// The port of the credential server the node's kubelet asks for the test plugin's answer
+/// (its `--credential-file http://127.0.0.1:PORT/credential`). Read as text: the kubelet's
+/// config also holds ecr-credential-provider with `defaultCacheDuration: 0s`, which the
+/// kubelet takes and Sparrow's own reading of a config refuses.
 fn kubelet_plugin_port(node: &Node) -> u16 {
     let path = node.credential_providers.as_ref().expect(
         "the node's kubelet runs no credential providers: bring it up as scripts/test.sh does",
     );
     let text = std::fs::read_to_string(path).expect("the kubelet's provider config");
-    let config = CredentialProviderConfig::parse(&text).expect("a valid config");
-    let provider = config
-        .providers
-        .iter()
-        .find(|p| p.name == PLUGIN)
+    let (_, provider) = text
+        .split_once(&format!("name: {PLUGIN}"))
         .expect("the kubelet runs the test plugin");
-    let url = provider
-        .args
-        .iter()
-        .find(|a| a.starts_with("http://"))
+    let (_, after) = provider
+        .split_once("http://127.0.0.1:")
         .expect("its credential URL");
-    url.rsplit(':')
+    after
+        .split('/')
         .next()
-        .and_then(|rest| rest.split('/').next())
         .and_then(|port| port.parse().ok())
         .expect("a port")
 }
