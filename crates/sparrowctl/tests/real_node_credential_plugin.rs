@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use real_node::{LIMIT, Mesh, secret_user, sparrowctl};
 use serde_json::{Value, json};
-use sparrow_testnode::{Credentials, Node, Served, TestNamespace, wait_until};
+use sparrow_testnode::{
+    Credentials, Moto, Node, Served, TestNamespace, ecr_credential_provider, plugin_dir, wait_until,
+};
 
 const PLUGIN: &str = "sparrow-test-credential-provider";
 
@@ -176,6 +178,8 @@ fn sparrow_keeps_its_pull_secret_fresh_with_the_plugin() {
         )
         .expect("write the config");
         [
+            "--registry-server",
+            &mesh.registry,
             "--registry-credential-provider",
             &config_file.path().to_string_lossy(),
             "--credential-provider-image",
@@ -278,5 +282,108 @@ fn sparrow_keeps_its_pull_secret_fresh_with_the_plugin() {
     );
     std::fs::remove_file(served.path().join("fault")).expect("fault off");
     let _ = node.delete_registry_user(&next.user);
+    drop(mesh);
+}
+
+/// The real ecr-credential-provider in the controller's pod against moto (the local AWS API)
+/// for a mesh whose images are named in ECR (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/...`, which
+/// the node resolves to its own registry): the token it gets is written, copied and pulled
+/// with. moto's token never changes (and says it expired in 2015), so this proves the plugin's
+/// exchange end to end, not a rotation; the test plugin above proves rotation.
+#[test]
+fn the_real_ecr_credential_provider_keeps_the_pull_secret_of_a_mesh_in_ecr() {
+    let node = Node::require();
+    let moto = Moto::start_on(node).unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = moto
+        .pod_endpoint()
+        .expect("moto on the node has a pod endpoint");
+    let aws = node.ecr_registry_user().expect("registry user AWS");
+    let ecr = ecr_credential_provider().unwrap_or_else(|e| panic!("{e}"));
+    let config_file = tempfile::NamedTempFile::new().expect("config file");
+
+    let mesh = Mesh::deploy_with_plugin(node, "ecr", |mesh| {
+        let path = mesh
+            .registry
+            .split_once('/')
+            .map(|(_, p)| p)
+            .expect("a path");
+        let packed = node
+            .pack_files(
+                "/bin/cp",
+                &[
+                    (Path::new("/bin/busybox"), "/bin/cp"),
+                    (&ecr, "/credential-providers/ecr-credential-provider"),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        node.push_layout(
+            &packed.path().join("image"),
+            &format!("{path}/credential-providers"),
+            &mesh.creds,
+        )
+        .expect("push the plugin image");
+        std::fs::write(
+            config_file.path(),
+            format!(
+                "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n\
+                 - name: ecr-credential-provider\n  matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n  \
+                 defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n  env:\n  \
+                 - {{name: AWS_ENDPOINT_URL_ECR, value: \"{endpoint}\"}}\n  \
+                 - {{name: AWS_ACCESS_KEY_ID, value: testing}}\n  \
+                 - {{name: AWS_SECRET_ACCESS_KEY, value: testing}}\n  \
+                 - {{name: AWS_REGION, value: us-east-1}}\n"
+            ),
+        )
+        .expect("write the config");
+        let server = format!("{}/{path}", node.ecr_registry);
+        [
+            "--registry-server",
+            &server,
+            "--registry-credential-provider",
+            &config_file.path().to_string_lossy(),
+            "--credential-provider-image",
+            &format!("{server}/credential-providers:1"),
+            "--credential-provider-bin-dir",
+            &plugin_dir()
+                .expect("the node's plugin directory")
+                .to_string_lossy(),
+            // The ECR name resolves only in containerd's hosts.toml, not for a client on the
+            // host: deploy's own run of the plugin is the check here.
+            "--skip-registry-check",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    });
+
+    wait_until(
+        "the controller's first run of ecr-credential-provider",
+        LIMIT,
+        || {
+            let source = source(node);
+            (source["metadata"]["annotations"]["sparrow-mesh.io/refreshed-at"].is_string()
+                && secret_user(&source).as_deref() == Some("AWS"))
+            .then_some(())
+        },
+    );
+    let ns = TestNamespace::create(node, "ecr-mesh");
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    let repo = format!("t-ecr-app/{}", ns.name);
+    node.push_image("httpecho", &repo, &aws)
+        .expect("push the app");
+    // The kubelet's own ecr-credential-provider asks a moto that is not running: only the copy
+    // of the pull secret the controller wrote pulls the ECR-named app and sidecar.
+    running_pod(&ns, "in-ecr", &node.ecr_image(&repo), true);
+    let copy = ns.get_json(&["secret", "sparrow-registry-key"]);
+    assert_eq!(secret_user(&copy).as_deref(), Some("AWS"));
+    assert!(
+        moto.log().contains("POST"),
+        "moto answered the controller's plugin: {}",
+        moto.log()
+    );
     drop(mesh);
 }

@@ -121,7 +121,7 @@ impl Mesh {
     }
 
     /// Pushes the mesh's images as a fresh user, then deploys with the flags `plugin` returns
-    /// for the mesh (a credential-provider plugin's) and no credential flag, from inside the
+    /// for the mesh (`--registry-server` and a credential-provider plugin's), from inside the
     /// node's network namespace: what `deploy --credential-provider-bin-dir` runs reaches the
     /// servers the controller's pod reaches, at the node's address.
     pub fn deploy_with_plugin(
@@ -136,8 +136,6 @@ impl Mesh {
             "deploy",
             "--images-from",
             &images.to_string_lossy(),
-            "--registry-server",
-            &mesh.registry,
             "--registry-ca",
             &ca,
         ]
