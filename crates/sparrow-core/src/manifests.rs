@@ -493,6 +493,29 @@ pub fn registry_secret_in(deployment: &Deployment) -> Option<String> {
         .find_map(|arg| arg.strip_prefix(&prefix).map(str::to_owned))
 }
 
+/// The plugin a controller Deployment runs (`--credential-provider=NAME`) and the image its
+/// binaries come from (the init container's), when it runs one.
+pub fn credential_plugin_in(deployment: &Deployment) -> Option<(String, String)> {
+    let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+    let provider = pod
+        .containers
+        .iter()
+        .filter(|c| c.name == CONTROLLER_NAME)
+        .flat_map(|c| c.args.iter().flatten())
+        .find_map(|arg| {
+            arg.strip_prefix("--credential-provider=")
+                .map(str::to_owned)
+        })?;
+    let image = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == CREDENTIAL_PROVIDERS_INIT_CONTAINER)?
+        .image
+        .clone()?;
+    Some((provider, image))
+}
+
 /// The controller's command-line, which `sparrow-controller` parses.
 pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     let mut args = vec![
@@ -923,8 +946,11 @@ fn with_webhook_client_ca(mut deployment: Deployment, config: &MeshConfig) -> De
 /// binaries out of `--credential-provider-image` into an emptyDir (the image volume source
 /// needs containerd 2.1 or newer, which many nodes lack), and the config Secret is mounted
 /// read-only.
+/// The init container copying the plugin binaries (and their emptyDir volume).
+const CREDENTIAL_PROVIDERS_INIT_CONTAINER: &str = "credential-providers";
+
 fn with_credential_plugin(mut deployment: Deployment, config: &MeshConfig) -> Deployment {
-    const BINS: &str = "credential-providers";
+    const BINS: &str = CREDENTIAL_PROVIDERS_INIT_CONTAINER;
     const CONFIG: &str = "credential-provider-config";
     let pod = deployment
         .spec

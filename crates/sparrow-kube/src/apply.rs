@@ -11,7 +11,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use sparrow_core::names::{CONTROLLER_NAME, FIELD_MANAGER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME};
+use sparrow_core::names::{
+    CONTROLLER_NAME, CREDENTIAL_PROVIDER_CONFIG_KEY, CREDENTIAL_PROVIDER_SECRET_NAME,
+    FIELD_MANAGER, PULL_SECRET_NAME, WEBHOOK_CONFIG_NAME,
+};
 use sparrow_core::ownership::{belongs_to, mesh_of};
 use sparrow_core::{ControlPlane, Object, PARTS};
 
@@ -45,6 +48,9 @@ pub struct Existing {
     /// The Secret another tool keeps that the controller copies now (`--registry-secret` of
     /// a previous deploy), as its Deployment says.
     pub registry_secret: Option<String>,
+    /// The credential-provider plugin the controller runs now (a previous deploy's
+    /// `--registry-credential-provider`), with its stored config.
+    pub credential_plugin: Option<sparrow_core::config::CredentialPlugin>,
     /// The mesh namespace is being deleted (a `remove` moments ago): its uid. Nothing can be
     /// created in it until it is gone ([`wait_namespace_gone`]).
     pub namespace_terminating: Option<String>,
@@ -107,10 +113,29 @@ pub async fn read_existing(
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let action = format!("reading Deployment {namespace}/{CONTROLLER_NAME}");
-    existing.registry_secret = timed(&action, timeout, deployments.get_opt(CONTROLLER_NAME))
-        .await?
+    let deployment = timed(&action, timeout, deployments.get_opt(CONTROLLER_NAME)).await?;
+    existing.registry_secret = deployment
         .as_ref()
         .and_then(sparrow_core::manifests::registry_secret_in);
+    if let Some((provider, image)) = deployment
+        .as_ref()
+        .and_then(sparrow_core::manifests::credential_plugin_in)
+    {
+        let action = format!("reading Secret {namespace}/{CREDENTIAL_PROVIDER_SECRET_NAME}");
+        let config = timed(
+            &action,
+            timeout,
+            secrets.get_opt(CREDENTIAL_PROVIDER_SECRET_NAME),
+        )
+        .await?
+        .and_then(|s| s.data?.remove(CREDENTIAL_PROVIDER_CONFIG_KEY))
+        .and_then(|bytes| String::from_utf8(bytes.0).ok());
+        existing.credential_plugin = config.map(|config| sparrow_core::config::CredentialPlugin {
+            config,
+            provider,
+            image,
+        });
+    }
     Ok(existing)
 }
 

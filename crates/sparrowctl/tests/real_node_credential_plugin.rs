@@ -247,6 +247,38 @@ fn sparrow_keeps_its_pull_secret_fresh_with_the_plugin() {
         .expect("revoke the old user");
     running_pod(&ns, "second", &app, true);
 
+    // Deployed again without credential flags: the controller keeps running the plugin.
+    let images = real_node::mesh_images();
+    let again = real_node::sparrowctl_ok(
+        node,
+        &[
+            "deploy",
+            "--images-from",
+            &images.to_string_lossy(),
+            "--registry-server",
+            &mesh.registry,
+            "--registry-ca",
+            &node.registry_ca.to_string_lossy(),
+            "--pull-policy",
+            "Always",
+            "--skip-registry-check",
+        ],
+        None,
+    );
+    assert!(
+        again.contains(
+            "keeps running the credential-provider plugin sparrow-test-credential-provider"
+        ),
+        "{again}"
+    );
+    let deployment = node.get_json(&["-n", "sparrow-mesh", "deployment", "sparrow-controller"]);
+    assert!(
+        deployment
+            .to_string()
+            .contains("--credential-provider=sparrow-test-credential-provider"),
+        "the plugin still runs"
+    );
+
     // The plugin fails: the last good credential stays; Event, metric and status say so.
     write(served.path(), "fault", "fail");
     let event = wait_until("a CredentialRefreshFailed Event", LIMIT, || {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sparrow_core::WebhookClientCa;
 use sparrow_core::names::{
-    CA_SECRET_NAME, COPY_KEY_SECRET_NAME, PULL_SECRET_NAME, TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
+    CA_SECRET_NAME, COPY_KEY_SECRET_NAME, CREDENTIAL_PROVIDER_SECRET_NAME, PULL_SECRET_NAME,
+    TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
 };
 use sparrow_kube::ClusterConfig;
 use sparrow_kube::apply::{self, ApplyStep};
@@ -447,6 +448,26 @@ async fn deploy_to_cluster(
         // Kept from the previous deploy: checked again, before anything is written.
         check_registry_secret(&cluster, config, global, &progress, check).await?;
     }
+    // No credential flags over a mesh whose controller runs a plugin: it keeps running it.
+    let plugin;
+    let config = match &existing.credential_plugin {
+        Some(stored)
+            if config.auth.is_none()
+                && config.registry_secret.is_none()
+                && config.credential_plugin.is_none() =>
+        {
+            progress.done(&format!(
+                "no credential flags given: the controller keeps running the credential-provider plugin {} (Secret {}/{CREDENTIAL_PROVIDER_SECRET_NAME})",
+                stored.provider, config.namespace
+            ));
+            plugin = MeshConfig {
+                credential_plugin: Some(stored.clone()),
+                ..config.clone()
+            };
+            &plugin
+        }
+        _ => config,
+    };
     // No credential flags over a mesh deployed with credentials: keep pulling with them.
     let kept;
     let config = if config.auth.is_none()
