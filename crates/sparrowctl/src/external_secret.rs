@@ -27,6 +27,12 @@ pub const DEPLOY: Refused = Refused {
     check_hint: "; nothing was deployed (fix the Secret or the images, or pass --skip-registry-check)",
 };
 
+/// `registry update`'s words.
+pub const UPDATE: Refused = Refused {
+    nothing: "nothing was changed",
+    check_hint: "; nothing was changed (fix the Secret or the images, or pass --skip-registry-check)",
+};
+
 /// The Secret to check: its name in the mesh namespace, and the registry and images it must
 /// pull.
 pub struct ExternalSecret<'a> {
