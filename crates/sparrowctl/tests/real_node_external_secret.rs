@@ -286,6 +286,24 @@ fn deploy_refuses_a_secret_it_cannot_pull_with_and_writes_nothing() {
     assert!(ours.is_empty(), "nothing written: {ours:?}");
 }
 
+/// Deletes the external Secret when dropped: `remove` keeps a mesh namespace holding a Secret
+/// that is not Sparrow's, so it must go first (declared after the mesh, it drops before it).
+struct DeleteExternal(&'static Node);
+
+impl Drop for DeleteExternal {
+    fn drop(&mut self) {
+        let delete = [
+            "-n",
+            "sparrow-mesh",
+            "delete",
+            "secret",
+            SECRET,
+            "--ignore-not-found",
+        ];
+        let _ = self.0.kubectl_output(&delete, None);
+    }
+}
+
 /// Every 200 ms until `stop`, the copy in `ns`: how many reads, and those that found it
 /// missing or empty.
 fn watch_copy(
@@ -330,6 +348,7 @@ fn registry_update_switches_to_a_secret_another_tool_keeps_and_back_with_no_copy
     let external = Credentials::random("robot-switch-external");
     node.registry_user(&external).expect("registry user");
     write_external(node, Some(&external));
+    let delete_external = DeleteExternal(node);
     let wanted = dockerconfig_of(node, "sparrow-mesh", SECRET).expect("external");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -395,5 +414,6 @@ fn registry_update_switches_to_a_secret_another_tool_keeps_and_back_with_no_copy
         status(node).0.then_some(())
     });
     let _ = node.delete_registry_user(&back.user);
+    drop(delete_external);
     drop(mesh);
 }
