@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client_ca;
 pub mod config;
 pub mod credential_provider;
+pub mod credential_switch;
 pub mod dockerconfig;
 pub mod expiry;
 pub mod image_ref;

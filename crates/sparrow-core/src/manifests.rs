@@ -203,6 +203,29 @@ pub fn expiring_source_pull_secret(
     secret
 }
 
+/// The source pull secret as deploy and `registry update` write it: [`expiring_source_pull_secret`]
+/// recording its kind ([`CREDENTIAL_KIND_ANNOTATION`]): `plugin` when a credential-provider
+/// plugin keeps it, `static` when it holds the credential given on the command line.
+pub fn kind_source_pull_secret(
+    mesh: &str,
+    dockerconfigjson: Vec<u8>,
+    expiry: Option<&crate::CredentialExpiry>,
+    credential_plugin: bool,
+) -> Secret {
+    let mut secret = expiring_source_pull_secret(mesh, dockerconfigjson, expiry);
+    let kind = if credential_plugin {
+        "plugin"
+    } else {
+        "static"
+    };
+    secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(CREDENTIAL_KIND_ANNOTATION.to_owned(), kind.to_owned());
+    secret
+}
+
 /// The pull secret in `namespace`, holding `dockerconfigjson` bytes.
 pub fn pull_secret(namespace: &str, dockerconfigjson: Vec<u8>) -> Secret {
     Secret {
@@ -290,24 +313,12 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             metadata: owned(name, None, PART_OF_VALUE),
             ..Namespace::default()
         }),
-        Kind::Secret if name == PULL_SECRET_NAME => {
-            let mut secret = expiring_source_pull_secret(
-                ns,
-                dockerconfigjson(&config.registry, config.auth.as_ref()?),
-                config.credential_expiry.as_ref(),
-            );
-            let kind = if config.credential_plugin.is_some() {
-                "plugin"
-            } else {
-                "static"
-            };
-            secret
-                .metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(CREDENTIAL_KIND_ANNOTATION.to_owned(), kind.to_owned());
-            Object::Secret(secret)
-        }
+        Kind::Secret if name == PULL_SECRET_NAME => Object::Secret(kind_source_pull_secret(
+            ns,
+            dockerconfigjson(&config.registry, config.auth.as_ref()?),
+            config.credential_expiry.as_ref(),
+            config.credential_plugin.is_some(),
+        )),
         Kind::Secret if name == CREDENTIAL_PROVIDER_SECRET_NAME => {
             let plugin = config.credential_plugin.as_ref()?;
             Object::Secret(Secret {
@@ -335,46 +346,11 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
             role_ref: role_ref("ClusterRole"),
             subjects: Some(vec![controller_subject(ns)]),
         }),
-        Kind::Role => {
-            Object::Role(Role {
-                metadata: owned(name, namespace, CONTROLLER_NAME),
-                rules: Some(
-                    vec![
-                        rule(
-                            "coordination.k8s.io",
-                            "leases",
-                            &["get", "create", "update"],
-                            &[],
-                        ),
-                        // The key copies are proven with (created through the ClusterRole's create).
-                        rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
-                        // The webhook's CA and serving certificate, which the controller keeps; every
-                        // replica watches the serving certificate (by name) to serve it.
-                        rule(
-                            "",
-                            "secrets",
-                            &["get", "update"],
-                            &[CA_SECRET_NAME, TLS_SECRET_NAME],
-                        ),
-                        rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
-                    ]
-                    .into_iter()
-                    // A token for its own ServiceAccount, which a plugin in KEP-4412's token mode
-                    // is given as the kubelet gives it a pod's.
-                    .chain(config.credential_plugin.as_ref().map(|_| {
-                        rule("", "serviceaccounts/token", &["create"], &[CONTROLLER_NAME])
-                    }))
-                    // The Secret another tool keeps: read, never written (this one name only).
-                    .chain(
-                        config
-                            .registry_secret
-                            .as_deref()
-                            .map(|name| rule("", "secrets", &["get", "list", "watch"], &[name])),
-                    )
-                    .collect(),
-                ),
-            })
-        }
+        Kind::Role => Object::Role(controller_role(
+            ns,
+            config.credential_plugin.is_some(),
+            config.registry_secret.as_slice(),
+        )),
         Kind::RoleBinding => Object::RoleBinding(RoleBinding {
             metadata: owned(name, namespace, CONTROLLER_NAME),
             role_ref: role_ref("Role"),
@@ -387,6 +363,53 @@ fn build(part: &Part, config: &MeshConfig) -> Option<Object> {
         Kind::Service => Object::Service(service(ns)),
         Kind::MutatingWebhookConfiguration => Object::MutatingWebhookConfiguration(webhook(config)),
     })
+}
+
+/// The controller's Role in the mesh namespace. `registry_secrets` are the Secrets other tools
+/// keep that it may read (never write): the one `--registry-secret` names, or, while
+/// `registry update` switches from one to another, both until the new controller runs.
+pub fn controller_role(mesh: &str, credential_plugin: bool, registry_secrets: &[String]) -> Role {
+    let names: Vec<&str> = registry_secrets.iter().map(String::as_str).collect();
+    Role {
+        metadata: meta(
+            CONTROLLER_NAME,
+            Some(mesh),
+            owned_labels(mesh, CONTROLLER_NAME),
+        ),
+        rules: Some(
+            vec![
+                rule(
+                    "coordination.k8s.io",
+                    "leases",
+                    &["get", "create", "update"],
+                    &[],
+                ),
+                // The key copies are proven with (created through the ClusterRole's create).
+                rule("", "secrets", &["get"], &[COPY_KEY_SECRET_NAME]),
+                // The webhook's CA and serving certificate, which the controller keeps; every
+                // replica watches the serving certificate (by name) to serve it.
+                rule(
+                    "",
+                    "secrets",
+                    &["get", "update"],
+                    &[CA_SECRET_NAME, TLS_SECRET_NAME],
+                ),
+                rule("", "secrets", &["list", "watch"], &[TLS_SECRET_NAME]),
+            ]
+            .into_iter()
+            // A token for its own ServiceAccount, which a plugin in KEP-4412's token mode
+            // is given as the kubelet gives it a pod's.
+            .chain(
+                credential_plugin
+                    .then(|| rule("", "serviceaccounts/token", &["create"], &[CONTROLLER_NAME])),
+            )
+            // The Secrets another tool keeps: read, never written (these names only).
+            .chain(
+                (!names.is_empty()).then(|| rule("", "secrets", &["get", "list", "watch"], &names)),
+            )
+            .collect(),
+        ),
+    }
 }
 
 fn role_ref(kind: &str) -> RoleRef {
@@ -543,7 +566,7 @@ pub fn controller_args(config: &MeshConfig) -> Vec<String> {
     }
     if let Some(plugin) = &config.credential_plugin {
         args.push(format!(
-            "--credential-provider-config={CREDENTIAL_PROVIDER_CONFIG_DIR}/{CREDENTIAL_PROVIDER_CONFIG_KEY}"
+            "{CREDENTIAL_PROVIDER_CONFIG_ARG}={CREDENTIAL_PROVIDER_CONFIG_DIR}/{CREDENTIAL_PROVIDER_CONFIG_KEY}"
         ));
         args.push(format!(
             "--credential-provider-bin-dir={CREDENTIAL_PROVIDER_BIN_DIR}"

@@ -34,6 +34,9 @@ pub const SOURCE_ANNOTATION: &str = "sparrow-mesh.io/source";
 /// The controller's flag naming the Secret another tool keeps (`deploy --registry-secret`);
 /// `status` reads it back from the Deployment.
 pub const REGISTRY_SECRET_ARG: &str = "--registry-secret";
+/// The controller's flag pointing at its credential-provider config: a Deployment carrying it
+/// runs a plugin (`deploy --registry-credential-provider`).
+pub const CREDENTIAL_PROVIDER_CONFIG_ARG: &str = "--credential-provider-config";
 /// The Secret in the mesh namespace holding the kubelet `CredentialProviderConfig` the
 /// controller runs its plugin with (`deploy --registry-credential-provider`): a Secret, since
 /// a provider's `env` may carry keys.

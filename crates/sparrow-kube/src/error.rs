@@ -1,6 +1,6 @@
 //! Errors of cluster operations, with messages a user can act on (never a Debug dump).
 
-use sparrow_core::names::COPY_KEY_SECRET_NAME;
+use sparrow_core::names::{CONTROLLER_NAME, COPY_KEY_SECRET_NAME};
 
 /// A Kubernetes API error, described in one line: the server's message, code and reason.
 pub fn describe(error: &kube::Error) -> String {
@@ -187,6 +187,17 @@ pub enum ClusterError {
         name: String,
         /// What is wrong, never the content.
         detail: String,
+    },
+    /// The controller Deployment cannot be switched to another registry credential.
+    #[error(transparent)]
+    Switch(#[from] sparrow_core::credential_switch::SwitchPatchError),
+    /// The controller Deployment changed between reading and patching it (its resourceVersion).
+    #[error(
+        "Deployment {namespace}/{CONTROLLER_NAME} changed while registry update switched it (another deploy or update?): it was left as the other writer made it; run registry update again"
+    )]
+    ChangedMeanwhile {
+        /// The mesh namespace.
+        namespace: String,
     },
 }
 

@@ -17,6 +17,7 @@ pub mod remove;
 pub mod runtime;
 pub mod secrets;
 pub mod status;
+pub mod switch;
 pub mod update;
 pub mod wait;
 pub mod webhook_client_ca;

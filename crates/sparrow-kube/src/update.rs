@@ -86,7 +86,7 @@ pub async fn update_source(
 
 /// Runs one API call until it succeeds, fails for good, or `timeout` has passed: an API
 /// server that restarts meanwhile (connection refused, 5xx, 429) is asked again.
-async fn retrying<T, F, Fut>(
+pub(crate) async fn retrying<T, F, Fut>(
     action: &str,
     timeout: Duration,
     mut call: F,
@@ -136,24 +136,30 @@ pub async fn deployed_images(
     else {
         return Ok(None);
     };
-    let Some(container) = deployment
+    Ok(images_of(&deployment))
+}
+
+/// The images a controller Deployment runs and injects: its image, and its `--sidecar-image`
+/// and `--init-image`; `None` when it lacks one.
+pub fn images_of(
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+) -> Option<sparrow_core::Images> {
+    let container = deployment
         .spec
-        .and_then(|s| s.template.spec)
-        .and_then(|s| s.containers.into_iter().next())
-    else {
-        return Ok(None);
-    };
-    let args = container.args.unwrap_or_default();
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?;
+    let args = container.args.as_deref().unwrap_or_default();
     let flag = |name: &str| {
         args.iter()
             .find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_owned))
     };
-    match (container.image, flag("sidecar-image"), flag("init-image")) {
-        (Some(controller), Some(proxy), Some(init)) => Ok(Some(sparrow_core::Images {
-            controller,
-            proxy,
-            init,
-        })),
-        _ => Ok(None),
-    }
+    Some(sparrow_core::Images {
+        controller: container.image.clone()?,
+        proxy: flag("sidecar-image")?,
+        init: flag("init-image")?,
+    })
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cluster;
 mod cmd;
 mod credentials;
+mod external_secret;
 mod images_from;
 mod input;
 pub mod output;

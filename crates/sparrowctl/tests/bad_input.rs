@@ -416,6 +416,7 @@ fn flag_cases() -> Vec<Case> {
         args.extend_from_slice(conflicting);
         cases.push(deploy(&args, 2, "cannot be used with"));
     }
+    cases.extend(registry_update_secret_cases());
     for (server, needle) in BAD_SERVERS {
         let flag = format!("--registry-server={server}");
         cases.push(deploy(&[&flag], 2, needle));
@@ -943,6 +944,87 @@ fn inject_cases(files: &Files) -> Vec<Case> {
     cases
 }
 
+/// `registry update --registry-secret NAME` on the static mesh of [`deployed`]: deploy's checks
+/// and messages, with nothing written. The Secrets are those [`external_secrets`] makes.
+fn registry_update_secret_cases() -> Vec<Case> {
+    let update = |extra: &[&str], code: i32, needle: &str| {
+        let mut args = vec!["registry", "update", "--registry-secret"];
+        args.extend_from_slice(extra);
+        case(&args, code, needle)
+    };
+    let mut cases = vec![
+        update(
+            &["other/ecr-pull"],
+            2,
+            "--registry-secret other/ecr-pull: the Secret must be in the mesh namespace sparrow-mesh",
+        ),
+        update(
+            &["sparrow-registry-key"],
+            2,
+            "--registry-secret sparrow-registry-key: that Secret is one Sparrow keeps itself",
+        ),
+        update(
+            &["sparrow-controller-tls"],
+            2,
+            "that Secret is one Sparrow keeps itself",
+        ),
+        update(&["Ecr_Pull"], 2, "is not a Secret name"),
+        update(
+            &["absent-pull", "--skip-registry-check"],
+            1,
+            "--registry-secret: Secret sparrow-mesh/absent-pull does not exist: have the tool that keeps it write it there first",
+        ),
+        update(
+            &["opaque-pull", "--skip-registry-check"],
+            1,
+            "--registry-secret: Secret sparrow-mesh/opaque-pull cannot be used: it is of type Opaque, not kubernetes.io/dockerconfigjson; nothing was changed",
+        ),
+        update(
+            &["elsewhere-pull", "--skip-registry-check"],
+            1,
+            "--registry-secret: Secret sparrow-mesh/elsewhere-pull cannot be used: no entry under \"auths\" covers 127.0.0.1:5000",
+        ),
+    ];
+    for conflicting in [
+        &["--registry-username", "u", "--registry-password", "p"][..],
+        &["--registry-key", "key.json"][..],
+        &["--registry-credential-expires", "2030-01-01"][..],
+        &["--registry-password-stdin"][..],
+    ] {
+        let mut args = vec!["ecr-pull"];
+        args.extend_from_slice(conflicting);
+        cases.push(update(&args, 2, "cannot be used with"));
+    }
+    cases
+}
+
+/// Secrets in the mesh namespace that `--registry-secret` must refuse: of another type, and
+/// with no login for the mesh's registry.
+fn external_secrets(kubeconfig: &Path, home: &Path) {
+    for create in [
+        &[
+            "create",
+            "secret",
+            "generic",
+            "opaque-pull",
+            "--from-literal=token=x",
+        ][..],
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "elsewhere-pull",
+            "--docker-server=registry.elsewhere.example",
+            "--docker-username=u",
+            "--docker-password=TOPSECRET-token-value",
+        ][..],
+    ] {
+        let mut args = vec!["-n", "sparrow-mesh"];
+        args.extend_from_slice(create);
+        kubectl(kubeconfig, home, &args);
+    }
+}
+
 fn writes(cluster: &TestCluster) -> u64 {
     cluster
         .requests()
@@ -984,6 +1066,7 @@ async fn every_bad_input_is_one_clear_line_with_no_write() {
     let files = Files::new();
     // A mesh to protect: every case below must leave it exactly as it is.
     let kubeconfig = deployed(&cluster, &files).await;
+    external_secrets(&kubeconfig, files.dir.path());
 
     write_kubeconfigs(&files, &cluster.kubeconfig());
     let mut cases = flag_cases();

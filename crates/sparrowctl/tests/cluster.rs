@@ -1637,3 +1637,295 @@ async fn a_jwt_passwords_exp_shows_in_status_and_the_token_nowhere() {
         }
     }
 }
+
+/// The controller Deployment's args and imagePullSecrets names, and the names of the Secrets
+/// its Role may read beyond Sparrow's own.
+fn controller_pulls(env: &Env) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let deployment = env
+        .cluster
+        .object("deployments", "sparrow-mesh", "sparrow-controller")
+        .expect("Deployment");
+    let strings = |value: &serde_json::Value| -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().or_else(|| v["name"].as_str()).map(str::to_owned))
+            .collect()
+    };
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let pull = strings(&deployment["spec"]["template"]["spec"]["imagePullSecrets"]);
+    let role = env
+        .cluster
+        .object("roles", "sparrow-mesh", "sparrow-controller")
+        .expect("Role");
+    let readable = role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["verbs"] == serde_json::json!(["get", "list", "watch"]))
+        .flat_map(|r| strings(&r["resourceNames"]))
+        .collect();
+    (args, pull, readable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_update_switches_to_a_secret_another_tool_keeps_and_back() {
+    let env = Env::with(
+        TestCluster::builder()
+            .ready_deployments()
+            .start()
+            .await
+            .expect("testkube"),
+    );
+    assert_ok(&env.deploy("pw1", &[]).await);
+    for (ns, name) in [("sparrow-mesh", "ecr-pull"), ("sparrow-mesh", "vault-pull")] {
+        let create = [
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "docker-registry",
+            name,
+            "--docker-server=127.0.0.1:5000",
+            "--docker-username=ecr",
+            "--docker-password=ECR-PASSWORD",
+        ];
+        assert_ok(&env.kubectl(&create).await);
+    }
+    // A copy in a meshed namespace, as the controller makes them (testkube runs no pod).
+    assert_ok(&env.kubectl(&["create", "namespace", "app"]).await);
+    let copy = sparrow_core::manifests::pull_secret("app", b"{\"auths\":{}}".to_vec());
+    sparrow_kube::apply::apply_object(
+        &env.cluster.client(),
+        &sparrow_core::Object::Secret(copy),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("copy");
+    let external = |name: &str| {
+        env.cluster
+            .object("secrets", "sparrow-mesh", name)
+            .expect("external Secret")
+    };
+    let (ecr, vault) = (external("ecr-pull"), external("vault-pull"));
+    let mut printed = String::new();
+
+    // static -> external
+    env.cluster.reset_requests();
+    let output = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--skip-registry-check",
+                "--registry-secret",
+                "ecr-pull",
+            ],
+            "",
+        )
+        .await;
+    assert_ok(&output);
+    printed.push_str(&text(&output.stdout));
+    let stdout = text(&output.stdout);
+    for line in [
+        "✓ Secret sparrow-mesh/ecr-pull holds a username-password for 127.0.0.1:5000",
+        "✓ applied Role sparrow-mesh/sparrow-controller: the controller may read Secret sparrow-mesh/ecr-pull",
+        "✓ patched Deployment sparrow-mesh/sparrow-controller: it copies and pulls with Secret sparrow-mesh/ecr-pull",
+        "✓ the new controller is available",
+        "✓ deleted Secret sparrow-mesh/sparrow-registry-key",
+        "Registry credentials of the mesh in namespace sparrow-mesh switched to Secret sparrow-mesh/ecr-pull",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
+    let (args, pull, readable) = controller_pulls(&env);
+    assert!(
+        args.contains(&"--registry-secret=ecr-pull".to_owned()),
+        "{args:?}"
+    );
+    assert_eq!(pull, ["ecr-pull"]);
+    assert_eq!(readable, ["ecr-pull"]);
+    assert!(
+        env.cluster
+            .object("secrets", "sparrow-mesh", "sparrow-registry-key")
+            .is_none(),
+        "the own source is deleted"
+    );
+    assert!(
+        env.cluster
+            .object("secrets", "app", "sparrow-registry-key")
+            .is_some()
+    );
+    assert_eq!(
+        external("ecr-pull"),
+        ecr,
+        "the external Secret is never written"
+    );
+    assert_eq!(env.cluster.request_count("delete", "secrets"), 1);
+    assert_eq!(env.cluster.request_count("patch", "deployments"), 1);
+    assert_eq!(env.writes(), 3, "{:?}", env.cluster.requests());
+
+    // Deploy renders what the switch patched: its apply leaves the pod template as it is.
+    let rendered = env
+        .sparrowctl(
+            &[
+                "deploy",
+                "--dry-run",
+                "-o",
+                "json",
+                "--registry-server",
+                "127.0.0.1:5000/team/mesh",
+                "--registry-secret",
+                "ecr-pull",
+            ],
+            "",
+        )
+        .await;
+    assert_ok(&rendered);
+    let list: serde_json::Value = serde_json::from_slice(&rendered.stdout).expect("json");
+    let deployment = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("Deployment");
+    let live = env
+        .cluster
+        .object("deployments", "sparrow-mesh", "sparrow-controller")
+        .expect("Deployment");
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["args"],
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    );
+
+    // external -> another external
+    env.cluster.reset_requests();
+    let output = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--skip-registry-check",
+                "--registry-secret",
+                "vault-pull",
+            ],
+            "",
+        )
+        .await;
+    assert_ok(&output);
+    printed.push_str(&text(&output.stdout));
+    let (args, pull, readable) = controller_pulls(&env);
+    assert!(
+        args.contains(&"--registry-secret=vault-pull".to_owned()),
+        "{args:?}"
+    );
+    assert!(
+        !args.contains(&"--registry-secret=ecr-pull".to_owned()),
+        "{args:?}"
+    );
+    assert_eq!(pull, ["vault-pull"]);
+    assert_eq!(readable, ["vault-pull"]);
+    assert_eq!(env.cluster.request_count("delete", "secrets"), 0);
+    assert_eq!(
+        (external("ecr-pull"), external("vault-pull")),
+        (ecr.clone(), vault.clone())
+    );
+
+    // external -> static: the own source is written first, nothing is deleted.
+    env.cluster.reset_requests();
+    let output = env
+        .sparrowctl(
+            &[
+                "registry",
+                "update",
+                "--skip-registry-check",
+                "--registry-username",
+                "robot2",
+                "--registry-password-stdin",
+            ],
+            "pw2\n",
+        )
+        .await;
+    assert_ok(&output);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("✓ wrote Secret sparrow-mesh/sparrow-registry-key with the given credential (username-password) for 127.0.0.1:5000"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Secret sparrow-mesh/vault-pull was not touched"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.dockerconfigjson("sparrow-mesh"),
+        r#"{"auths":{"127.0.0.1:5000":{"username":"robot2","password":"pw2","auth":"cm9ib3QyOnB3Mg=="}}}"#
+    );
+    assert_eq!(
+        annotations_of_source(&env)["sparrow-mesh.io/credential-kind"],
+        "static"
+    );
+    let (args, pull, readable) = controller_pulls(&env);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--registry-secret")),
+        "{args:?}"
+    );
+    assert_eq!(pull, ["sparrow-registry-key"]);
+    assert!(readable.is_empty(), "{readable:?}");
+    assert_eq!(env.cluster.request_count("delete", "secrets"), 0);
+    assert_eq!((external("ecr-pull"), external("vault-pull")), (ecr, vault));
+    assert!(
+        env.cluster
+            .object("secrets", "app", "sparrow-registry-key")
+            .is_some()
+    );
+    printed.push_str(&text(&output.stdout));
+    printed.push_str(&text(&output.stderr));
+    assert!(
+        !printed.contains("pw2") && !printed.contains("ECR-PASSWORD"),
+        "no credential printed: {printed}"
+    );
+
+    // A plugin mesh is switched by deploy: refused, nothing written.
+    let plugin = r#"[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--credential-provider-config=/etc/sparrow/credential-provider/config.yaml"}]"#;
+    assert_ok(
+        &env.kubectl(&[
+            "-n",
+            "sparrow-mesh",
+            "patch",
+            "deployment",
+            "sparrow-controller",
+            "--type=json",
+            "-p",
+            plugin,
+        ])
+        .await,
+    );
+    for args in [
+        &[
+            "registry",
+            "update",
+            "--skip-registry-check",
+            "--registry-secret",
+            "ecr-pull",
+        ][..],
+        &[
+            "registry",
+            "update",
+            "--skip-registry-check",
+            "--registry-username",
+            "robot3",
+            "--registry-password-stdin",
+        ][..],
+    ] {
+        env.cluster.reset_requests();
+        let output = env.sparrowctl(args, "pw3\n").await;
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("switching from or to a plugin is done with `sparrowctl deploy`"),
+            "{stderr}"
+        );
+        assert_eq!(env.writes(), 0, "{:?}", env.cluster.requests());
+    }
+}

@@ -285,3 +285,135 @@ fn deploy_refuses_a_secret_it_cannot_pull_with_and_writes_nothing() {
         .collect();
     assert!(ours.is_empty(), "nothing written: {ours:?}");
 }
+
+/// Deletes the external Secret when dropped: `remove` keeps a mesh namespace holding a Secret
+/// that is not Sparrow's, so it must go first (declared after the mesh, it drops before it).
+struct DeleteExternal(&'static Node);
+
+impl Drop for DeleteExternal {
+    fn drop(&mut self) {
+        let delete = [
+            "-n",
+            "sparrow-mesh",
+            "delete",
+            "secret",
+            SECRET,
+            "--ignore-not-found",
+        ];
+        let _ = self.0.kubectl_output(&delete, None);
+    }
+}
+
+/// Every 200 ms until `stop`, the copy in `ns`: how many reads, and those that found it
+/// missing or empty.
+fn watch_copy(
+    node: &'static Node,
+    ns: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut reads, mut gaps) = (0, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            reads += 1;
+            match dockerconfig_of(node, &ns, "sparrow-registry-key") {
+                Some(copy) if !copy.is_empty() => {}
+                Some(_) => gaps.push(format!("read {reads}: empty")),
+                None => gaps.push(format!("read {reads}: missing")),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (reads, gaps)
+    })
+}
+
+/// `registry update --registry-secret` on a mesh deployed with Sparrow's own Secret, then
+/// back with credential flags: the copy in a meshed namespace is never missing or empty, it
+/// ends byte for byte the external Secret, Sparrow's own Secret goes once the new controller
+/// runs, and coming back the external Secret is left as it was.
+#[test]
+fn registry_update_switches_to_a_secret_another_tool_keeps_and_back_with_no_copy_missing() {
+    let node = Node::require();
+    let mesh = Mesh::deploy(node, "switch", &["--pull-policy", "Always"]);
+    let ns = TestNamespace::create(node, "switch");
+    ns.kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "injector.sparrow-mesh.io/auto-inject=enabled",
+    ]);
+    let image = node
+        .push_image("httpecho", "t-switch/app", &mesh.creds)
+        .expect("push the app image");
+    running_pod(&ns, "first", &image);
+    let external = Credentials::random("robot-switch-external");
+    node.registry_user(&external).expect("registry user");
+    write_external(node, Some(&external));
+    let delete_external = DeleteExternal(node);
+    let wanted = dockerconfig_of(node, "sparrow-mesh", SECRET).expect("external");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_copy(node, ns.name.clone(), stop.clone());
+    let ca = node.registry_ca.to_string_lossy();
+    let out = sparrowctl_ok(
+        node,
+        &[
+            "registry",
+            "update",
+            "--registry-secret",
+            SECRET,
+            "--registry-ca",
+            &ca,
+        ],
+        None,
+    );
+    assert!(
+        out.contains("switched to Secret sparrow-mesh/ext-pull"),
+        "{out}"
+    );
+    assert!(!out.contains(&external.password), "{out}");
+    assert_eq!(
+        dockerconfig_of(node, "sparrow-mesh", "sparrow-registry-key"),
+        None,
+        "Sparrow's own Secret is deleted"
+    );
+    wait_until("the copy to be the external Secret", LIMIT, || {
+        (dockerconfig_of(node, &ns.name, "sparrow-registry-key").as_deref()
+            == Some(wanted.as_str()))
+        .then_some(())
+    });
+    wait_until("status healthy with the external Secret", LIMIT, || {
+        let (healthy, report) = status(node);
+        (healthy && report.contains("in Secret sparrow-mesh/ext-pull kept by another tool"))
+            .then_some(())
+    });
+    // The deploy user revoked: a new pod pulls with the copy of the external Secret.
+    node.delete_registry_user(&mesh.creds.user)
+        .expect("revoke the deploy user");
+    running_pod(&ns, "second", &image);
+
+    // Back to Sparrow's own Secret; the external one is not touched.
+    let back = mesh.rotate("robot-switch-back");
+    wait_until("the copy to hold the credential given", LIMIT, || {
+        let copy = ns.get_json(&["secret", "sparrow-registry-key"]);
+        (real_node::secret_user(&copy).as_deref() == Some(back.user.as_str())).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (reads, gaps) = watcher.join().expect("watcher");
+    assert!(gaps.is_empty(), "the copy was missing or empty: {gaps:?}");
+    assert!(reads >= 10, "{reads} reads");
+    eprintln!("the copy was read {reads} times during both switches, always present");
+    assert_eq!(
+        dockerconfig_of(node, "sparrow-mesh", SECRET).as_deref(),
+        Some(wanted.as_str()),
+        "the Secret another tool keeps is left as it was"
+    );
+    node.delete_registry_user(&external.user)
+        .expect("revoke the external user");
+    running_pod(&ns, "third", &image);
+    wait_until("status healthy with Sparrow's own Secret", LIMIT, || {
+        status(node).0.then_some(())
+    });
+    let _ = node.delete_registry_user(&back.user);
+    drop(delete_external);
+    drop(mesh);
+}

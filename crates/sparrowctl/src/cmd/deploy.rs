@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sparrow_core::WebhookClientCa;
 use sparrow_core::names::{
-    CA_SECRET_NAME, COPY_KEY_SECRET_NAME, CREDENTIAL_PROVIDER_SECRET_NAME, PULL_SECRET_NAME,
-    TLS_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
+    CREDENTIAL_PROVIDER_SECRET_NAME, PULL_SECRET_NAME, WEBHOOK_CLIENT_CA_NAME,
 };
 use sparrow_kube::ClusterConfig;
 use sparrow_kube::apply::{self, ApplyStep};
@@ -21,10 +20,11 @@ use crate::cluster::{block_on, reach_reporting};
 use crate::credentials::{
     ExpiryArgs, ImageArgs, PASSWORD_ENV, PasswordSources, RegistryArgs, recorded_expiry,
 };
+use crate::external_secret;
 use crate::input::StdinWithDeadline;
-use crate::preflight::{RegistryTlsArgs, check_and_print, check_and_report};
+use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::progress::Progress;
-use crate::usage::{UsageError, usage_bail};
+use crate::usage::UsageError;
 
 /// Flags of `deploy`.
 #[derive(Debug, clap::Args)]
@@ -152,7 +152,7 @@ impl DeployArgs {
         let registry_secret = self
             .registry_secret
             .as_deref()
-            .map(|name| check_registry_secret_name(name, &global.namespace))
+            .map(|name| external_secret::check_registry_secret_name(name, &global.namespace))
             .transpose()?;
         // Before the password is read: a refused date reads nothing and writes nothing.
         self.registry
@@ -275,79 +275,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     })?
 }
 
-/// `--registry-secret NAME`: a Secret name of the mesh namespace that is not one of Sparrow's
-/// own (those it writes and deletes itself).
-fn check_registry_secret_name(name: &str, mesh: &str) -> anyhow::Result<String> {
-    if let Some((namespace, _)) = name.split_once('/') {
-        usage_bail!(
-            "--registry-secret {name}: the Secret must be in the mesh namespace {mesh}, the only one whose Secrets the controller may read besides its copies; have the tool that keeps it write it into {mesh} (or deploy with -n {namespace})"
-        );
-    }
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if !valid {
-        usage_bail!(
-            "--registry-secret {name:?} is not a Secret name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
-        );
-    }
-    if [
-        PULL_SECRET_NAME,
-        COPY_KEY_SECRET_NAME,
-        TLS_SECRET_NAME,
-        CA_SECRET_NAME,
-    ]
-    .contains(&name)
-    {
-        usage_bail!(
-            "--registry-secret {name}: that Secret is one Sparrow keeps itself; name the Secret the other tool writes (to give credentials to Sparrow, use --registry-username or --registry-key)"
-        );
-    }
-    Ok(name.to_owned())
-}
-
-/// Reads the Secret another tool keeps and finds its login for the mesh's registry, or says
-/// in one line what is wrong with it; nothing has been written yet.
-async fn registry_secret_login(
-    cluster: &sparrow_kube::Cluster,
-    config: &MeshConfig,
-    name: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Result<sparrow_core::RegistryAuth> {
-    let ns = &config.namespace;
-    let what = format!("--registry-secret: Secret {ns}/{name}");
-    let nothing = "nothing was deployed";
-    let Some(secret) = apply::read_registry_secret(&cluster.client, ns, name, timeout).await?
-    else {
-        anyhow::bail!(
-            "{what} does not exist: have the tool that keeps it write it there first (or try with `kubectl -n {ns} create secret docker-registry {name} ...`); {nothing}"
-        );
-    };
-    if let Some(problem) = sparrow_kube::secrets::external_source_problem(&secret) {
-        anyhow::bail!("{what} cannot be used: {problem}; {nothing}");
-    }
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(sparrow_core::manifests::DOCKER_CONFIG_JSON_KEY))
-        .map(|b| b.0.as_slice())
-        .unwrap_or_default();
-    let login = sparrow_core::login_for(bytes, &config.registry)
-        .map_err(|e| anyhow::anyhow!("{what} cannot be used: {e}; {nothing}"))?;
-    sparrow_core::RegistryAuth::user_password(&login.username, &login.password).map_err(|e| {
-        anyhow::anyhow!(
-            "{what} cannot be used: entry \"{}\": {e}; {nothing}",
-            login.key
-        )
-    })
-}
-
-/// Reads the Secret `--registry-secret` names, finds its login for the registry and, unless
-/// skipped, checks the images with it: before anything is written.
+/// Checks the Secret another tool keeps that `config` names, if any
+/// ([`external_secret::check_registry_secret`]).
 async fn check_registry_secret(
     cluster: &sparrow_kube::Cluster,
     config: &MeshConfig,
@@ -358,29 +287,21 @@ async fn check_registry_secret(
     let Some(name) = &config.registry_secret else {
         return Ok(());
     };
-    let auth = registry_secret_login(cluster, config, name, global.timeout).await?;
-    progress.done(&format!(
-        "Secret {}/{name} holds a {} for {}",
-        config.namespace,
-        auth.kind(),
-        config.registry.auth_key()
-    ));
-    if let Some(options) = check {
-        progress.line(&format!(
-            "Checking {} with the credential in Secret {}/{name}:",
-            config.registry, config.namespace
-        ));
-        check_and_print(
-            &config.registry,
-            Some(&auth),
-            &config.images.all(),
-            options,
-            "; nothing was deployed (fix the Secret or the images, or pass --skip-registry-check)",
-            &|line| progress.line(line),
-        )
-        .await?;
-    }
-    Ok(())
+    let secret = external_secret::ExternalSecret {
+        namespace: &config.namespace,
+        name,
+        registry: &config.registry,
+        images: &config.images,
+    };
+    external_secret::check_registry_secret(
+        cluster,
+        &secret,
+        global.timeout,
+        progress,
+        check,
+        &external_secret::DEPLOY,
+    )
+    .await
 }
 
 fn print_rendered(plane: &ControlPlane, output: OutputFormat) -> anyhow::Result<()> {

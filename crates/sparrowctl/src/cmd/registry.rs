@@ -1,7 +1,8 @@
 //! `sparrowctl registry update`: rotate the registry credentials.
 
 use anyhow::Context as _;
-use sparrow_core::manifests::expiring_source_pull_secret;
+use sparrow_core::credential_switch::DeployedCredential;
+use sparrow_core::manifests::kind_source_pull_secret;
 use sparrow_core::names::DEFAULT_IMAGE_TAG;
 use sparrow_core::{RegistryServer, dockerconfigjson};
 use sparrow_kube::secrets::drop_stale_credential_expiry;
@@ -17,15 +18,22 @@ use crate::input::StdinWithDeadline;
 use crate::preflight::{RegistryTlsArgs, check_and_report};
 use crate::usage::usage_bail;
 
+mod switch;
+
 /// `registry` verbs.
 #[derive(Debug, clap::Subcommand)]
 pub enum RegistryCommand {
     /// Replace the stored registry credentials (rotation); the controller refreshes every copy.
     ///
-    /// Without --registry-server the registry already stored is kept.
+    /// Without --registry-server the registry already stored is kept. Also switches the kind
+    /// of credential with no moment in which a copy is missing: --registry-secret NAME makes
+    /// the mesh copy a Secret another tool keeps (Sparrow's own Secret is deleted once the new
+    /// controller runs); credential flags on such a mesh switch it back to Sparrow's own.
+    /// A mesh whose credential comes from a credential-provider plugin is switched with deploy.
     ///
-    /// Example:
+    /// Examples:
     ///   sparrowctl registry update --registry-username robot2 --registry-password-stdin < pw.txt
+    ///   sparrowctl registry update --registry-secret ecr-pull
     #[command(verbatim_doc_comment)]
     Update(UpdateArgs),
     /// Prove the credentials and every mesh image against the registry; deploys nothing.
@@ -58,6 +66,16 @@ pub struct CheckArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Switch the mesh to a kubernetes.io/dockerconfigjson Secret in the mesh namespace that
+    /// another tool keeps: checked as deploy checks it, then the controller copies it, byte
+    /// for byte, into the namespaces of meshed pods; Sparrow never writes or deletes it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["registry_key", "registry_username", "registry_password", "registry_password_stdin", "registry_credential_expires"],
+        help_heading = "Private registry"
+    )]
+    registry_secret: Option<String>,
     #[command(flatten)]
     expiry: ExpiryArgs,
     #[command(flatten)]
@@ -112,6 +130,9 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
     // Usage errors first: nothing is contacted or read, and no warning printed, for a bad
     // command line.
     check_global(global)?;
+    if let Some(name) = &args.registry_secret {
+        return update_to_external(global, &args, name);
+    }
     registry.check_rules(true, env.is_some())?;
     if !registry.has_credentials() {
         usage_bail!(
@@ -140,6 +161,16 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
     block_on(async {
         // Rotation is often done during maintenance: an API server restarting is waited for.
         let cluster = connect_retrying(global).await?;
+        let deployed = switch::read_deployed(&cluster, &global.namespace, global.timeout).await?;
+        if let Some((deployment, DeployedCredential::External(from))) = &deployed {
+            let wanted = switch::ToOwn {
+                server: given_server,
+                auth: &auth,
+                expiry: expiry.as_ref(),
+                check: (!args.skip_registry_check).then_some(&options),
+            };
+            return switch::to_own(&cluster, global, deployment, from, wanted).await;
+        }
         let server = match given_server {
             Some(server) => server,
             None => {
@@ -167,10 +198,11 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
                 ),
             }
         }
-        let secret = expiring_source_pull_secret(
+        let secret = kind_source_pull_secret(
             &global.namespace,
             dockerconfigjson(&server, &auth),
             expiry.as_ref(),
+            false,
         );
         let copies =
             update_source(&cluster.client, &global.namespace, &secret, global.timeout).await?;
@@ -197,5 +229,27 @@ fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
             ),
         }
         anyhow::Ok(())
+    })?
+}
+
+/// `registry update --registry-secret NAME`: every flag checked before the cluster is contacted.
+fn update_to_external(global: &GlobalArgs, args: &UpdateArgs, name: &str) -> anyhow::Result<()> {
+    let name = crate::external_secret::check_registry_secret_name(name, &global.namespace)?;
+    let server = args
+        .registry
+        .registry_server
+        .as_deref()
+        .map(RegistryServer::parse)
+        .transpose()
+        .map_err(crate::usage::UsageError::from_display)?;
+    let options = args.tls.options(global, &args.registry)?;
+    block_on(async {
+        let cluster = connect_retrying(global).await?;
+        let wanted = switch::ToExternal {
+            name: &name,
+            server,
+            check: (!args.skip_registry_check).then_some(&options),
+        };
+        switch::to_external(&cluster, global, wanted).await
     })?
 }
