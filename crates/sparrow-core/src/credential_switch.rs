@@ -4,7 +4,6 @@
 //! copies.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Container;
 use serde_json::{Value, json};
 
 use crate::names::{
@@ -25,11 +24,7 @@ pub enum DeployedCredential {
 
 /// Reads [`DeployedCredential`] from the controller container's arguments.
 pub fn deployed_credential(deployment: &Deployment) -> DeployedCredential {
-    let args = controller_container(deployment)
-        .and_then(|(_, c)| c.args.as_deref())
-        .unwrap_or_default();
-    let plugin = format!("{CREDENTIAL_PROVIDER_CONFIG_ARG}=");
-    if args.iter().any(|a| a.starts_with(&plugin)) {
+    if crate::manifests::controller_arg(deployment, CREDENTIAL_PROVIDER_CONFIG_ARG).is_some() {
         return DeployedCredential::Plugin;
     }
     match crate::manifests::registry_secret_in(deployment) {
@@ -49,19 +44,6 @@ pub enum SwitchPatchError {
     /// It carries no resourceVersion to guard the patch with (it was not read from the API).
     #[error("the controller Deployment has no resourceVersion")]
     NoResourceVersion,
-}
-
-fn controller_container(deployment: &Deployment) -> Option<(usize, &Container)> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .enumerate()
-        .find(|(_, c)| c.name == CONTROLLER_NAME)
 }
 
 /// The controller's arguments with `--registry-secret=NAME` set to `registry_secret`: replaced,
@@ -104,7 +86,7 @@ pub fn pull_secret_switch_patch(
         .as_deref()
         .ok_or(SwitchPatchError::NoResourceVersion)?;
     let (index, container) =
-        controller_container(deployment).ok_or(SwitchPatchError::NoController)?;
+        crate::manifests::controller_container(deployment).ok_or(SwitchPatchError::NoController)?;
     let args = switched_args(
         container.args.as_deref().unwrap_or_default(),
         registry_secret,

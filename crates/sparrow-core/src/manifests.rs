@@ -499,10 +499,8 @@ pub fn control_plane_pull_secret(config: &MeshConfig) -> Option<&str> {
     }
 }
 
-/// The Secret another tool keeps that the controller Deployment copies (its
-/// `--registry-secret=NAME` argument).
-pub fn registry_secret_in(deployment: &Deployment) -> Option<String> {
-    let prefix = format!("{REGISTRY_SECRET_ARG}=");
+/// The controller container of a Deployment (and its index among the containers).
+pub fn controller_container(deployment: &Deployment) -> Option<(usize, &Container)> {
     deployment
         .spec
         .as_ref()?
@@ -511,25 +509,38 @@ pub fn registry_secret_in(deployment: &Deployment) -> Option<String> {
         .as_ref()?
         .containers
         .iter()
-        .filter(|c| c.name == CONTROLLER_NAME)
-        .flat_map(|c| c.args.iter().flatten())
+        .enumerate()
+        .find(|(_, c)| c.name == CONTROLLER_NAME)
+}
+
+/// The value of the controller's argument `flag=VALUE` (`flag` with its dashes), as the
+/// Deployment renders it.
+pub fn controller_arg(deployment: &Deployment, flag: &str) -> Option<String> {
+    let prefix = format!("{flag}=");
+    controller_container(deployment)?
+        .1
+        .args
+        .iter()
+        .flatten()
         .find_map(|arg| arg.strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// The Secret another tool keeps that the controller Deployment copies (its
+/// `--registry-secret=NAME` argument).
+pub fn registry_secret_in(deployment: &Deployment) -> Option<String> {
+    controller_arg(deployment, REGISTRY_SECRET_ARG)
 }
 
 /// The plugin a controller Deployment runs (`--credential-provider=NAME`) and the image its
 /// binaries come from (the init container's), when it runs one.
 pub fn credential_plugin_in(deployment: &Deployment) -> Option<(String, String)> {
-    let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
-    let provider = pod
-        .containers
-        .iter()
-        .filter(|c| c.name == CONTROLLER_NAME)
-        .flat_map(|c| c.args.iter().flatten())
-        .find_map(|arg| {
-            arg.strip_prefix("--credential-provider=")
-                .map(str::to_owned)
-        })?;
-    let image = pod
+    let provider = controller_arg(deployment, "--credential-provider")?;
+    let image = deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
         .init_containers
         .iter()
         .flatten()

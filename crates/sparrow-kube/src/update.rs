@@ -144,22 +144,11 @@ pub async fn deployed_images(
 pub fn images_of(
     deployment: &k8s_openapi::api::apps::v1::Deployment,
 ) -> Option<sparrow_core::Images> {
-    let container = deployment
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?;
-    let args = container.args.as_deref().unwrap_or_default();
-    let flag = |name: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_owned))
-    };
+    let (_, container) = sparrow_core::manifests::controller_container(deployment)?;
+    let flag = |name: &str| sparrow_core::manifests::controller_arg(deployment, name);
     Some(sparrow_core::Images {
         controller: container.image.clone()?,
-        proxy: flag("sidecar-image")?,
-        init: flag("init-image")?,
+        proxy: flag("--sidecar-image")?,
+        init: flag("--init-image")?,
     })
 }
